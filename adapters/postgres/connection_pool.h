@@ -1,0 +1,54 @@
+#pragma once
+// A fixed-size pool of libpqxx connections to one database. Connections are
+// opened lazily, each with the store's prepared statements, and a connection
+// that broke is replaced on its next use. Thread-safe.
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <pqxx/connection>
+
+namespace wsflow::pg {
+
+class ConnectionPool {
+ public:
+  // `prepare` runs on every new connection (to register prepared statements).
+  ConnectionPool(std::string dsn, int size, std::function<void(pqxx::connection&)> prepare = nullptr);
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  // A connection for the caller's exclusive use until the Lease is destroyed.
+  // Blocks while all are in use. Throws pqxx::broken_connection if the
+  // database cannot be reached.
+  class Lease {
+   public:
+    Lease(ConnectionPool& pool, std::unique_ptr<pqxx::connection> conn) : pool_(pool), conn_(std::move(conn)) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() { pool_.give_back(std::move(conn_)); }
+    pqxx::connection& operator*() { return *conn_; }
+    pqxx::connection* operator->() { return conn_.get(); }
+
+   private:
+    ConnectionPool& pool_;
+    std::unique_ptr<pqxx::connection> conn_;
+  };
+  Lease acquire();
+
+  const std::string& dsn() const { return dsn_; }
+
+ private:
+  void give_back(std::unique_ptr<pqxx::connection> conn);
+
+  std::string dsn_;
+  std::function<void(pqxx::connection&)> prepare_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;  // open or null (not yet opened)
+};
+
+}  // namespace wsflow::pg

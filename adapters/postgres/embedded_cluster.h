@@ -1,0 +1,50 @@
+#pragma once
+// A private PostgreSQL cluster run with Debian's initdb and pg_ctl, reachable
+// only through a unix socket in a private temporary directory. Used by
+// `wsflow serve` when no database URL is given (kept under ./.wsflow/pg across
+// restarts) and by the test harness (a throwaway cluster per test run).
+//
+// As root (initdb and postgres refuse to run as root) the cluster runs as the
+// unprivileged `postgres` system user that Debian's postgresql package
+// creates; the data directory is handed to that user.
+//
+// start() throws std::runtime_error with the command's log when the cluster
+// cannot be created or started. The destructor stops the cluster (fast
+// shutdown) and, for an ephemeral cluster, deletes its files.
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace wsflow::pg {
+
+struct ClusterOptions {
+  std::filesystem::path root;  // holds data/ and server.log; created when missing
+  bool ephemeral = false;      // test cluster: durability off for speed, files deleted on stop
+  int max_connections = 200;
+};
+
+class EmbeddedCluster {
+ public:
+  static std::unique_ptr<EmbeddedCluster> start(const ClusterOptions& options);
+  ~EmbeddedCluster();
+  EmbeddedCluster(const EmbeddedCluster&) = delete;
+  EmbeddedCluster& operator=(const EmbeddedCluster&) = delete;
+
+  // Stops the server; idempotent.
+  void stop();
+  // A libpq connection string for `database` on this cluster.
+  std::string dsn(const std::string& database) const;
+  // Creates `database` if it does not exist.
+  void ensure_database(const std::string& database);
+
+ private:
+  EmbeddedCluster(ClusterOptions options, std::filesystem::path bin_dir, std::filesystem::path socket_dir);
+
+  ClusterOptions options_;
+  std::filesystem::path bin_dir_;
+  std::filesystem::path socket_dir_;
+  bool running_ = false;
+};
+
+}  // namespace wsflow::pg

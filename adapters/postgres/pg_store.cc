@@ -1,0 +1,356 @@
+#include "adapters/postgres/pg_store.h"
+
+#include <pqxx/pqxx>
+
+#include <regex>
+
+namespace wsflow::pg {
+namespace {
+
+// Timestamps cross the wire as integer epoch milliseconds.
+#define WSF_MS(col) "(extract(epoch from " col ") * 1000)::bigint"
+
+const char* kSagaColumns =
+    "id::text, definition, version, definition_hash, coalesce(workspace_id::text, ''), state, input::text, "
+    "context::text, coalesce(idempotency_key, ''), " WSF_MS("deadline_at") ", " WSF_MS("wake_at") ", "
+    "coalesce(error, ''), cancel_requested, " WSF_MS("created_at") ", " WSF_MS("updated_at");
+
+const char* kStepColumns =
+    "step, branch, step_index, state, attempts, compensation_attempts, coalesce(output::text, 'null'), "
+    "coalesce(error, ''), " WSF_MS("wake_at") ", coalesce(completed_seq, 0)";
+
+// name -> SQL, prepared on every pooled connection.
+const std::pair<const char*, std::string> kStatements[] = {
+    {"saga_by_id", std::string("SELECT ") + kSagaColumns + " FROM wsflow.sagas WHERE id = $1::uuid"},
+    {"saga_by_key", "SELECT id::text FROM wsflow.sagas WHERE idempotency_key = $1"},
+    {"steps_of", std::string("SELECT ") + kStepColumns +
+                     " FROM wsflow.saga_steps WHERE saga_id = $1::uuid ORDER BY step_index, branch"},
+    {"signals_of",
+     "SELECT id, name, payload::text FROM wsflow.signals WHERE saga_id = $1::uuid AND consumed_at IS NULL "
+     "ORDER BY id"},
+    {"events_of", "SELECT id, kind, step, branch, detail::text, " WSF_MS("at") " FROM wsflow.saga_events "
+                  "WHERE saga_id = $1::uuid ORDER BY id"},
+    {"insert_definition",
+     "INSERT INTO wsflow.definitions (hash, name, version, source) VALUES ($1, $2, $3, $4) "
+     "ON CONFLICT (hash) DO NOTHING"},
+    {"insert_saga",
+     "INSERT INTO wsflow.sagas (definition, version, definition_hash, workspace_id, state, input, context, "
+     "idempotency_key, deadline_at, wake_at) VALUES ($1, $2, $3, NULLIF($4, '')::uuid, 'pending', $5::jsonb, "
+     "$5::jsonb, NULLIF($6, ''), CASE WHEN $7::bigint < 0 THEN NULL ELSE now() + $7::bigint * interval '1 ms' END, "
+     "now()) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id::text"},
+    {"insert_event",
+     "INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) VALUES ($1::uuid, $2, $3, $4, $5::jsonb)"},
+    {"notify_runnable", std::string("SELECT pg_notify('") + kRunnableChannel + "', $1)"},
+    {"lock_saga", "SELECT state, cancel_requested FROM wsflow.sagas WHERE id = $1::uuid FOR UPDATE"},
+    {"insert_signal",
+     "INSERT INTO wsflow.signals (saga_id, name, payload) VALUES ($1::uuid, $2, $3::jsonb) RETURNING id"},
+    {"wake_now", "UPDATE wsflow.sagas SET wake_at = now() WHERE id = $1::uuid AND state <> ALL($2::text[])"},
+    {"mark_cancel",
+     "UPDATE wsflow.sagas SET cancel_requested = true, wake_at = now(), updated_at = now() WHERE id = $1::uuid"},
+    {"claim",
+     "WITH c AS (SELECT id FROM wsflow.sagas WHERE state IN ('pending','running','waiting','compensating') "
+     "AND wake_at <= now() AND (lease_until IS NULL OR lease_until < now()) ORDER BY wake_at LIMIT $3 "
+     "FOR UPDATE SKIP LOCKED) "
+     "UPDATE wsflow.sagas s SET lease_owner = $1, lease_token = gen_random_uuid(), "
+     "lease_until = now() + $2::bigint * interval '1 ms' FROM c WHERE s.id = c.id "
+     "RETURNING s.id::text, s.lease_token::text"},
+    {"renew",
+     "UPDATE wsflow.sagas SET lease_until = now() + $2::bigint * interval '1 ms' WHERE lease_owner = $1"},
+    {"release_all",
+     "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, "
+     "wake_at = CASE WHEN wake_at IS NULL THEN NULL ELSE now() END WHERE lease_owner = $1"},
+    {"fence",
+     "SELECT cancel_requested FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid FOR UPDATE"},
+    {"fence_nolock", "SELECT 1 FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid"},
+    {"db_now", "SELECT " WSF_MS("now()")},
+    {"upsert_step",
+     "INSERT INTO wsflow.saga_steps AS s (saga_id, step, branch, step_index, state, attempts, "
+     "compensation_attempts, output, error, wake_at, completed_seq, finished_at) "
+     "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8::jsonb, NULLIF($9, ''), "
+     "CASE WHEN $10::bigint < 0 THEN NULL ELSE now() + $10::bigint * interval '1 ms' END, "
+     "CASE WHEN $5 = 'completed' THEN nextval('wsflow.step_completion_seq') END, "
+     "CASE WHEN $5 IN ('completed','skipped','failed','compensated','compensation_failed') THEN now() END) "
+     "ON CONFLICT (saga_id, step, branch) DO UPDATE SET "
+     "state = EXCLUDED.state, attempts = s.attempts + $6, "
+     "compensation_attempts = s.compensation_attempts + $7, "
+     "output = CASE WHEN $11 THEN EXCLUDED.output ELSE s.output END, "
+     "error = CASE WHEN $12 THEN EXCLUDED.error ELSE s.error END, "
+     "wake_at = CASE WHEN $10::bigint < 0 THEN s.wake_at ELSE EXCLUDED.wake_at END, "
+     "completed_seq = coalesce(EXCLUDED.completed_seq, s.completed_seq), "
+     "finished_at = EXCLUDED.finished_at, updated_at = now()"},
+    {"set_saga_state",
+     "UPDATE wsflow.sagas SET state = $2, updated_at = now(), "
+     "finished_at = CASE WHEN $2 IN ('completed','compensated','failed','cancelled') THEN now() END "
+     "WHERE id = $1::uuid"},
+    {"set_saga_error", "UPDATE wsflow.sagas SET error = NULLIF($2, ''), updated_at = now() WHERE id = $1::uuid"},
+    {"merge_context",
+     "UPDATE wsflow.sagas SET context = context || $2::jsonb, updated_at = now() WHERE id = $1::uuid"},
+    {"consume_signal",
+     "UPDATE wsflow.signals SET consumed_at = now() WHERE id = $1 AND saga_id = $2::uuid AND consumed_at IS NULL"},
+    {"release",
+     "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, updated_at = now(), "
+     "wake_at = CASE WHEN state IN ('completed','compensated','failed','cancelled') THEN NULL "
+     "WHEN cancel_requested OR EXISTS (SELECT 1 FROM wsflow.signals g WHERE g.saga_id = $1::uuid "
+     "AND g.consumed_at IS NULL AND g.id > $3::bigint) THEN now() "
+     "WHEN $2::bigint < 0 THEN deadline_at "
+     "ELSE LEAST(now() + $2::bigint * interval '1 ms', deadline_at) END WHERE id = $1::uuid"},
+    {"definition_source", "SELECT source FROM wsflow.definitions WHERE hash = $1"},
+};
+
+void prepare_all(pqxx::connection& conn) {
+  for (const auto& [name, sql] : kStatements) conn.prepare(name, sql);
+}
+
+std::optional<TimePoint> time_of(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return TimePoint(std::chrono::milliseconds(f.as<long long>()));
+}
+
+SagaRecord saga_from(const pqxx::row& r) {
+  SagaRecord s;
+  s.id = r[0].as<std::string>();
+  s.definition = r[1].as<std::string>();
+  s.version = r[2].as<int>();
+  s.definition_hash = r[3].as<std::string>();
+  s.workspace_id = r[4].as<std::string>();
+  s.state = saga_state_from_string(r[5].as<std::string>()).value_or(SagaState::kFailed);
+  s.input = nlohmann::json::parse(r[6].as<std::string>());
+  s.context = nlohmann::json::parse(r[7].as<std::string>());
+  s.idempotency_key = r[8].as<std::string>();
+  s.deadline_at = time_of(r[9]);
+  s.wake_at = time_of(r[10]);
+  s.error = r[11].as<std::string>();
+  s.cancel_requested = r[12].as<bool>();
+  s.created_at = *time_of(r[13]);
+  s.updated_at = *time_of(r[14]);
+  return s;
+}
+
+std::vector<StepRecord> steps_from(const pqxx::result& rows) {
+  std::vector<StepRecord> steps;
+  for (const auto& r : rows) {
+    StepRecord s;
+    s.step = r[0].as<std::string>();
+    s.branch = r[1].as<std::string>();
+    s.step_index = r[2].as<int>();
+    s.state = step_state_from_string(r[3].as<std::string>()).value_or(StepState::kFailed);
+    s.attempts = r[4].as<int>();
+    s.compensation_attempts = r[5].as<int>();
+    s.output = nlohmann::json::parse(r[6].as<std::string>());
+    s.error = r[7].as<std::string>();
+    s.wake_at = time_of(r[8]);
+    s.completed_seq = r[9].as<long long>();
+    steps.push_back(std::move(s));
+  }
+  return steps;
+}
+
+void insert_event(pqxx::work& tx, const std::string& saga_id, const std::string& kind, const std::string& step,
+                  const std::string& branch, const nlohmann::json& detail) {
+  tx.exec_prepared("insert_event", saga_id, kind, step, branch, detail.dump());
+}
+
+std::string terminal_states_array() { return "{completed,compensated,failed,cancelled}"; }
+
+}  // namespace
+
+bool is_uuid(const std::string& text) {
+  static const std::regex kUuid("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
+  return std::regex_match(text, kUuid);
+}
+
+PgStore::PgStore(std::string dsn, int pool_size) : pool_(std::move(dsn), pool_size, prepare_all) {}
+
+StartResult PgStore::start_saga(const SagaDefinition& definition, const nlohmann::json& input,
+                                const StartOptions& options) {
+  if (!input.is_object()) throw std::invalid_argument("input: expected a JSON object");
+  for (const std::string& field : definition.required_input) {
+    if (!input.contains(field) || input[field].is_null()) {
+      throw std::invalid_argument("input." + field + ": required by saga '" + definition.name + "'");
+    }
+  }
+  if (!options.workspace_id.empty() && !is_uuid(options.workspace_id)) {
+    throw std::invalid_argument("workspace_id: expected a UUID");
+  }
+  auto conn = pool_.acquire();
+  pqxx::work tx(*conn);
+  if (!options.idempotency_key.empty()) {
+    auto existing = tx.exec_prepared("saga_by_key", options.idempotency_key);
+    if (!existing.empty()) return {existing[0][0].as<std::string>(), false};
+  }
+  tx.exec_prepared("insert_definition", definition.hash, definition.name, definition.version, definition.source);
+  const long long deadline_ms = definition.deadline ? definition.deadline->count() : -1;
+  auto inserted = tx.exec_prepared("insert_saga", definition.name, definition.version, definition.hash,
+                                   options.workspace_id, input.dump(), options.idempotency_key, deadline_ms);
+  if (inserted.empty()) {
+    // A concurrent start with the same key won the race; its saga is the answer.
+    tx.abort();
+    pqxx::work again(*conn);
+    return {again.exec_prepared("saga_by_key", options.idempotency_key)[0][0].as<std::string>(), false};
+  }
+  const std::string id = inserted[0][0].as<std::string>();
+  insert_event(tx, id, "created", "", "",
+               {{"definition", definition.name}, {"version", definition.version}, {"hash", definition.hash}});
+  tx.exec_prepared("notify_runnable", id);
+  tx.commit();
+  return {id, true};
+}
+
+bool PgStore::deliver_signal(const std::string& saga_id, const std::string& name, const nlohmann::json& payload) {
+  if (!is_uuid(saga_id)) return false;
+  if (name.empty()) throw std::invalid_argument("signal name: must not be empty");
+  auto conn = pool_.acquire();
+  pqxx::work tx(*conn);
+  auto saga = tx.exec_prepared("lock_saga", saga_id);
+  if (saga.empty()) return false;
+  if (is_terminal(saga_state_from_string(saga[0][0].as<std::string>()).value_or(SagaState::kFailed))) return false;
+  const auto id = tx.exec_prepared("insert_signal", saga_id, name, payload.dump())[0][0].as<long long>();
+  insert_event(tx, saga_id, "signal_received", "", "", {{"signal", name}, {"signal_id", id}});
+  tx.exec_prepared("wake_now", saga_id, terminal_states_array());
+  tx.exec_prepared("notify_runnable", saga_id);
+  tx.commit();
+  return true;
+}
+
+bool PgStore::request_cancel(const std::string& saga_id) {
+  if (!is_uuid(saga_id)) return false;
+  auto conn = pool_.acquire();
+  pqxx::work tx(*conn);
+  auto saga = tx.exec_prepared("lock_saga", saga_id);
+  if (saga.empty()) return false;
+  const SagaState state = saga_state_from_string(saga[0][0].as<std::string>()).value_or(SagaState::kFailed);
+  if (state != SagaState::kCompensating) next_state(state, SagaEvent::kCancel);  // throws if refused
+  tx.exec_prepared("mark_cancel", saga_id);
+  insert_event(tx, saga_id, "cancel_requested", "", "", nlohmann::json::object());
+  tx.exec_prepared("notify_runnable", saga_id);
+  tx.commit();
+  return true;
+}
+
+std::optional<SagaRecord> PgStore::find_saga(const std::string& saga_id) {
+  if (!is_uuid(saga_id)) return std::nullopt;
+  auto conn = pool_.acquire();
+  pqxx::read_transaction tx(*conn);
+  auto rows = tx.exec_prepared("saga_by_id", saga_id);
+  if (rows.empty()) return std::nullopt;
+  return saga_from(rows[0]);
+}
+
+std::vector<StepRecord> PgStore::steps(const std::string& saga_id) {
+  if (!is_uuid(saga_id)) return {};
+  auto conn = pool_.acquire();
+  pqxx::read_transaction tx(*conn);
+  return steps_from(tx.exec_prepared("steps_of", saga_id));
+}
+
+std::vector<EventRecord> PgStore::events(const std::string& saga_id) {
+  if (!is_uuid(saga_id)) return {};
+  auto conn = pool_.acquire();
+  pqxx::read_transaction tx(*conn);
+  std::vector<EventRecord> events;
+  for (const auto& r : tx.exec_prepared("events_of", saga_id)) {
+    events.push_back({r[0].as<long long>(), r[1].as<std::string>(), r[2].as<std::string>(), r[3].as<std::string>(),
+                      nlohmann::json::parse(r[4].as<std::string>()), *time_of(r[5])});
+  }
+  return events;
+}
+
+std::optional<std::string> PgStore::definition_source(const std::string& hash) {
+  auto conn = pool_.acquire();
+  pqxx::read_transaction tx(*conn);
+  auto rows = tx.exec_prepared("definition_source", hash);
+  if (rows.empty()) return std::nullopt;
+  return rows[0][0].as<std::string>();
+}
+
+std::vector<Claim> PgStore::claim(const std::string& owner, Millis lease, int limit) {
+  if (limit <= 0) return {};
+  auto conn = pool_.acquire();
+  pqxx::work tx(*conn);
+  std::vector<Claim> claims;
+  for (const auto& r : tx.exec_prepared("claim", owner, static_cast<long long>(lease.count()), limit)) {
+    claims.push_back({r[0].as<std::string>(), r[1].as<std::string>()});
+  }
+  tx.commit();
+  return claims;
+}
+
+int PgStore::renew_leases(const std::string& owner, Millis lease) {
+  auto conn = pool_.acquire();
+  pqxx::work tx(*conn);
+  auto result = tx.exec_prepared("renew", owner, static_cast<long long>(lease.count()));
+  tx.commit();
+  return static_cast<int>(result.affected_rows());
+}
+
+void PgStore::release_all(const std::string& owner) {
+  auto conn = pool_.acquire();
+  pqxx::work tx(*conn);
+  tx.exec_prepared("release_all", owner);
+  tx.commit();
+}
+
+SagaSnapshot PgStore::load(const Claim& claim) {
+  auto conn = pool_.acquire();
+  pqxx::read_transaction tx(*conn);
+  if (tx.exec_prepared("fence_nolock", claim.saga_id, claim.lease_token).empty()) throw LeaseLost(claim.saga_id);
+  SagaSnapshot snapshot;
+  snapshot.saga = saga_from(tx.exec_prepared("saga_by_id", claim.saga_id)[0]);
+  snapshot.steps = steps_from(tx.exec_prepared("steps_of", claim.saga_id));
+  for (const auto& r : tx.exec_prepared("signals_of", claim.saga_id)) {
+    snapshot.signals.push_back({r[0].as<long long>(), r[1].as<std::string>(),
+                                nlohmann::json::parse(r[2].as<std::string>())});
+  }
+  snapshot.db_now = *time_of(tx.exec_prepared("db_now")[0][0]);
+  return snapshot;
+}
+
+CommitResult PgStore::commit(const Claim& claim, const Transition& t, const InTransaction& in_transaction,
+                             std::optional<Millis> statement_timeout) {
+  auto conn = pool_.acquire();
+  pqxx::work tx(*conn);
+  auto fence = tx.exec_prepared("fence", claim.saga_id, claim.lease_token);
+  if (fence.empty()) throw LeaseLost(claim.saga_id);
+  CommitResult result;
+  result.cancel_requested = fence[0][0].as<bool>();
+  if (in_transaction) {
+    if (statement_timeout) {
+      tx.exec("SET LOCAL statement_timeout = " + std::to_string(std::max<long long>(statement_timeout->count(), 1)));
+    }
+    tx.exec("SAVEPOINT wsflow_action");
+    try {
+      result.action = in_transaction(tx);
+    } catch (const std::exception& e) {
+      result.action = ActionResult::failure("exception", e.what());
+    }
+    if (!result.action.ok) return result;  // tx rolls back when destroyed
+    tx.exec("RELEASE SAVEPOINT wsflow_action");
+    if (statement_timeout) tx.exec("SET LOCAL statement_timeout = 0");
+  }
+  if (t.step) {
+    const StepWrite& w = *t.step;
+    // A transactional action's output is only known now.
+    const bool has_output = w.output.has_value() || static_cast<bool>(in_transaction);
+    const nlohmann::json output = w.output ? *w.output : in_transaction ? result.action.output : nullptr;
+    tx.exec_prepared("upsert_step", claim.saga_id, w.step, w.branch, w.step_index, to_string(w.state),
+                     w.add_attempts, w.add_compensation_attempts, output.dump(), w.error.value_or(""),
+                     static_cast<long long>(w.wake_in ? w.wake_in->count() : -1), has_output,
+                     w.error.has_value());
+  }
+  nlohmann::json context_updates = t.context_updates.is_object() ? t.context_updates : nlohmann::json::object();
+  if (in_transaction && result.action.context_updates.is_object()) context_updates.update(result.action.context_updates);
+  if (!context_updates.empty()) tx.exec_prepared("merge_context", claim.saga_id, context_updates.dump());
+  if (t.saga_state) tx.exec_prepared("set_saga_state", claim.saga_id, to_string(*t.saga_state));
+  if (t.saga_error) tx.exec_prepared("set_saga_error", claim.saga_id, *t.saga_error);
+  if (t.consume_signal) tx.exec_prepared("consume_signal", *t.consume_signal, claim.saga_id);
+  if (!t.event.empty()) insert_event(tx, claim.saga_id, t.event, t.event_step, t.event_branch, t.event_detail);
+  if (t.release) {
+    tx.exec_prepared("release", claim.saga_id,
+                     static_cast<long long>(t.release_wake_in ? t.release_wake_in->count() : -1),
+                     static_cast<long long>(t.signals_seen_up_to));
+  }
+  tx.commit();
+  return result;
+}
+
+}  // namespace wsflow::pg

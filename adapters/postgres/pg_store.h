@@ -1,0 +1,45 @@
+#pragma once
+// The Store on PostgreSQL (schema `wsflow`, see migrations.cc). Every call
+// takes a pooled connection for its duration; statements are prepared once
+// per connection. New runnable work is announced with NOTIFY on
+// kRunnableChannel so idle engines wake without polling.
+
+#include <memory>
+#include <string>
+
+#include "adapters/postgres/connection_pool.h"
+#include "engine/store.h"
+
+namespace wsflow::pg {
+
+inline constexpr const char* kRunnableChannel = "wsflow_runnable";
+
+class PgStore final : public Store {
+ public:
+  // `pool_size` connections at most; none is opened until first use.
+  PgStore(std::string dsn, int pool_size);
+
+  StartResult start_saga(const SagaDefinition& definition, const nlohmann::json& input,
+                         const StartOptions& options) override;
+  bool deliver_signal(const std::string& saga_id, const std::string& name, const nlohmann::json& payload) override;
+  bool request_cancel(const std::string& saga_id) override;
+  std::optional<SagaRecord> find_saga(const std::string& saga_id) override;
+  std::vector<StepRecord> steps(const std::string& saga_id) override;
+  std::vector<EventRecord> events(const std::string& saga_id) override;
+  std::optional<std::string> definition_source(const std::string& hash) override;
+
+  std::vector<Claim> claim(const std::string& owner, Millis lease, int limit) override;
+  int renew_leases(const std::string& owner, Millis lease) override;
+  void release_all(const std::string& owner) override;
+  SagaSnapshot load(const Claim& claim) override;
+  CommitResult commit(const Claim& claim, const Transition& transition, const InTransaction& in_transaction,
+                      std::optional<Millis> statement_timeout) override;
+
+ private:
+  ConnectionPool pool_;
+};
+
+// True if `text` is a UUID in canonical textual form.
+bool is_uuid(const std::string& text);
+
+}  // namespace wsflow::pg

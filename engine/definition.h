@@ -1,0 +1,67 @@
+#pragma once
+// The in-memory model of a saga definition, as the loader produces it from
+// YAML. Plain data: the loader guarantees every invariant listed here, the
+// executor relies on them and never re-validates.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/backoff.h"
+#include "engine/duration.h"
+
+namespace wsflow {
+
+// `when:` on a step: the step runs only if the condition holds on the saga
+// context; otherwise it is recorded as skipped. Exactly one operator is set.
+struct Condition {
+  std::string path;  // dotted path into the context, e.g. "plan" or "owner.email"
+  std::optional<nlohmann::json> equals;
+  std::optional<nlohmann::json> not_equals;
+  std::optional<std::vector<nlohmann::json>> in;
+  std::optional<bool> exists;
+
+  bool holds(const nlohmann::json& context) const;
+};
+
+// `wait:` on a step: either a durable timer or a signal with a timeout.
+struct Wait {
+  std::optional<Millis> duration;      // wait: { for: 30d }
+  std::optional<std::string> signal;   // wait: { signal: NAME, timeout: 1h }
+  std::optional<Millis> signal_timeout;
+};
+
+struct Step {
+  std::string name;
+  std::string action;      // empty for a wait step
+  std::string compensate;  // empty when the step has no compensation
+  nlohmann::json input = nlohmann::json::object();  // static arguments for the action
+  RetryPolicy retry;
+  RetryPolicy compensate_retry;
+  Millis timeout{60'000};  // per attempt
+  std::vector<std::string> for_each;  // non-empty: one concurrent branch per item
+  std::optional<Wait> wait;
+  std::optional<Condition> when;
+
+  bool is_wait() const { return wait.has_value(); }
+};
+
+struct SagaDefinition {
+  std::string name;
+  int version = 1;
+  std::string description;
+  std::vector<std::string> required_input;
+  std::optional<Millis> deadline;
+  std::vector<Step> steps;
+
+  std::string source;  // the YAML text it was loaded from
+  std::string hash;    // hex SHA-256 of `source`; identifies this version
+  std::string file;    // where it was loaded from, for messages
+
+  const Step* find_step(const std::string& step_name) const;
+};
+
+}  // namespace wsflow

@@ -1,0 +1,469 @@
+#include "engine/definition_loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <initializer_list>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "engine/sha256.h"
+
+namespace wsflow {
+
+std::string DefinitionError::to_string() const {
+  std::ostringstream out;
+  out << file;
+  if (line > 0) out << ':' << line << ':' << column;
+  out << ": ";
+  if (!field.empty()) out << field << ": ";
+  out << message;
+  return out.str();
+}
+
+const Step* SagaDefinition::find_step(const std::string& step_name) const {
+  for (const Step& s : steps) {
+    if (s.name == step_name) return &s;
+  }
+  return nullptr;
+}
+
+namespace {
+
+nlohmann::json scalar_to_json(const YAML::Node& node) {
+  const std::string& text = node.Scalar();
+  if (node.Tag() == "!") return text;  // quoted: always a string
+  bool b;
+  long long i;
+  double d;
+  if (YAML::convert<bool>::decode(node, b) && text != "y" && text != "n") return b;
+  if (YAML::convert<long long>::decode(node, i)) return i;
+  if (YAML::convert<double>::decode(node, d)) return d;
+  if (text == "~" || text == "null") return nullptr;
+  return text;
+}
+
+nlohmann::json yaml_to_json(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: {
+      nlohmann::json object = nlohmann::json::object();
+      for (const auto& kv : node) object[kv.first.Scalar()] = yaml_to_json(kv.second);
+      return object;
+    }
+    case YAML::NodeType::Sequence: {
+      nlohmann::json array = nlohmann::json::array();
+      for (const auto& item : node) array.push_back(yaml_to_json(item));
+      return array;
+    }
+    case YAML::NodeType::Scalar:
+      return scalar_to_json(node);
+    default:
+      return nullptr;
+  }
+}
+
+// Walks one YAML document, recording every problem with its place.
+class Checker {
+ public:
+  Checker(std::string file, DefinitionErrors& errors) : file_(std::move(file)), errors_(errors) {}
+
+  void error(const YAML::Node& at, const std::string& field, const std::string& message) {
+    const YAML::Mark mark = at.Mark();
+    const bool has_place = mark.line >= 0 && !mark.is_null();
+    errors_.push_back({file_, has_place ? mark.line + 1 : 0, has_place ? mark.column + 1 : 0, field, message});
+  }
+
+  // A map whose keys must all be in `allowed`; reports each unknown key.
+  bool map(const YAML::Node& node, const std::string& field, std::initializer_list<std::string_view> allowed) {
+    if (!node.IsMap()) {
+      error(node, field, "expected a mapping");
+      return false;
+    }
+    for (const auto& kv : node) {
+      const std::string key = kv.first.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        std::string keys;
+        for (auto a : allowed) keys += (keys.empty() ? "" : ", ") + std::string(a);
+        error(kv.first, join(field, key), "unknown key (allowed: " + keys + ")");
+      }
+    }
+    return true;
+  }
+
+  std::optional<std::string> string(const YAML::Node& parent, const std::string& field, const char* key,
+                                    bool required) {
+    const YAML::Node node = parent[key];
+    if (!node) {
+      if (required) error(parent, join(field, key), "required field is missing");
+      return std::nullopt;
+    }
+    if (!node.IsScalar() || node.Scalar().empty()) {
+      error(node, join(field, key), "expected a non-empty string");
+      return std::nullopt;
+    }
+    return node.Scalar();
+  }
+
+  std::optional<long long> integer(const YAML::Node& parent, const std::string& field, const char* key,
+                                   bool required, long long min) {
+    const YAML::Node node = parent[key];
+    if (!node) {
+      if (required) error(parent, join(field, key), "required field is missing");
+      return std::nullopt;
+    }
+    long long value;
+    if (!node.IsScalar() || !YAML::convert<long long>::decode(node, value)) {
+      error(node, join(field, key), "expected an integer");
+      return std::nullopt;
+    }
+    if (value < min) {
+      error(node, join(field, key), "must be at least " + std::to_string(min));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<bool> boolean(const YAML::Node& parent, const std::string& field, const char* key) {
+    const YAML::Node node = parent[key];
+    if (!node) return std::nullopt;
+    bool value;
+    if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value)) {
+      error(node, join(field, key), "expected true or false");
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<Millis> duration(const YAML::Node& parent, const std::string& field, const char* key,
+                                 bool required) {
+    const YAML::Node node = parent[key];
+    if (!node) {
+      if (required) error(parent, join(field, key), "required field is missing");
+      return std::nullopt;
+    }
+    std::optional<Millis> value;
+    if (node.IsScalar()) value = try_parse_duration(node.Scalar());
+    if (!value) {
+      error(node, join(field, key),
+            "invalid duration '" + (node.IsScalar() ? node.Scalar() : std::string("<not a scalar>")) +
+                "': expected an integer and a unit (ms, s, m, h, d), e.g. 30s");
+    } else if (value->count() <= 0) {
+      error(node, join(field, key), "duration must be positive");
+      value.reset();
+    }
+    return value;
+  }
+
+  std::optional<std::vector<std::string>> string_list(const YAML::Node& parent, const std::string& field,
+                                                      const char* key) {
+    const YAML::Node node = parent[key];
+    if (!node) return std::nullopt;
+    if (!node.IsSequence()) {
+      error(node, join(field, key), "expected a list of strings");
+      return std::nullopt;
+    }
+    std::vector<std::string> items;
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      const std::string item_field = join(field, key) + "[" + std::to_string(i) + "]";
+      if (!node[i].IsScalar() || node[i].Scalar().empty()) {
+        error(node[i], item_field, "expected a non-empty string");
+        continue;
+      }
+      if (!seen.insert(node[i].Scalar()).second) {
+        error(node[i], item_field, "duplicate item '" + node[i].Scalar() + "'");
+        continue;
+      }
+      items.push_back(node[i].Scalar());
+    }
+    return items;
+  }
+
+  // retry: {...} merged onto `base`.
+  RetryPolicy retry(const YAML::Node& parent, const std::string& field, const char* key, RetryPolicy base) {
+    const YAML::Node node = parent[key];
+    if (!node) return base;
+    const std::string f = join(field, key);
+    if (!map(node, f, {"max_attempts", "backoff", "initial", "max", "jitter", "non_retryable"})) return base;
+    if (auto v = integer(node, f, "max_attempts", false, 1)) base.max_attempts = static_cast<int>(*v);
+    if (auto v = string(node, f, "backoff", false)) {
+      if (*v == "exponential") base.backoff = Backoff::kExponential;
+      else if (*v == "fixed") base.backoff = Backoff::kFixed;
+      else error(node["backoff"], join(f, "backoff"), "expected exponential or fixed, got '" + *v + "'");
+    }
+    if (auto v = duration(node, f, "initial", false)) base.initial = *v;
+    if (auto v = duration(node, f, "max", false)) base.max = *v;
+    if (auto v = string(node, f, "jitter", false)) {
+      if (*v == "full") base.jitter = Jitter::kFull;
+      else if (*v == "equal") base.jitter = Jitter::kEqual;
+      else if (*v == "none") base.jitter = Jitter::kNone;
+      else error(node["jitter"], join(f, "jitter"), "expected full, equal or none, got '" + *v + "'");
+    }
+    if (auto v = string_list(node, f, "non_retryable")) base.non_retryable = {v->begin(), v->end()};
+    if (base.initial > base.max) error(node, f, "initial delay is longer than max delay");
+    return base;
+  }
+
+  static std::string join(const std::string& field, const std::string& key) {
+    return field.empty() ? key : field + "." + key;
+  }
+
+ private:
+  std::string file_;
+  DefinitionErrors& errors_;
+};
+
+struct Defaults {
+  Millis timeout{60'000};
+  RetryPolicy retry;
+  RetryPolicy compensate_retry{10, Backoff::kExponential, Millis(200), Millis(30'000), Jitter::kFull, {}};
+};
+
+std::optional<Condition> parse_condition(Checker& c, const YAML::Node& step, const std::string& field) {
+  const YAML::Node node = step["when"];
+  if (!node) return std::nullopt;
+  const std::string f = Checker::join(field, "when");
+  if (!c.map(node, f, {"path", "equals", "not_equals", "in", "exists"})) return std::nullopt;
+  Condition cond;
+  auto path = c.string(node, f, "path", true);
+  int operators = 0;
+  if (node["equals"]) { cond.equals = yaml_to_json(node["equals"]); ++operators; }
+  if (node["not_equals"]) { cond.not_equals = yaml_to_json(node["not_equals"]); ++operators; }
+  if (node["in"]) {
+    ++operators;
+    if (!node["in"].IsSequence()) c.error(node["in"], Checker::join(f, "in"), "expected a list");
+    else {
+      cond.in.emplace();
+      for (const auto& item : node["in"]) cond.in->push_back(yaml_to_json(item));
+    }
+  }
+  if (node["exists"]) { ++operators; cond.exists = c.boolean(node, f, "exists"); }
+  if (operators != 1) {
+    c.error(node, f, "exactly one of equals, not_equals, in, exists is required");
+    return std::nullopt;
+  }
+  if (!path) return std::nullopt;
+  cond.path = *path;
+  return cond;
+}
+
+std::optional<Wait> parse_wait(Checker& c, const YAML::Node& step, const std::string& field) {
+  const YAML::Node node = step["wait"];
+  const std::string f = Checker::join(field, "wait");
+  if (!c.map(node, f, {"for", "signal", "timeout"})) return std::nullopt;
+  Wait wait;
+  if (node["for"] && node["signal"]) {
+    c.error(node, f, "use either for (a timer) or signal, not both");
+    return std::nullopt;
+  }
+  if (node["for"]) {
+    if (node["timeout"]) c.error(node["timeout"], Checker::join(f, "timeout"), "timeout goes with signal, not for");
+    wait.duration = c.duration(node, f, "for", true);
+    if (!wait.duration) return std::nullopt;
+  } else if (node["signal"]) {
+    wait.signal = c.string(node, f, "signal", true);
+    wait.signal_timeout = c.duration(node, f, "timeout", false);
+    if (!wait.signal) return std::nullopt;
+  } else {
+    c.error(node, f, "one of for or signal is required");
+    return std::nullopt;
+  }
+  return wait;
+}
+
+std::optional<Step> parse_step(Checker& c, const YAML::Node& node, const std::string& field,
+                               const Defaults& defaults, const ActionLookup& known_action) {
+  if (!c.map(node, field,
+             {"name", "description", "action", "compensate", "compensable", "input", "retry", "compensate_retry",
+              "timeout", "for_each", "wait", "when"})) {
+    return std::nullopt;
+  }
+  Step step;
+  bool ok = true;
+  if (auto name = c.string(node, field, "name", true)) {
+    static const std::regex kName("[a-z][a-z0-9_]*");
+    if (!std::regex_match(*name, kName)) {
+      c.error(node["name"], Checker::join(field, "name"),
+              "step names are lower-case letters, digits and _ starting with a letter, got '" + *name + "'");
+      ok = false;
+    }
+    step.name = *name;
+  } else {
+    ok = false;
+  }
+  auto check_action = [&](const char* key) -> std::string {
+    auto value = c.string(node, field, key, false);
+    if (!value) return {};
+    if (!known_action(*value)) {
+      c.error(node[key], Checker::join(field, key), "unknown action '" + *value + "'");
+      ok = false;
+    }
+    return *value;
+  };
+  step.action = check_action("action");
+  step.compensate = check_action("compensate");
+  if (node["wait"]) {
+    step.wait = parse_wait(c, node, field);
+    if (!step.wait) ok = false;
+    for (const char* key : {"action", "compensate", "for_each", "retry", "compensate_retry", "timeout", "input"}) {
+      if (node[key]) {
+        c.error(node[key], Checker::join(field, key), "a wait step takes no " + std::string(key));
+        ok = false;
+      }
+    }
+  } else if (!node["action"]) {
+    c.error(node, Checker::join(field, "action"), "required field is missing (or give wait:)");
+    ok = false;
+  }
+  if (auto compensable = c.boolean(node, field, "compensable"); compensable && *compensable && !node["compensate"]) {
+    c.error(node, Checker::join(field, "compensate"), "step is marked compensable but names no compensate action");
+    ok = false;
+  }
+  if (node["input"]) {
+    if (!node["input"].IsMap()) {
+      c.error(node["input"], Checker::join(field, "input"), "expected a mapping");
+      ok = false;
+    } else {
+      step.input = yaml_to_json(node["input"]);
+    }
+  }
+  step.retry = c.retry(node, field, "retry", defaults.retry);
+  step.compensate_retry = c.retry(node, field, "compensate_retry", defaults.compensate_retry);
+  step.timeout = c.duration(node, field, "timeout", false).value_or(defaults.timeout);
+  if (auto items = c.string_list(node, field, "for_each")) {
+    if (items->empty()) {
+      c.error(node["for_each"], Checker::join(field, "for_each"), "expected at least one item");
+      ok = false;
+    }
+    step.for_each = std::move(*items);
+  }
+  step.when = parse_condition(c, node, field);
+  if (node["when"] && !step.when) ok = false;
+  if (!ok) return std::nullopt;
+  return step;
+}
+
+}  // namespace
+
+bool Condition::holds(const nlohmann::json& context) const {
+  const nlohmann::json* value = &context;
+  std::size_t start = 0;
+  while (value && start <= path.size()) {
+    const std::size_t dot = path.find('.', start);
+    const std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!value->is_object() || !value->contains(key)) value = nullptr;
+    else value = &(*value)[key];
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  if (exists) return (value != nullptr) == *exists;
+  if (!value) return false;
+  if (equals) return *value == *equals;
+  if (not_equals) return *value != *not_equals;
+  if (in) return std::find(in->begin(), in->end(), *value) != in->end();
+  return false;
+}
+
+LoadResult load_definition(const std::string& yaml_text, const std::string& file, const ActionLookup& known_action) {
+  LoadResult result;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    result.errors.push_back({file, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg});
+    return result;
+  }
+  Checker c(file, result.errors);
+  if (!c.map(root, "", {"saga", "version", "description", "input", "deadline", "defaults", "steps"})) return result;
+
+  SagaDefinition def;
+  def.file = file;
+  def.source = yaml_text;
+  def.hash = sha256_hex(yaml_text);
+  if (auto name = c.string(root, "", "saga", true)) def.name = *name;
+  if (auto version = c.integer(root, "", "version", true, 1)) def.version = static_cast<int>(*version);
+  if (auto description = c.string(root, "", "description", false)) def.description = *description;
+  if (root["input"] && c.map(root["input"], "input", {"required"})) {
+    def.required_input = c.string_list(root["input"], "input", "required").value_or(std::vector<std::string>{});
+  }
+  def.deadline = c.duration(root, "", "deadline", false);
+
+  Defaults defaults;
+  if (root["defaults"] && c.map(root["defaults"], "defaults", {"timeout", "retry", "compensate_retry"})) {
+    const YAML::Node d = root["defaults"];
+    defaults.timeout = c.duration(d, "defaults", "timeout", false).value_or(defaults.timeout);
+    defaults.retry = c.retry(d, "defaults", "retry", defaults.retry);
+    defaults.compensate_retry = c.retry(d, "defaults", "compensate_retry", defaults.compensate_retry);
+  }
+
+  const YAML::Node steps = root["steps"];
+  if (!steps) {
+    c.error(root, "steps", "required field is missing");
+  } else if (!steps.IsSequence() || steps.size() == 0) {
+    c.error(steps, "steps", "expected a non-empty list of steps");
+  } else {
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      const std::string field = "steps[" + std::to_string(i) + "]";
+      // Duplicates are checked on the raw name so a step with other errors still counts.
+      const YAML::Node name = steps[i].IsMap() ? steps[i]["name"] : YAML::Node();
+      if (name && name.IsScalar() && !names.insert(name.Scalar()).second) {
+        c.error(name, field + ".name", "duplicate step name '" + name.Scalar() + "'");
+        continue;
+      }
+      if (auto step = parse_step(c, steps[i], field, defaults, known_action)) def.steps.push_back(std::move(*step));
+    }
+  }
+  if (result.errors.empty()) result.definition = std::move(def);
+  return result;
+}
+
+DefinitionSet load_definitions(const std::filesystem::path& path, const ActionLookup& known_action) {
+  namespace fs = std::filesystem;
+  DefinitionSet set;
+  std::vector<fs::path> files;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    for (const auto& entry : fs::directory_iterator(path, ec)) {
+      const auto ext = entry.path().extension();
+      if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml")) files.push_back(entry.path());
+    }
+    std::sort(files.begin(), files.end());
+  } else if (fs::is_regular_file(path, ec)) {
+    files.push_back(path);
+  } else {
+    set.errors.push_back({path.string(), 0, 0, "", "no such file or directory"});
+    return set;
+  }
+  std::map<std::string, std::string> first_file_of;
+  for (const fs::path& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in && !in.eof()) {
+      set.errors.push_back({file.string(), 0, 0, "", "cannot read file"});
+      continue;
+    }
+    // Only saga files are ours; the lifecycle machine has its own loader.
+    try {
+      const YAML::Node root = YAML::Load(text.str());
+      if (root.IsMap() && !root["saga"] && root["machine"]) continue;
+    } catch (const YAML::Exception&) {
+      // load_definition reports the syntax error with its place.
+    }
+    LoadResult loaded = load_definition(text.str(), file.string(), known_action);
+    set.errors.insert(set.errors.end(), loaded.errors.begin(), loaded.errors.end());
+    if (!loaded.definition) continue;
+    const std::string name = loaded.definition->name;
+    if (auto [it, inserted] = first_file_of.emplace(name, file.string()); !inserted) {
+      set.errors.push_back({file.string(), 1, 1, "saga", "saga '" + name + "' is already defined in " + it->second});
+      continue;
+    }
+    set.definitions.emplace(name, std::move(*loaded.definition));
+  }
+  return set;
+}
+
+}  // namespace wsflow

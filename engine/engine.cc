@@ -1,0 +1,192 @@
+#include "engine/engine.h"
+
+#include <unistd.h>
+
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+
+#include "engine/log.h"
+#include "engine/runtime.h"
+#include "engine/saga_run.h"
+
+namespace wsflow {
+
+namespace asio = boost::asio;
+
+struct Engine::Impl {
+  Impl(Store& store, const ActionRegistry& actions, EngineOptions options)
+      : rt(store, actions, std::move(options)), poll_timer(rt.io), heartbeat_timer(rt.io), grace_timer(rt.io) {
+    if (rt.options.owner.empty()) {
+      char host[256] = {0};
+      gethostname(host, sizeof host - 1);
+      rt.options.owner = std::string(host) + "/" + std::to_string(getpid()) + "/" +
+                         std::to_string(std::random_device{}() & 0xffffff);
+    }
+    rt.rng.seed(rt.options.seed ? rt.options.seed : std::random_device{}());
+    rt.wake_after = [this](Millis delay) { wake_after(delay); };
+  }
+
+  detail::Runtime rt;
+  asio::steady_timer poll_timer;       // the poller sleeps on it; wake() cancels it
+  asio::steady_timer heartbeat_timer;
+  asio::steady_timer grace_timer;      // bounds shutdown
+  bool poll_requested = false;
+  bool finished = false;
+  std::map<std::string, std::string> active;  // lease token -> saga id, for sagas being driven
+
+  void wake_now() {
+    poll_requested = true;
+    poll_timer.cancel();
+  }
+
+  void wake_after(Millis delay) {
+    if (delay >= rt.options.poll_interval) return;  // the regular poll will do
+    auto timer = std::make_shared<asio::steady_timer>(rt.io, delay);
+    timer->async_wait([this, timer](const boost::system::error_code& ec) {
+      if (!ec && !rt.stopping) wake_now();
+    });
+  }
+
+  asio::awaitable<void> poller() {
+    while (!rt.stopping) {
+      const int free = rt.options.max_active_sagas - static_cast<int>(active.size());
+      std::vector<Claim> claims;
+      if (free > 0) {
+        try {
+          claims = co_await rt.on_pool([&] { return rt.store.claim(rt.options.owner, rt.options.lease, free); });
+        } catch (const std::exception& e) {
+          log_warn(std::string("claiming runnable sagas failed: ") + e.what());
+        }
+      }
+      for (Claim& claim : claims) {
+        active.emplace(claim.lease_token, claim.saga_id);
+        asio::co_spawn(rt.io, drive(std::move(claim)), asio::detached);
+      }
+      if (!claims.empty() && static_cast<int>(claims.size()) == free) continue;  // maybe more are due
+      if (poll_requested) {
+        poll_requested = false;
+        continue;
+      }
+      poll_timer.expires_after(rt.options.poll_interval);
+      boost::system::error_code ec;
+      co_await poll_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      poll_requested = false;
+    }
+  }
+
+  asio::awaitable<void> drive(Claim claim) {
+    const std::string token = claim.lease_token;
+    const std::string saga_id = claim.saga_id;
+    bool give_back = false;  // co_await is not allowed inside a handler
+    try {
+      co_await detail::drive_saga(rt, claim);
+    } catch (const LeaseLost& e) {
+      log_warn(e.what());
+    } catch (const std::exception& e) {
+      log_error("saga " + saga_id + ": " + e.what() + "; will retry in " + format_duration(rt.options.error_backoff));
+      give_back = true;
+    }
+    if (give_back) co_await give_back_after_error(claim);
+    const bool was_full = static_cast<int>(active.size()) >= rt.options.max_active_sagas;
+    active.erase(token);
+    if (rt.stopping) {
+      if (active.empty()) co_await finish();
+    } else if (was_full) {
+      wake_now();
+    }
+  }
+
+  // After an unexpected error the saga is released to run again later; if
+  // even that fails (database down), the lease simply expires.
+  asio::awaitable<void> give_back_after_error(const Claim& claim) {
+    try {
+      Transition t;
+      t.release = true;
+      t.release_wake_in = rt.options.error_backoff;
+      co_await rt.on_pool([&] { return rt.store.commit(claim, t, nullptr, std::nullopt); });
+    } catch (const std::exception& e) {
+      log_warn("could not release saga " + claim.saga_id + ": " + e.what());
+    }
+  }
+
+  asio::awaitable<void> heartbeat() {
+    while (!finished) {
+      heartbeat_timer.expires_after(rt.options.lease / 3);
+      boost::system::error_code ec;
+      co_await heartbeat_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (finished || active.empty()) continue;
+      try {
+        co_await rt.on_pool([&] { return rt.store.renew_leases(rt.options.owner, rt.options.lease); });
+      } catch (const std::exception& e) {
+        log_warn(std::string("renewing leases failed: ") + e.what());
+      }
+    }
+  }
+
+  void begin_stop() {
+    if (rt.stopping) return;
+    rt.stopping = true;
+    log_info("stopping: " + std::to_string(active.size()) + " saga(s) in flight");
+    poll_timer.cancel();
+    for (auto* sleeper : rt.sleepers) sleeper->cancel();
+    if (active.empty()) {
+      asio::co_spawn(rt.io, finish(), asio::detached);
+      return;
+    }
+    grace_timer.expires_after(rt.options.shutdown_grace);
+    grace_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) asio::co_spawn(rt.io, finish(), asio::detached);
+    });
+  }
+
+  // Gives up every lease still held (so others take over at once) and ends run().
+  asio::awaitable<void> finish() {
+    if (finished) co_return;
+    finished = true;
+    grace_timer.cancel();
+    heartbeat_timer.cancel();
+    try {
+      co_await rt.on_pool([&] {
+        rt.store.release_all(rt.options.owner);
+        return true;
+      });
+    } catch (const std::exception& e) {
+      log_warn(std::string("releasing leases at shutdown failed: ") + e.what());
+    }
+    rt.io.stop();
+  }
+};
+
+Engine::Engine(Store& store, const ActionRegistry& actions, EngineOptions options)
+    : impl_(std::make_unique<Impl>(store, actions, std::move(options))) {}
+
+Engine::~Engine() {
+  impl_->rt.io.stop();
+  impl_->rt.pool.stop();
+  impl_->rt.pool.join();
+}
+
+void Engine::run() {
+  auto guard = asio::make_work_guard(impl_->rt.io);
+  asio::co_spawn(impl_->rt.io, impl_->poller(), asio::detached);
+  asio::co_spawn(impl_->rt.io, impl_->heartbeat(), asio::detached);
+  log_info("engine " + impl_->rt.options.owner + " running");
+  impl_->rt.io.run();
+  // Blocking work still running may reference coroutine frames: let it finish
+  // before those frames are destroyed with the io_context.
+  impl_->rt.pool.stop();
+  impl_->rt.pool.join();
+  log_info("engine " + impl_->rt.options.owner + " stopped");
+}
+
+void Engine::stop() {
+  asio::post(impl_->rt.io, [impl = impl_.get()] { impl->begin_stop(); });
+}
+
+void Engine::wake() {
+  asio::post(impl_->rt.io, [impl = impl_.get()] { impl->wake_now(); });
+}
+
+const std::string& Engine::owner() const { return impl_->rt.options.owner; }
+
+}  // namespace wsflow

@@ -1,0 +1,19 @@
+#pragma once
+#include <string>
+
+#include "engine/duration.h"
+
+namespace wsflow {
+
+struct EngineOptions {
+  std::string owner;                    // unique per process; generated when empty
+  Millis lease{Millis(15'000)};         // how long a claim lasts without a heartbeat
+  Millis poll_interval{Millis(1'000)};  // fallback when no NOTIFY arrives
+  int max_active_sagas = 256;           // sagas driven at once by this process
+  int blocking_threads = 4;             // database calls and blocking actions
+  Millis shutdown_grace{Millis(5'000)}; // stop() waits this long for in-flight steps
+  Millis error_backoff{Millis(2'000)};  // retry delay after an unexpected error driving a saga
+  unsigned long long seed = 0;          // jitter RNG seed; 0 = random
+};
+
+}  // namespace wsflow

@@ -1,0 +1,565 @@
+#include "engine/saga_run.h"
+
+#include <algorithm>
+#include <map>
+
+#include "engine/definition_loader.h"
+#include "engine/log.h"
+
+namespace wsflow::detail {
+namespace {
+
+using Clock = std::chrono::system_clock;
+
+enum class Flow { kContinue, kCompleted, kSuspended, kFailed, kCancelled, kInterrupted };
+
+struct Outcome {
+  Flow flow = Flow::kContinue;
+  std::string reason;  // for kFailed
+};
+
+// The forward and the compensating direction run attempts the same way; this
+// says which states, counters, policy and events one of them uses.
+struct AttemptMode {
+  bool compensating;
+  StepState running, retrying, succeeded, failed;
+  const char *started_event, *succeeded_event, *retry_event, *failed_event;
+};
+
+constexpr AttemptMode kForward{false,
+                               StepState::kRunning,
+                               StepState::kRetrying,
+                               StepState::kCompleted,
+                               StepState::kFailed,
+                               "attempt_started",
+                               "step_completed",
+                               "attempt_failed",
+                               "step_failed"};
+constexpr AttemptMode kCompensation{true,
+                                    StepState::kCompensating,
+                                    StepState::kCompensating,
+                                    StepState::kCompensated,
+                                    StepState::kCompensationFailed,
+                                    "compensation_started",
+                                    "step_compensated",
+                                    "compensation_attempt_failed",
+                                    "compensation_failed"};
+
+std::string step_label(const std::string& step, const std::string& branch) {
+  return branch.empty() ? step : step + "[" + branch + "]";
+}
+
+class SagaRun {
+ public:
+  SagaRun(Runtime& rt, Claim claim, SagaSnapshot snapshot, std::shared_ptr<const SagaDefinition> def)
+      : rt_(rt),
+        claim_(std::move(claim)),
+        saga_(std::move(snapshot.saga)),
+        signals_(std::move(snapshot.signals)),
+        def_(std::move(def)),
+        db_now_at_load_(snapshot.db_now),
+        loaded_at_(std::chrono::steady_clock::now()),
+        cancel_requested_(saga_.cancel_requested) {
+    for (auto& s : snapshot.steps) rows_[{s.step, s.branch}] = std::move(s);
+    for (const auto& signal : signals_) signals_seen_ = std::max(signals_seen_, signal.id);
+  }
+
+  asio::awaitable<void> run() {
+    for (;;) {
+      switch (saga_.state) {
+        case SagaState::kPending:
+          if (cancel_requested_) {
+            co_await change_state(SagaEvent::kCancel, "cancelling", {});
+          } else {
+            co_await change_state(SagaEvent::kStart, "started", {});
+          }
+          break;
+        case SagaState::kRunning:
+        case SagaState::kWaiting: {
+          if (cancel_requested_) {
+            co_await change_state(SagaEvent::kCancel, "cancelling", {});
+            break;
+          }
+          if (past_deadline()) {
+            co_await fail("deadline_exceeded: the saga did not finish before its deadline");
+            break;
+          }
+          const Outcome outcome = co_await forward();
+          switch (outcome.flow) {
+            case Flow::kCompleted:
+              co_await change_state(SagaEvent::kComplete, "completed", {}, /*release=*/true);
+              co_return;
+            case Flow::kFailed:
+              co_await fail(outcome.reason);
+              break;
+            case Flow::kCancelled:
+              break;  // loop: cancel_requested_ is set
+            case Flow::kSuspended:
+              co_return;  // released by the commit that suspended
+            case Flow::kInterrupted:
+            case Flow::kContinue:
+              co_await release_now();
+              co_return;
+          }
+          break;
+        }
+        case SagaState::kCompensating: {
+          const Outcome outcome = co_await compensate();
+          if (outcome.flow == Flow::kInterrupted) {
+            co_await release_now();
+            co_return;
+          }
+          if (outcome.flow == Flow::kFailed) {
+            Transition t = state_transition(SagaEvent::kCompensationFailed, "failed", {{"reason", outcome.reason}});
+            t.saga_error = outcome.reason;
+            t.release = true;
+            co_await commit(std::move(t));
+            log_warn("saga " + saga_.id + " failed and needs an operator: " + outcome.reason);
+            co_return;
+          }
+          if (cancel_requested_) {
+            co_await change_state(SagaEvent::kCancellationDone, "cancelled", {}, true);
+          } else {
+            co_await change_state(SagaEvent::kCompensationDone, "compensated", {}, true);
+          }
+          co_return;
+        }
+        default:  // terminal: nothing to do but let go
+          co_await release_now();
+          co_return;
+      }
+    }
+  }
+
+ private:
+  using RowKey = std::pair<std::string, std::string>;
+
+  // --- time ---------------------------------------------------------------
+  Clock::time_point db_now() const {
+    return db_now_at_load_ + std::chrono::duration_cast<Clock::duration>(std::chrono::steady_clock::now() - loaded_at_);
+  }
+  bool past_deadline() const { return saga_.deadline_at && db_now() >= *saga_.deadline_at; }
+  static Millis until(Clock::time_point from, Clock::time_point to) {
+    return std::max(Millis(0), std::chrono::duration_cast<Millis>(to - from));
+  }
+
+  // --- commits ------------------------------------------------------------
+  asio::awaitable<CommitResult> commit(Transition t, InTransaction in_tx = nullptr,
+                                       std::optional<Millis> timeout = std::nullopt) {
+    t.signals_seen_up_to = signals_seen_;
+    CommitResult result = co_await rt_.on_pool([&] { return rt_.store.commit(claim_, t, in_tx, timeout); });
+    if (in_tx && !result.action.ok) co_return result;  // nothing was written
+    cancel_requested_ = cancel_requested_ || result.cancel_requested;
+    if (t.saga_state) saga_.state = *t.saga_state;
+    if (t.step) remember(*t.step, in_tx ? std::optional(result.action.output) : t.step->output);
+    saga_.context.update(t.context_updates);
+    if (in_tx) saga_.context.update(result.action.context_updates);
+    if (t.release && t.release_wake_in && rt_.wake_after) rt_.wake_after(*t.release_wake_in);
+    co_return result;
+  }
+
+  void remember(const StepWrite& w, const std::optional<nlohmann::json>& output) {
+    StepRecord& row = rows_[{w.step, w.branch}];
+    row.step = w.step;
+    row.branch = w.branch;
+    row.step_index = w.step_index;
+    row.state = w.state;
+    row.attempts += w.add_attempts;
+    row.compensation_attempts += w.add_compensation_attempts;
+    if (output) row.output = *output;
+    if (w.error) row.error = *w.error;
+    if (w.wake_in) row.wake_at = db_now() + *w.wake_in;
+    if (w.state == StepState::kCompleted) row.completed_seq = ++local_completion_seq_;
+  }
+
+  Transition state_transition(SagaEvent event, std::string kind, nlohmann::json detail) {
+    Transition t;
+    t.saga_state = next_state(saga_.state, event);  // an illegal change is a bug: it throws
+    t.event = kind;
+    t.event_detail = std::move(detail);
+    return t;
+  }
+
+  asio::awaitable<void> change_state(SagaEvent event, std::string kind, nlohmann::json detail,
+                                     bool release = false) {
+    Transition t = state_transition(event, std::move(kind), std::move(detail));
+    t.release = release;
+    co_await commit(std::move(t));
+  }
+
+  asio::awaitable<void> fail(const std::string& reason) {
+    Transition t = state_transition(SagaEvent::kFail, "compensation_begun", {{"reason", reason}});
+    t.saga_error = reason;
+    co_await commit(std::move(t));
+  }
+
+  asio::awaitable<void> release_now() {
+    Transition t;
+    t.release = true;
+    t.release_wake_in = Millis(0);
+    co_await commit(std::move(t));
+  }
+
+  // Suspends (running -> waiting) if needed and gives up the lease until
+  // `wake_in` (or the deadline / a signal when unset), in one commit.
+  asio::awaitable<Outcome> suspend(std::optional<StepWrite> step, std::string kind, std::optional<Millis> wake_in,
+                                   nlohmann::json detail = nlohmann::json::object()) {
+    Transition t;
+    if (saga_.state == SagaState::kRunning) t.saga_state = next_state(saga_.state, SagaEvent::kSuspend);
+    if (step) {
+      t.step = std::move(step);
+      t.event = kind;
+      t.event_step = t.step->step;
+      t.event_detail = std::move(detail);
+    }
+    t.release = true;
+    t.release_wake_in = wake_in;
+    co_await commit(std::move(t));
+    co_return Outcome{Flow::kSuspended, {}};
+  }
+
+  // Completes a wait step, resuming the saga (waiting -> running) in the same commit.
+  asio::awaitable<void> finish_wait(int index, const Step& step, std::string kind, nlohmann::json output,
+                                    nlohmann::json context_updates, std::optional<std::int64_t> consume) {
+    Transition t;
+    if (saga_.state == SagaState::kWaiting) t.saga_state = next_state(saga_.state, SagaEvent::kResume);
+    t.step = StepWrite{step.name, "", index, StepState::kCompleted, 0, 0, std::move(output), std::string(), {}};
+    t.event = kind;
+    t.event_step = step.name;
+    t.context_updates = std::move(context_updates);
+    t.consume_signal = consume;
+    co_await commit(std::move(t));
+  }
+
+  // --- forward ------------------------------------------------------------
+  asio::awaitable<Outcome> forward() {
+    for (int index = 0; index < static_cast<int>(def_->steps.size()); ++index) {
+      const Step& step = def_->steps[index];
+      const std::vector<std::string> branches = step.for_each.empty() ? std::vector<std::string>{""} : step.for_each;
+      std::vector<std::string> todo;
+      for (const auto& branch : branches) {
+        auto it = rows_.find({step.name, branch});
+        if (it == rows_.end()) {
+          todo.push_back(branch);
+          continue;
+        }
+        const StepState s = it->second.state;
+        if (s == StepState::kCompleted || s == StepState::kSkipped) continue;
+        if (s == StepState::kFailed) {
+          co_return Outcome{Flow::kFailed, "step " + step_label(step.name, branch) + " failed: " + it->second.error};
+        }
+        todo.push_back(branch);
+      }
+      if (todo.empty()) continue;
+      if (rt_.stopping) co_return Outcome{Flow::kInterrupted, {}};
+      if (cancel_requested_) co_return Outcome{Flow::kCancelled, {}};
+
+      const bool started = todo.size() < branches.size() || rows_.count({step.name, todo.front()}) > 0;
+      if (step.when && !started && !step.when->holds(saga_.context)) {
+        for (const auto& branch : todo) {
+          Transition t;
+          t.step = StepWrite{step.name, branch, index, StepState::kSkipped, 0, 0, {}, {}, {}};
+          t.event = "step_skipped";
+          t.event_step = step.name;
+          t.event_branch = branch;
+          t.event_detail = {{"condition", step.when->path}};
+          co_await commit(std::move(t));
+        }
+        continue;
+      }
+
+      Outcome outcome;
+      if (step.is_wait()) {
+        outcome = co_await wait_step(index, step);
+      } else {
+        outcome = co_await run_branches(index, step, todo);
+      }
+      if (outcome.flow != Flow::kContinue) co_return outcome;
+    }
+    co_return Outcome{Flow::kCompleted, {}};
+  }
+
+  asio::awaitable<Outcome> wait_step(int index, const Step& step) {
+    const Wait& wait = *step.wait;
+    auto row_it = rows_.find({step.name, ""});
+    const StepRecord* row = row_it == rows_.end() ? nullptr : &row_it->second;
+    const auto now = db_now();
+    StepWrite waiting{step.name, "", index, StepState::kWaiting, 0, 0, {}, {}, {}};
+
+    if (wait.duration) {
+      if (!row) {
+        waiting.wake_in = *wait.duration;
+        // Arguments are built before co_await: GCC 12 cannot keep a braced
+        // initializer list alive across a suspension point.
+        nlohmann::json detail = {{"duration", format_duration(*wait.duration)}};
+        co_return co_await suspend(waiting, "timer_started", *wait.duration, std::move(detail));
+      }
+      if (row->wake_at && *row->wake_at <= now) {
+        co_await finish_wait(index, step, "timer_fired", nlohmann::json::object(), nlohmann::json::object(),
+                             std::nullopt);
+        co_return Outcome{};
+      }
+      co_return co_await suspend(std::nullopt, "", until(now, row->wake_at.value_or(now)));
+    }
+
+    // A signal wait.
+    auto signal = std::find_if(signals_.begin(), signals_.end(), [&](const SignalRecord& s) { return s.name == *wait.signal; });
+    if (signal != signals_.end()) {
+      const SignalRecord received = *signal;
+      signals_.erase(signal);
+      nlohmann::json output = {{"signal", received.name}, {"payload", received.payload}};
+      nlohmann::json context_updates = {{received.name, received.payload}};
+      co_await finish_wait(index, step, "signal_consumed", std::move(output), std::move(context_updates), received.id);
+      co_return Outcome{};
+    }
+    if (!row) {
+      waiting.wake_in = wait.signal_timeout;
+      nlohmann::json detail = {{"signal", *wait.signal}};
+      if (wait.signal_timeout) detail["timeout"] = format_duration(*wait.signal_timeout);
+      co_return co_await suspend(waiting, "signal_wait_started", wait.signal_timeout, detail);
+    }
+    if (wait.signal_timeout && row->wake_at && *row->wake_at <= now) {
+      const std::string reason = "signal_timeout: no '" + *wait.signal + "' signal within " +
+                                 format_duration(*wait.signal_timeout);
+      Transition t;
+      t.step = StepWrite{step.name, "", index, StepState::kFailed, 0, 0, {}, reason, {}};
+      t.event = "step_failed";
+      t.event_step = step.name;
+      t.event_detail = {{"code", "signal_timeout"}};
+      co_await commit(std::move(t));
+      co_return Outcome{Flow::kFailed, "step " + step.name + " failed: " + reason};
+    }
+    std::optional<Millis> wake_in;
+    if (wait.signal_timeout && row->wake_at) wake_in = until(now, *row->wake_at);
+    co_return co_await suspend(std::nullopt, "", wake_in);
+  }
+
+  // Runs the not-yet-completed branches of a step concurrently and waits for
+  // all of them, so that compensation never races a branch still in flight.
+  asio::awaitable<Outcome> run_branches(int index, const Step& step, const std::vector<std::string>& branches) {
+    if (branches.size() == 1) co_return co_await attempts(index, step, branches.front(), kForward);
+
+    struct Join {
+      explicit Join(asio::io_context& io, std::size_t n) : done(io, asio::steady_timer::time_point::max()), results(n) {}
+      asio::steady_timer done;
+      std::vector<Outcome> results;
+      std::exception_ptr error;
+      std::size_t remaining = 0;
+    };
+    auto join = std::make_shared<Join>(rt_.io, branches.size());
+    join->remaining = branches.size();
+    for (std::size_t i = 0; i < branches.size(); ++i) {
+      asio::co_spawn(rt_.io, attempts(index, step, branches[i], kForward),
+                     [join, i](std::exception_ptr e, Outcome outcome) {
+                       if (e && !join->error) join->error = e;
+                       join->results[i] = std::move(outcome);
+                       if (--join->remaining == 0) join->done.cancel();
+                     });
+    }
+    boost::system::error_code ec;
+    while (join->remaining > 0) co_await join->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (join->error) std::rethrow_exception(join->error);
+    for (const Outcome& o : join->results) {
+      if (o.flow == Flow::kFailed) co_return o;
+    }
+    for (const Outcome& o : join->results) {
+      if (o.flow != Flow::kContinue) co_return o;
+    }
+    co_return Outcome{};
+  }
+
+  ActionCall make_call(const Step& step, const std::string& branch, int attempt, bool compensating,
+                       Clock::time_point deadline) const {
+    ActionCall call;
+    call.saga_id = saga_.id;
+    call.saga_name = def_->name;
+    call.step = step.name;
+    call.branch = branch;
+    call.idempotency_key = saga_.id + "/" + step.name + "/" + branch;
+    call.attempt = attempt;
+    call.compensating = compensating;
+    call.input = step.input;
+    call.saga_input = saga_.input;
+    call.context = saga_.context;
+    call.deadline = deadline;
+    call.executor = rt_.io.get_executor();
+    call.blocking_executor = rt_.pool.get_executor();
+    return call;
+  }
+
+  asio::awaitable<ActionResult> invoke_async(const Action& action, const ActionCall& call, Millis timeout) {
+    struct Pending {
+      explicit Pending(asio::io_context& io) : timer(io) {}
+      asio::steady_timer timer;
+      std::optional<ActionResult> result;
+    };
+    auto pending = std::make_shared<Pending>(rt_.io);
+    pending->timer.expires_after(timeout);
+    asio::io_context& io = rt_.io;
+    Completion done = [pending, &io](ActionResult result) {
+      asio::post(io, [pending, result = std::move(result)]() mutable {
+        if (pending->result) return;  // too late: already timed out, or a second call
+        pending->result = std::move(result);
+        pending->timer.cancel();
+      });
+    };
+    try {
+      action.run_async(call, std::move(done));
+    } catch (const std::exception& e) {
+      co_return ActionResult::failure("exception", e.what());
+    }
+    boost::system::error_code ec;
+    co_await pending->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (!pending->result) {
+      pending->result = ActionResult::failure("timeout", "attempt abandoned after " + format_duration(timeout));
+    }
+    co_return *pending->result;
+  }
+
+  // Attempts one branch of a step (or its compensation) until it succeeds,
+  // fails for good, or the process stops.
+  asio::awaitable<Outcome> attempts(int index, const Step& step, const std::string& branch, AttemptMode mode) {
+    const std::string& action_name = mode.compensating ? step.compensate : step.action;
+    const RetryPolicy& policy = mode.compensating ? step.compensate_retry : step.retry;
+    const Action* action = rt_.actions.find(action_name);
+    const std::string label = step_label(step.name, branch);
+    auto counter = [&] {
+      auto it = rows_.find({step.name, branch});
+      if (it == rows_.end()) return 0;
+      return mode.compensating ? it->second.compensation_attempts : it->second.attempts;
+    };
+    auto write = [&](StepState state) {
+      StepWrite w{step.name, branch, index, state, 0, 0, {}, {}, {}};
+      return w;
+    };
+    auto event = [&](Transition& t, const char* kind, nlohmann::json detail) {
+      t.event = kind;
+      t.event_step = step.name;
+      t.event_branch = branch;
+      t.event_detail = std::move(detail);
+    };
+
+    for (;;) {
+      if (rt_.stopping) co_return Outcome{Flow::kInterrupted, {}};
+      const int attempt = counter() + 1;
+      if (!mode.compensating && past_deadline()) {
+        Transition t;
+        t.step = write(mode.failed);
+        t.step->error = "deadline_exceeded";
+        event(t, mode.failed_event, {{"code", "deadline_exceeded"}});
+        co_await commit(std::move(t));
+        co_return Outcome{Flow::kFailed, "step " + label + " failed: the saga deadline passed"};
+      }
+      {
+        Transition t;
+        t.step = write(mode.running);
+        (mode.compensating ? t.step->add_compensation_attempts : t.step->add_attempts) = 1;
+        event(t, mode.started_event, {{"attempt", attempt}});
+        co_await commit(std::move(t));
+      }
+
+      Millis timeout = step.timeout;
+      if (!mode.compensating && saga_.deadline_at) timeout = std::min(timeout, until(db_now(), *saga_.deadline_at));
+      const ActionCall call = make_call(step, branch, attempt, mode.compensating, Clock::now() + timeout);
+
+      Transition success;
+      success.step = write(mode.succeeded);
+      success.step->error = "";
+      event(success, mode.succeeded_event, {{"attempt", attempt}});
+      ActionResult result;
+      if (action == nullptr) {
+        result = ActionResult::failure("unknown_action", "action '" + action_name + "' is not registered", false);
+      } else if (action->run_in_transaction) {
+        InTransaction in_tx = [&](pqxx::work& tx) { return action->run_in_transaction(call, tx); };
+        result = (co_await commit(success, in_tx, timeout)).action;
+        if (result.ok) co_return Outcome{};
+      } else {
+        result = co_await invoke_async(*action, call, timeout);
+        if (result.ok) {
+          success.step->output = result.output;
+          if (!mode.compensating) success.context_updates = result.context_updates;
+          co_await commit(std::move(success));
+          co_return Outcome{};
+        }
+      }
+
+      const ActionError& error = result.error;
+      const bool final = !error.retryable || !policy.should_retry(error.code, attempt);
+      Transition t;
+      t.step = write(final ? mode.failed : mode.retrying);
+      t.step->error = error.code + ": " + error.message;
+      event(t, final ? mode.failed_event : mode.retry_event,
+            {{"attempt", attempt}, {"code", error.code}, {"message", error.message}, {"retryable", error.retryable}});
+      co_await commit(std::move(t));
+      if (final) {
+        co_return Outcome{Flow::kFailed, (mode.compensating ? "compensation of step " : "step ") + label +
+                                             " failed after " + std::to_string(attempt) + " attempt(s): " +
+                                             error.code + ": " + error.message};
+      }
+      if (!co_await rt_.sleep(retry_delay(policy, attempt + 1, rt_.rng))) co_return Outcome{Flow::kInterrupted, {}};
+    }
+  }
+
+  // --- compensation -------------------------------------------------------
+  asio::awaitable<Outcome> compensate() {
+    std::vector<const StepRecord*> todo;
+    for (const auto& [key, row] : rows_) {
+      const Step* step = def_->find_step(row.step);
+      if (!step || step->compensate.empty()) continue;
+      if (row.state == StepState::kCompleted || row.state == StepState::kCompensating) todo.push_back(&row);
+    }
+    // Undo in reverse order of completion (branches of a for_each included).
+    std::sort(todo.begin(), todo.end(), [](const StepRecord* a, const StepRecord* b) {
+      if (a->step_index != b->step_index) return a->step_index > b->step_index;
+      return a->completed_seq > b->completed_seq;
+    });
+    std::vector<RowKey> keys;
+    for (const StepRecord* row : todo) keys.push_back({row->step, row->branch});
+    for (const auto& [step_name, branch] : keys) {
+      const Step& step = *def_->find_step(step_name);
+      const int index = rows_.at({step_name, branch}).step_index;
+      Outcome outcome = co_await attempts(index, step, branch, kCompensation);
+      if (outcome.flow != Flow::kContinue) co_return outcome;
+    }
+    co_return Outcome{};
+  }
+
+  Runtime& rt_;
+  Claim claim_;
+  SagaRecord saga_;
+  std::vector<SignalRecord> signals_;  // delivered, not yet consumed
+  std::shared_ptr<const SagaDefinition> def_;
+  std::map<RowKey, StepRecord> rows_;
+  Clock::time_point db_now_at_load_;
+  std::chrono::steady_clock::time_point loaded_at_;
+  bool cancel_requested_;
+  std::int64_t signals_seen_ = 0;
+  std::int64_t local_completion_seq_ = 1LL << 62;  // orders steps completed in this run after loaded ones
+};
+
+// The definition version a saga started on, parsed once per process.
+asio::awaitable<std::shared_ptr<const SagaDefinition>> definition_for(Runtime& rt, const std::string& hash) {
+  if (auto it = rt.definitions.find(hash); it != rt.definitions.end()) co_return it->second;
+  const std::optional<std::string> source =
+      co_await rt.on_pool([&] { return rt.store.definition_source(hash); });
+  if (!source) throw std::runtime_error("definition version " + hash + " is not stored");
+  LoadResult loaded = load_definition(*source, "stored definition " + hash,
+                                      [&](const std::string& name) { return rt.actions.contains(name); });
+  if (!loaded.definition) {
+    throw std::runtime_error("stored definition " + hash + " no longer loads: " + loaded.errors.front().to_string());
+  }
+  auto def = std::make_shared<const SagaDefinition>(std::move(*loaded.definition));
+  rt.definitions.emplace(hash, def);
+  co_return def;
+}
+
+}  // namespace
+
+asio::awaitable<void> drive_saga(Runtime& rt, Claim claim) {
+  SagaSnapshot snapshot = co_await rt.on_pool([&] { return rt.store.load(claim); });
+  auto def = co_await definition_for(rt, snapshot.saga.definition_hash);
+  SagaRun run(rt, std::move(claim), std::move(snapshot), std::move(def));
+  co_await run.run();
+}
+
+}  // namespace wsflow::detail

@@ -1,0 +1,207 @@
+#pragma once
+// The Store contract: everything the engine and its clients persist. The
+// Postgres implementation lives in adapters/postgres; tests wrap it to inject
+// faults. All calls block and are safe to make from several threads at once.
+//
+// Fencing: every executor-side write names the Claim it was made under and is
+// refused with LeaseLost (nothing written, the in-transaction action rolled
+// back) once another process has claimed the saga. This is what keeps two
+// processes from both committing the same step.
+//
+// Errors: bad arguments throw std::invalid_argument; database failures throw
+// the driver's exceptions (std::exception); LeaseLost as above.
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <pqxx/transaction>
+
+#include "engine/action.h"
+#include "engine/definition.h"
+#include "engine/duration.h"
+#include "engine/lifecycle.h"
+
+namespace wsflow {
+
+using TimePoint = std::chrono::system_clock::time_point;
+
+enum class StepState {
+  kRunning,             // an attempt is in flight (or was, when its process died)
+  kRetrying,            // an attempt failed; another will follow after the backoff
+  kWaiting,             // a wait step: timer or signal pending
+  kCompleted,
+  kSkipped,             // `when:` did not hold
+  kFailed,              // failed for good
+  kCompensating,        // its compensation is in flight
+  kCompensated,
+  kCompensationFailed,  // its compensation failed for good
+};
+const char* to_string(StepState state);
+std::optional<StepState> step_state_from_string(const std::string& name);
+
+struct SagaRecord {
+  std::string id;
+  std::string definition;  // saga name
+  int version = 0;
+  std::string definition_hash;
+  std::string workspace_id;  // empty when the saga is not about one workspace
+  SagaState state = SagaState::kPending;
+  nlohmann::json input;
+  nlohmann::json context;
+  std::string idempotency_key;
+  std::optional<TimePoint> deadline_at;
+  std::optional<TimePoint> wake_at;
+  std::string error;
+  bool cancel_requested = false;
+  TimePoint created_at;
+  TimePoint updated_at;
+};
+
+struct StepRecord {
+  std::string step;
+  std::string branch;
+  int step_index = 0;
+  StepState state = StepState::kRunning;
+  int attempts = 0;
+  int compensation_attempts = 0;
+  nlohmann::json output;
+  std::string error;
+  std::optional<TimePoint> wake_at;
+  std::int64_t completed_seq = 0;  // order in which steps completed, for compensation
+};
+
+struct SignalRecord {
+  std::int64_t id = 0;
+  std::string name;
+  nlohmann::json payload;
+};
+
+struct EventRecord {
+  std::int64_t id = 0;
+  std::string kind;
+  std::string step;
+  std::string branch;
+  nlohmann::json detail;
+  TimePoint at;
+};
+
+// A saga held by one process under a lease.
+struct Claim {
+  std::string saga_id;
+  std::string lease_token;
+};
+
+// What the executor reads when it (re)starts driving a saga.
+struct SagaSnapshot {
+  SagaRecord saga;
+  std::vector<StepRecord> steps;
+  std::vector<SignalRecord> signals;  // delivered, not yet consumed, oldest first
+  TimePoint db_now;                   // the database clock, which all durable times use
+};
+
+class LeaseLost : public std::runtime_error {
+ public:
+  explicit LeaseLost(const std::string& saga_id)
+      : std::runtime_error("lease on saga " + saga_id + " was lost to another process") {}
+};
+
+// One step-row write within a Transition.
+struct StepWrite {
+  std::string step;
+  std::string branch;
+  int step_index = 0;
+  StepState state = StepState::kRunning;
+  int add_attempts = 0;               // added to the attempt counter
+  int add_compensation_attempts = 0;  // added to the compensation attempt counter
+  std::optional<nlohmann::json> output;
+  std::optional<std::string> error;   // replaces the stored error when set ("" clears it)
+  std::optional<Millis> wake_in;      // wake_at = db now + wake_in
+};
+
+// Everything one commit changes. Applied atomically, with its event, or not at all.
+struct Transition {
+  std::string event;                  // saga_events.kind
+  std::string event_step;
+  std::string event_branch;
+  nlohmann::json event_detail = nlohmann::json::object();
+  std::optional<SagaState> saga_state;
+  std::optional<std::string> saga_error;
+  std::optional<StepWrite> step;
+  // Merged (top level) into the saga context, together with the context
+  // updates of the in-transaction action, if one ran.
+  nlohmann::json context_updates = nlohmann::json::object();
+  std::optional<std::int64_t> consume_signal;  // mark this signal consumed
+  // Give up the lease in the same commit; the saga becomes runnable again at
+  // min(db now + release_wake_in, deadline), or never by time when unset (a
+  // terminal saga, or one waiting only for a signal with no deadline).
+  bool release = false;
+  std::optional<Millis> release_wake_in;
+  // The newest signal id the releasing process has seen: a signal delivered
+  // after it (while the saga was leased) makes the saga runnable now, so a
+  // concurrent delivery is never lost. Likewise a pending cancel request.
+  std::int64_t signals_seen_up_to = 0;
+};
+
+struct StartOptions {
+  std::string idempotency_key;  // empty: none; else a repeat returns the first saga
+  std::string workspace_id;     // empty: none
+};
+
+struct StartResult {
+  std::string saga_id;
+  bool created = false;  // false when idempotency_key matched an existing saga
+};
+
+// Runs the transactional action, if any, inside a commit; its result's output
+// and context updates are what the commit stores.
+using InTransaction = std::function<ActionResult(pqxx::work&)>;
+
+struct CommitResult {
+  ActionResult action;            // the in-transaction action's result (success when none ran)
+  bool cancel_requested = false;  // someone asked the saga to cancel (read under the lease lock)
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // --- clients ---
+  // Stores `definition` by hash (once) and a pending saga on it. Throws
+  // std::invalid_argument naming the first missing required input field.
+  virtual StartResult start_saga(const SagaDefinition& definition, const nlohmann::json& input,
+                                 const StartOptions& options) = 0;
+  // Records a signal for the saga and wakes it. Returns false when the saga
+  // does not exist or has already finished.
+  virtual bool deliver_signal(const std::string& saga_id, const std::string& name, const nlohmann::json& payload) = 0;
+  // Asks a saga to stop: it compensates and ends `cancelled`. Throws
+  // IllegalTransition if the saga has already finished; false if unknown.
+  virtual bool request_cancel(const std::string& saga_id) = 0;
+  virtual std::optional<SagaRecord> find_saga(const std::string& saga_id) = 0;
+  virtual std::vector<StepRecord> steps(const std::string& saga_id) = 0;
+  virtual std::vector<EventRecord> events(const std::string& saga_id) = 0;
+  // The YAML text of a stored definition version.
+  virtual std::optional<std::string> definition_source(const std::string& hash) = 0;
+
+  // --- executor ---
+  // Leases up to `limit` runnable sagas (due, and not leased or lease expired).
+  virtual std::vector<Claim> claim(const std::string& owner, Millis lease, int limit) = 0;
+  // Extends every lease `owner` holds. Returns how many.
+  virtual int renew_leases(const std::string& owner, Millis lease) = 0;
+  // Gives up every lease `owner` holds, making those sagas runnable now.
+  virtual void release_all(const std::string& owner) = 0;
+  // Throws LeaseLost if the claim is stale.
+  virtual SagaSnapshot load(const Claim& claim) = 0;
+  // Applies `transition` atomically, after running `in_transaction` (if set)
+  // in the same transaction. If that returns a failure, nothing is written and
+  // the failure is returned. Throws LeaseLost if the claim is stale.
+  virtual CommitResult commit(const Claim& claim, const Transition& transition,
+                              const InTransaction& in_transaction = nullptr,
+                              std::optional<Millis> statement_timeout = std::nullopt) = 0;
+};
+
+}  // namespace wsflow

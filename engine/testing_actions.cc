@@ -1,0 +1,64 @@
+#include "engine/testing_actions.h"
+
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+
+namespace wsflow {
+namespace {
+
+// True while `attempt` is within the first input.times attempts (all when absent).
+bool within_times(const ActionCall& call) {
+  if (!call.input.contains("times")) return true;
+  return call.attempt <= call.input["times"].get<int>();
+}
+
+void complete_after(const ActionCall& call, std::chrono::milliseconds delay, Completion done, ActionResult result) {
+  auto timer = std::make_shared<boost::asio::steady_timer>(call.executor, delay);
+  timer->async_wait([timer, done = std::move(done), result = std::move(result)](const boost::system::error_code&) {
+    done(result);
+  });
+}
+
+ActionResult succeed(const ActionCall& call) {
+  return ActionResult::success({{"branch", call.branch}, {"attempt", call.attempt}},
+                               call.input.value("context", nlohmann::json::object()));
+}
+
+}  // namespace
+
+void register_testing_actions(ActionRegistry& registry) {
+  registry.add("testing.succeed", {[](const ActionCall& call, Completion done) { done(succeed(call)); }, {}});
+
+  registry.add("testing.fail", {[](const ActionCall& call, Completion done) {
+                                  const bool chosen = !call.input.contains("branch") ||
+                                                      call.input["branch"].get<std::string>() == call.branch;
+                                  if (!chosen || !within_times(call)) return done(succeed(call));
+                                  done(ActionResult::failure(call.input.value("code", "testing_failure"),
+                                                             "testing.fail attempt " + std::to_string(call.attempt),
+                                                             call.input.value("retryable", true)));
+                                },
+                                {}});
+
+  registry.add("testing.hang", {[](const ActionCall& call, Completion done) {
+                                  if (!within_times(call)) done(succeed(call));
+                                  // Otherwise `done` is dropped: the engine must abandon us at the timeout.
+                                },
+                                {}});
+
+  registry.add("testing.sleep", {[](const ActionCall& call, Completion done) {
+                                   complete_after(call, std::chrono::milliseconds(call.input.value("ms", 0)),
+                                                  std::move(done), succeed(call));
+                                 },
+                                 {}});
+
+  registry.add("testing.effect", {{}, [](const ActionCall& call, pqxx::work& tx) {
+                                    tx.exec_params(
+                                        "INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, "
+                                        "compensating) VALUES ($1, $2::uuid, $3, $4, $5)",
+                                        call.idempotency_key, call.saga_id, call.step, call.branch,
+                                        call.compensating);
+                                    return succeed(call);
+                                  }});
+}
+
+}  // namespace wsflow

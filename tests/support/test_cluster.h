@@ -1,0 +1,16 @@
+#pragma once
+// The test harness's Postgres: one throwaway cluster per test executable run
+// (started on first use, removed at exit), and a fresh migrated database per
+// test.
+
+#include <string>
+
+namespace wsflow::testing {
+
+// A new, empty database with the wsflow schema migrated; returns its DSN.
+std::string fresh_database();
+
+// DSN of a new database without migrations.
+std::string fresh_unmigrated_database();
+
+}  // namespace wsflow::testing
