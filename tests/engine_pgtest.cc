@@ -1,1 +1,537 @@
+// The executor against a real Postgres: each test gets a fresh database and
+// an in-process engine running the testing.* actions.
+
 #include <gtest/gtest.h>
+
+#include <pqxx/pqxx>
+
+#include "adapters/postgres/migrations.h"
+#include "tests/support/engine_harness.h"
+#include "tests/support/test_cluster.h"
+
+namespace wsflow {
+namespace {
+
+using testing::definition;
+using testing::EngineHarness;
+using testing::wait_state;
+using testing::wait_terminal;
+
+// (kind, step, branch) of the events whose kind is in `kinds`, in commit order.
+std::vector<std::string> events_of(Store& store, const std::string& id, std::set<std::string> kinds) {
+  std::vector<std::string> out;
+  for (const auto& e : store.events(id)) {
+    if (!kinds.count(e.kind)) continue;
+    out.push_back(e.kind + ":" + e.step + (e.branch.empty() ? "" : "[" + e.branch + "]"));
+  }
+  return out;
+}
+
+std::map<std::string, StepRecord> steps_by_label(Store& store, const std::string& id) {
+  std::map<std::string, StepRecord> out;
+  for (auto& s : store.steps(id)) out[s.branch.empty() ? s.step : s.step + "[" + s.branch + "]"] = s;
+  return out;
+}
+
+long long scalar(const std::string& dsn, const std::string& sql) {
+  pqxx::connection conn(dsn);
+  pqxx::read_transaction tx(conn);
+  return tx.exec(sql)[0][0].as<long long>();
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  std::string dsn_ = testing::fresh_database();
+  pg::PgStore client_{dsn_, 2};
+
+  std::string start(const SagaDefinition& def, nlohmann::json input = nlohmann::json::object()) {
+    return client_.start_saga(def, input, {}).saga_id;
+  }
+};
+
+TEST_F(EngineTest, HappyPathCompletesEveryStepInOrder) {
+  const auto def = definition(R"(saga: t.happy
+version: 1
+steps:
+  - name: one
+    action: testing.succeed
+    input: { context: { plan: pro } }
+  - name: two
+    action: testing.effect
+  - name: three
+    action: testing.succeed
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def, {{"name", "acme"}});
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  EXPECT_EQ(events_of(client_, id, {"started", "step_completed", "completed"}),
+            (std::vector<std::string>{"started:", "step_completed:one", "step_completed:two", "step_completed:three",
+                                      "completed:"}));
+  const auto saga = client_.find_saga(id);
+  EXPECT_EQ(saga->context["plan"], "pro");   // merged from step one
+  EXPECT_EQ(saga->context["name"], "acme");  // the input starts the context
+  for (const auto& [label, step] : steps_by_label(client_, id)) {
+    EXPECT_EQ(step.state, StepState::kCompleted) << label;
+    EXPECT_EQ(step.attempts, 1) << label;
+  }
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects WHERE step = 'two'"), 1);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.sagas WHERE lease_owner IS NOT NULL OR wake_at IS NOT NULL"), 0);
+}
+
+// Failure at step k (k = 1..4) compensates exactly steps 1..k-1, last first.
+class FailureAtStep : public EngineTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(FailureAtStep, CompensatesExactlyTheCompletedStepsInReverseOrder) {
+  const int k = GetParam();
+  std::string yaml = "saga: t.fail_at\nversion: 1\nsteps:\n";
+  for (int i = 1; i <= 4; ++i) {
+    yaml += "  - name: s" + std::to_string(i) + "\n";
+    yaml += i == k ? "    action: testing.fail\n    input: { retryable: false }\n" : "    action: testing.succeed\n";
+    yaml += "    compensate: testing.effect\n";
+  }
+  EngineHarness engine(dsn_);
+  const std::string id = start(definition(yaml));
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompensated);
+
+  std::vector<std::string> expected;
+  for (int i = k - 1; i >= 1; --i) expected.push_back("step_compensated:s" + std::to_string(i));
+  EXPECT_EQ(events_of(client_, id, {"step_compensated"}), expected);
+  const auto steps = steps_by_label(client_, id);
+  EXPECT_EQ(steps.at("s" + std::to_string(k)).state, StepState::kFailed);
+  EXPECT_EQ(steps.count("s" + std::to_string(k + 1)), 0u);  // never started
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects WHERE compensating"), k - 1);
+  EXPECT_NE(client_.find_saga(id)->error.find("step s" + std::to_string(k) + " failed"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryStep, FailureAtStep, ::testing::Values(1, 2, 3, 4));
+
+TEST_F(EngineTest, RetriesWithBackoffThenSucceeds) {
+  const auto def = definition(R"(saga: t.retry
+version: 1
+defaults:
+  retry: { max_attempts: 4, initial: 50ms, max: 200ms, jitter: none }
+steps:
+  - name: flaky
+    action: testing.fail
+    input: { times: 2, code: unavailable }
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  EXPECT_EQ(steps_by_label(client_, id).at("flaky").attempts, 3);
+  EXPECT_EQ(events_of(client_, id, {"attempt_failed", "step_completed"}),
+            (std::vector<std::string>{"attempt_failed:flaky", "attempt_failed:flaky", "step_completed:flaky"}));
+  // The backoff delays (50ms, then 100ms) were really waited.
+  const auto events = client_.events(id);
+  std::vector<TimePoint> starts;
+  for (const auto& e : events) {
+    if (e.kind == "attempt_started") starts.push_back(e.at);
+  }
+  ASSERT_EQ(starts.size(), 3u);
+  EXPECT_GE(starts[2] - starts[1], std::chrono::milliseconds(100));
+}
+
+TEST_F(EngineTest, ExhaustedRetriesCompensate) {
+  const auto def = definition(R"(saga: t.exhaust
+version: 1
+defaults:
+  retry: { max_attempts: 3, initial: 10ms, max: 20ms }
+steps:
+  - name: first
+    action: testing.succeed
+    compensate: testing.succeed
+  - name: broken
+    action: testing.fail
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompensated);
+  const auto steps = steps_by_label(client_, id);
+  EXPECT_EQ(steps.at("broken").attempts, 3);
+  EXPECT_EQ(steps.at("broken").state, StepState::kFailed);
+  EXPECT_EQ(steps.at("first").state, StepState::kCompensated);
+}
+
+TEST_F(EngineTest, NonRetryableErrorsFailAtOnce) {
+  const auto def = definition(R"(saga: t.nonretry
+version: 1
+defaults:
+  retry: { max_attempts: 5, initial: 10ms, non_retryable: [invalid_input] }
+steps:
+  - name: by_policy
+    action: testing.fail
+    input: { code: invalid_input }
+)");
+  const auto def2 = definition(R"(saga: t.nonretry2
+version: 1
+defaults:
+  retry: { max_attempts: 5, initial: 10ms }
+steps:
+  - name: by_action
+    action: testing.fail
+    input: { retryable: false }
+)");
+  EngineHarness engine(dsn_);
+  const std::string a = start(def), b = start(def2);
+  ASSERT_EQ(wait_terminal(client_, a), SagaState::kCompensated);
+  ASSERT_EQ(wait_terminal(client_, b), SagaState::kCompensated);
+  EXPECT_EQ(steps_by_label(client_, a).at("by_policy").attempts, 1);
+  EXPECT_EQ(steps_by_label(client_, b).at("by_action").attempts, 1);
+}
+
+TEST_F(EngineTest, HungActionIsAbandonedAtItsTimeout) {
+  const auto def = definition(R"(saga: t.hang
+version: 1
+steps:
+  - name: slow
+    action: testing.hang
+    input: { times: 1 }
+    timeout: 300ms
+    retry: { max_attempts: 2, initial: 10ms }
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  EXPECT_EQ(steps_by_label(client_, id).at("slow").attempts, 2);
+  const auto failed = client_.events(id);
+  auto it = std::find_if(failed.begin(), failed.end(), [](const EventRecord& e) { return e.kind == "attempt_failed"; });
+  ASSERT_NE(it, failed.end());
+  EXPECT_EQ(it->detail["code"], "timeout");
+}
+
+TEST_F(EngineTest, ForEachWithOneFailingBranchCompensatesTheOthers) {
+  const auto def = definition(R"(saga: t.fanout
+version: 1
+steps:
+  - name: reserve
+    action: testing.succeed
+    compensate: testing.effect
+  - name: provision
+    for_each: [dev, staging, prod]
+    action: testing.fail
+    input: { branch: prod, retryable: false }
+    compensate: testing.effect
+  - name: activate
+    action: testing.succeed
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompensated);
+  const auto steps = steps_by_label(client_, id);
+  EXPECT_EQ(steps.at("provision[dev]").state, StepState::kCompensated);
+  EXPECT_EQ(steps.at("provision[staging]").state, StepState::kCompensated);
+  EXPECT_EQ(steps.at("provision[prod]").state, StepState::kFailed);
+  EXPECT_EQ(steps.at("reserve").state, StepState::kCompensated);
+  EXPECT_EQ(steps.count("activate"), 0u);
+  const auto order = events_of(client_, id, {"step_compensated"});
+  ASSERT_EQ(order.size(), 3u);
+  EXPECT_EQ(order.back(), "step_compensated:reserve");  // branches first, then the step before them
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects WHERE compensating AND step = 'provision'"), 2);
+}
+
+TEST_F(EngineTest, ForEachBranchesRunConcurrently) {
+  const auto def = definition(R"(saga: t.parallel
+version: 1
+steps:
+  - name: provision
+    for_each: [a, b, c, d]
+    action: testing.sleep
+    input: { ms: 600 }
+)");
+  EngineHarness engine(dsn_);
+  const auto begin = std::chrono::steady_clock::now();
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  // Four sequential sleeps would take 2.4s; concurrent ones take ~0.6s.
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::milliseconds(2000));
+  EXPECT_EQ(steps_by_label(client_, id).size(), 4u);
+}
+
+TEST_F(EngineTest, CompensationThatFailsForGoodLeavesTheSagaFailedWithTheReason) {
+  const auto def = definition(R"(saga: t.stuck
+version: 1
+steps:
+  - name: first
+    action: testing.succeed
+    compensate: testing.fail
+    compensate_retry: { max_attempts: 2, initial: 10ms }
+  - name: second
+    action: testing.fail
+    input: { retryable: false }
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kFailed);
+  const auto saga = client_.find_saga(id);
+  EXPECT_NE(saga->error.find("compensation of step first failed after 2 attempt(s)"), std::string::npos)
+      << saga->error;
+  const auto steps = steps_by_label(client_, id);
+  EXPECT_EQ(steps.at("first").state, StepState::kCompensationFailed);
+  EXPECT_EQ(steps.at("first").compensation_attempts, 2);
+}
+
+TEST_F(EngineTest, CompensationRetriesUntilItSucceeds) {
+  const auto def = definition(R"(saga: t.comp_retry
+version: 1
+steps:
+  - name: first
+    action: testing.succeed
+    compensate: testing.fail
+    input: { times: 2 }
+    compensate_retry: { max_attempts: 5, initial: 10ms }
+  - name: second
+    action: testing.fail
+    input: { retryable: false }
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompensated);
+  EXPECT_EQ(steps_by_label(client_, id).at("first").compensation_attempts, 3);
+}
+
+TEST_F(EngineTest, WhenConditionSkipsAStep) {
+  const auto def = definition(R"(saga: t.when
+version: 1
+steps:
+  - name: enterprise_only
+    when: { path: plan, equals: enterprise }
+    action: testing.fail
+  - name: always
+    action: testing.succeed
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def, {{"plan", "free"}});
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  EXPECT_EQ(steps_by_label(client_, id).at("enterprise_only").state, StepState::kSkipped);
+}
+
+TEST_F(EngineTest, TimerSurvivesAnEngineRestart) {
+  const auto def = definition(R"(saga: t.timer
+version: 1
+steps:
+  - name: before
+    action: testing.succeed
+  - name: pause
+    wait: { for: 2s }
+  - name: after
+    action: testing.effect
+)");
+  auto engine = std::make_unique<EngineHarness>(dsn_);
+  const auto begin = std::chrono::steady_clock::now();
+  const std::string id = start(def);
+  ASSERT_TRUE(wait_state(client_, id, SagaState::kWaiting));
+  engine.reset();  // the process goes away while the timer runs
+  EXPECT_EQ(client_.find_saga(id)->state, SagaState::kWaiting);
+  engine = std::make_unique<EngineHarness>(dsn_);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  EXPECT_GE(std::chrono::steady_clock::now() - begin, std::chrono::seconds(2));
+  EXPECT_EQ(events_of(client_, id, {"timer_started", "timer_fired"}),
+            (std::vector<std::string>{"timer_started:pause", "timer_fired:pause"}));
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 1);
+}
+
+const char* kApproval = R"(saga: t.approval
+version: 1
+steps:
+  - name: prepare
+    action: testing.succeed
+    compensate: testing.succeed
+  - name: approval
+    wait: { signal: approved, timeout: 1h }
+  - name: finish
+    when: { path: approved.ok, equals: true }
+    action: testing.succeed
+)";
+
+TEST_F(EngineTest, SignalDeliveredWhileNoEngineRunsIsConsumedAfterRestart) {
+  const auto def = definition(kApproval);
+  auto engine = std::make_unique<EngineHarness>(dsn_);
+  const std::string id = start(def);
+  ASSERT_TRUE(wait_state(client_, id, SagaState::kWaiting));
+  engine.reset();
+  ASSERT_TRUE(client_.deliver_signal(id, "approved", {{"ok", true}, {"by", "ops"}}));
+  engine = std::make_unique<EngineHarness>(dsn_);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  const auto saga = client_.find_saga(id);
+  EXPECT_EQ(saga->context["approved"]["by"], "ops");
+  EXPECT_EQ(steps_by_label(client_, id).at("finish").state, StepState::kCompleted);
+  EXPECT_FALSE(client_.deliver_signal(id, "approved", {}));  // finished sagas take no signals
+}
+
+TEST_F(EngineTest, SignalWakesAWaitingSagaPromptly) {
+  const auto def = definition(kApproval);
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  ASSERT_TRUE(wait_state(client_, id, SagaState::kWaiting));
+  ASSERT_TRUE(client_.deliver_signal(id, "approved", {{"ok", false}}));
+  ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(5)), SagaState::kCompleted);
+  EXPECT_EQ(steps_by_label(client_, id).at("finish").state, StepState::kSkipped);
+}
+
+TEST_F(EngineTest, SignalTimeoutCompensates) {
+  const auto def = definition(R"(saga: t.signal_timeout
+version: 1
+steps:
+  - name: prepare
+    action: testing.succeed
+    compensate: testing.succeed
+  - name: approval
+    wait: { signal: approved, timeout: 500ms }
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompensated);
+  EXPECT_NE(client_.find_saga(id)->error.find("signal_timeout"), std::string::npos);
+  EXPECT_EQ(steps_by_label(client_, id).at("prepare").state, StepState::kCompensated);
+}
+
+TEST_F(EngineTest, DeadlineCompensatesAWaitingSaga) {
+  const auto def = definition(R"(saga: t.deadline
+version: 1
+deadline: 700ms
+steps:
+  - name: prepare
+    action: testing.succeed
+    compensate: testing.succeed
+  - name: approval
+    wait: { signal: approved }
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompensated);
+  EXPECT_NE(client_.find_saga(id)->error.find("deadline_exceeded"), std::string::npos);
+}
+
+TEST_F(EngineTest, DeadlineCutsAHungAttemptShort) {
+  const auto def = definition(R"(saga: t.deadline_hang
+version: 1
+deadline: 500ms
+steps:
+  - name: slow
+    action: testing.hang
+    timeout: 1h
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(10)), SagaState::kCompensated);
+}
+
+TEST_F(EngineTest, CancelCompensatesAndEndsCancelled) {
+  const auto def = definition(kApproval);
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  ASSERT_TRUE(wait_state(client_, id, SagaState::kWaiting));
+  ASSERT_TRUE(client_.request_cancel(id));
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCancelled);
+  EXPECT_EQ(steps_by_label(client_, id).at("prepare").state, StepState::kCompensated);
+  EXPECT_THROW(client_.request_cancel(id), IllegalTransition);  // a finished saga refuses
+}
+
+TEST_F(EngineTest, DefinitionEditedWhileASagaWaitsDoesNotChangeThatSaga) {
+  const auto v1 = definition(kApproval);
+  // The same saga, edited: `finish` now fails for good.
+  std::string edited = kApproval;
+  edited.replace(edited.find("    action: testing.succeed\n)") == std::string::npos
+                     ? edited.rfind("    action: testing.succeed")
+                     : edited.find("    action: testing.succeed\n)"),
+                 std::string("    action: testing.succeed").size(),
+                 "    action: testing.fail\n    input: { retryable: false }");
+  const auto v2 = definition(edited);
+  ASSERT_NE(v1.hash, v2.hash);
+
+  auto engine = std::make_unique<EngineHarness>(dsn_);
+  const std::string old_saga = start(v1);
+  ASSERT_TRUE(wait_state(client_, old_saga, SagaState::kWaiting));
+  engine.reset();
+  const std::string new_saga = start(v2);  // v2 is now the stored, current version too
+  engine = std::make_unique<EngineHarness>(dsn_);
+  ASSERT_TRUE(wait_state(client_, new_saga, SagaState::kWaiting));
+  ASSERT_TRUE(client_.deliver_signal(old_saga, "approved", {{"ok", true}}));
+  ASSERT_TRUE(client_.deliver_signal(new_saga, "approved", {{"ok", true}}));
+  EXPECT_EQ(wait_terminal(client_, old_saga), SagaState::kCompleted);
+  EXPECT_EQ(wait_terminal(client_, new_saga), SagaState::kCompensated);
+  EXPECT_EQ(client_.find_saga(old_saga)->definition_hash, v1.hash);
+  EXPECT_EQ(client_.find_saga(new_saga)->definition_hash, v2.hash);
+}
+
+TEST_F(EngineTest, IdempotencyKeyStartsOneSaga) {
+  const auto def = definition(kApproval);
+  const StartResult first = client_.start_saga(def, nlohmann::json::object(), {"create/acme", ""});
+  const StartResult again = client_.start_saga(def, nlohmann::json::object(), {"create/acme", ""});
+  EXPECT_TRUE(first.created);
+  EXPECT_FALSE(again.created);
+  EXPECT_EQ(first.saga_id, again.saga_id);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.sagas"), 1);
+}
+
+TEST_F(EngineTest, MissingRequiredInputIsRefusedBeforeAnythingIsWritten) {
+  const auto def = definition("saga: t.input\nversion: 1\ninput: { required: [name] }\nsteps:\n"
+                              "  - name: a\n    action: testing.succeed\n");
+  try {
+    client_.start_saga(def, {{"other", 1}}, {});
+    FAIL() << "expected a refusal";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("input.name"), std::string::npos);
+  }
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.sagas"), 0);
+}
+
+TEST_F(EngineTest, StaleClaimIsFencedOff) {
+  const auto def = definition(kApproval);
+  const std::string id = start(def);
+  const std::vector<Claim> first = client_.claim("process-a", Millis(60'000), 10);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_TRUE(client_.claim("process-b", Millis(60'000), 10).empty());  // leased: not claimable
+  {
+    pqxx::connection conn(dsn_);
+    pqxx::work tx(conn);
+    tx.exec("UPDATE wsflow.sagas SET lease_until = now() - interval '1 second'");  // process-a went silent
+    tx.commit();
+  }
+  const std::vector<Claim> second = client_.claim("process-b", Millis(60'000), 10);
+  ASSERT_EQ(second.size(), 1u);
+  Transition t;
+  t.saga_state = SagaState::kRunning;
+  t.event = "started";
+  // process-a wakes up and tries to commit, with an effect in the transaction.
+  InTransaction effect = [](pqxx::work& tx) {
+    tx.exec("INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, compensating) "
+            "VALUES ('k', gen_random_uuid(), 's', '', false)");
+    return ActionResult::success();
+  };
+  EXPECT_THROW(client_.commit(first[0], t, effect), LeaseLost);
+  EXPECT_THROW(client_.load(first[0]), LeaseLost);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 0);
+  EXPECT_NO_THROW(client_.commit(second[0], t, effect));
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 1);
+}
+
+TEST_F(EngineTest, ExpiredLeaseOfADeadProcessIsTakenOver) {
+  const auto def = definition("saga: t.takeover\nversion: 1\nsteps:\n  - name: a\n    action: testing.effect\n");
+  const std::string id = start(def);
+  ASSERT_EQ(client_.claim("dead-process", Millis(800), 10).size(), 1u);  // and then it died
+  EngineHarness engine(dsn_);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 1);
+}
+
+TEST(Migrations, ApplyOnceEvenWhenRacing) {
+  const std::string dsn = testing::fresh_unmigrated_database();
+  std::vector<std::thread> racers;
+  std::atomic<int> applied{0};
+  for (int i = 0; i < 3; ++i) {
+    racers.emplace_back([&] {
+      pqxx::connection conn(dsn);
+      applied += static_cast<int>(pg::migrate(conn).size());
+    });
+  }
+  for (auto& t : racers) t.join();
+  EXPECT_EQ(applied.load(), static_cast<int>(pg::migrations().size()));
+  pqxx::connection conn(dsn);
+  EXPECT_TRUE(pg::migrate(conn).empty());
+  EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM wsflow.schema_migrations"),
+            static_cast<long long>(pg::migrations().size()));
+}
+
+}  // namespace
+}  // namespace wsflow

@@ -32,8 +32,8 @@ class PgStore final : public Store {
   int renew_leases(const std::string& owner, Millis lease) override;
   void release_all(const std::string& owner) override;
   SagaSnapshot load(const Claim& claim) override;
-  CommitResult commit(const Claim& claim, const Transition& transition, const InTransaction& in_transaction,
-                      std::optional<Millis> statement_timeout) override;
+  CommitResult commit(const Claim& claim, const Transition& transition, const InTransaction& in_transaction = nullptr,
+                      std::optional<Millis> statement_timeout = std::nullopt) override;
 
  private:
   ConnectionPool pool_;
