@@ -454,7 +454,7 @@ class SagaRun {
         Transition t;
         t.step = write(mode.running);
         (mode.compensating ? t.step->add_compensation_attempts : t.step->add_attempts) = 1;
-        event(t, mode.started_event, {{"attempt", attempt}});
+        event(t, mode.started_event, {{"attempt", attempt}, {"worker", rt_.options.owner}});
         co_await commit(std::move(t));
       }
 
