@@ -119,10 +119,19 @@ int main(int argc, char** argv) {
   CLI::App cli{"wsflow: saga orchestration for SaaS workspace lifecycles"};
   cli.require_subcommand(1);
   Common common;
+  // Global options may also follow the subcommand; the last one given wins.
+  cli.fallthrough();
   cli.add_option("--database-url", common.database_url, "libpq connection string (default: WSFLOW_DATABASE_URL, "
-                                                        "else the embedded Postgres)");
-  cli.add_option("--data-dir", common.data_dir, "where the embedded Postgres lives")->capture_default_str();
-  cli.add_option("--definitions", common.definitions, "saga definition directory or file")->capture_default_str();
+                                                        "else the embedded Postgres)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  cli.add_option("--data-dir", common.data_dir, "where the embedded Postgres lives")
+      ->envname("WSFLOW_DATA_DIR")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  cli.add_option("--definitions", common.definitions, "saga definition directory or file")
+      ->envname("WSFLOW_DEFINITIONS")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
   EngineOptions engine_options;
   std::string lease = "15s", poll = "1s", grace = "5s";
