@@ -35,7 +35,7 @@ Database open_database(const std::string& url, const std::filesystem::path& data
     db.dsn = dsn;
     return db;
   }
-  db.cluster = pg::EmbeddedCluster::start({root, false, 200});
+  db.cluster = pg::EmbeddedCluster::start({root, /*ephemeral=*/false, /*unsafe_fast=*/false, 200});
   db.cluster->ensure_database("wsflow");
   db.dsn = db.cluster->dsn("wsflow");
   std::ofstream(dsn_file) << db.dsn << "\n";

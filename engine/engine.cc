@@ -78,15 +78,17 @@ struct Engine::Impl {
     const std::string token = claim.lease_token;
     const std::string saga_id = claim.saga_id;
     bool give_back = false;  // co_await is not allowed inside a handler
+    std::string error;
     try {
       co_await detail::drive_saga(rt, claim);
     } catch (const LeaseLost& e) {
       log_warn(e.what());
     } catch (const std::exception& e) {
-      log_error("saga " + saga_id + ": " + e.what() + "; will retry in " + format_duration(rt.options.error_backoff));
+      error = e.what();
+      log_error("saga " + saga_id + ": " + error + "; will retry in " + format_duration(rt.options.error_backoff));
       give_back = true;
     }
-    if (give_back) co_await give_back_after_error(claim);
+    if (give_back) co_await give_back_after_error(claim, error);
     const bool was_full = static_cast<int>(active.size()) >= rt.options.max_active_sagas;
     active.erase(token);
     if (rt.stopping) {
@@ -96,11 +98,13 @@ struct Engine::Impl {
     }
   }
 
-  // After an unexpected error the saga is released to run again later; if
-  // even that fails (database down), the lease simply expires.
-  asio::awaitable<void> give_back_after_error(const Claim& claim) {
+  // After an unexpected error the saga is released to run again later, with
+  // the error recorded for operators; if even that fails (database down), the
+  // lease simply expires.
+  asio::awaitable<void> give_back_after_error(const Claim& claim, const std::string& error) {
     try {
       Transition t;
+      t.saga_error = "engine error (retrying): " + error;
       t.release = true;
       t.release_wake_in = rt.options.error_backoff;
       co_await rt.on_pool([&] { return rt.store.commit(claim, t, nullptr, std::nullopt); });

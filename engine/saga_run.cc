@@ -183,6 +183,7 @@ class SagaRun {
   asio::awaitable<void> change_state(SagaEvent event, std::string kind, nlohmann::json detail,
                                      bool release = false) {
     Transition t = state_transition(event, std::move(kind), std::move(detail));
+    if (event == SagaEvent::kComplete) t.saga_error = "";  // clear any interim engine error
     t.release = release;
     co_await commit(std::move(t));
   }
@@ -441,6 +442,8 @@ class SagaRun {
 
     for (;;) {
       if (rt_.stopping) co_return Outcome{Flow::kInterrupted, {}};
+      // A cancel stops forward retries; compensation always runs to its end.
+      if (!mode.compensating && cancel_requested_) co_return Outcome{Flow::kCancelled, {}};
       const int attempt = counter() + 1;
       if (!mode.compensating && past_deadline()) {
         Transition t;

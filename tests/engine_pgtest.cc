@@ -427,6 +427,27 @@ TEST_F(EngineTest, CancelCompensatesAndEndsCancelled) {
   EXPECT_THROW(client_.request_cancel(id), IllegalTransition);  // a finished saga refuses
 }
 
+TEST_F(EngineTest, CancelStopsAStepThatIsRetrying) {
+  const auto def = definition(R"(saga: t.cancel_retry
+version: 1
+steps:
+  - name: prepare
+    action: testing.succeed
+    compensate: testing.effect
+  - name: flaky
+    action: testing.fail
+    retry: { max_attempts: 1000, initial: 300ms, max: 300ms, jitter: none }
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  ASSERT_TRUE(testing::wait_state(client_, id, SagaState::kRunning));
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  ASSERT_TRUE(client_.request_cancel(id));
+  ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(10)), SagaState::kCancelled);
+  EXPECT_LT(steps_by_label(client_, id).at("flaky").attempts, 10);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects WHERE compensating"), 1);
+}
+
 TEST_F(EngineTest, DefinitionEditedWhileASagaWaitsDoesNotChangeThatSaga) {
   const auto v1 = definition(kApproval);
   // The same saga, edited: `finish` now fails for good.

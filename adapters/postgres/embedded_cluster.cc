@@ -140,7 +140,7 @@ std::unique_ptr<EmbeddedCluster> EmbeddedCluster::start(const ClusterOptions& op
 
   std::string settings = "-c listen_addresses='' -k " + socket_dir.string() + " -p " + std::to_string(kPort) +
                          " -c max_connections=" + std::to_string(options.max_connections);
-  if (options.ephemeral) settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off";
+  if (options.unsafe_fast) settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off";
   if (run({(bin / "pg_ctl").string(), "-D", data.string(), "-l", log.string(), "-o", settings, "-w", "-t", "60",
            "start"},
           log) != 0) {

@@ -20,7 +20,8 @@ namespace wsflow::pg {
 
 struct ClusterOptions {
   std::filesystem::path root;  // holds data/ and server.log; created when missing
-  bool ephemeral = false;      // test cluster: durability off for speed, files deleted on stop
+  bool ephemeral = false;      // files deleted on stop
+  bool unsafe_fast = false;    // fsync and synchronous commit off: for tests only, never for data you keep
   int max_connections = 200;
 };
 

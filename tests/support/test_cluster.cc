@@ -21,7 +21,7 @@ pg::EmbeddedCluster& cluster() {
   std::call_once(once, [] {
     std::string root = (std::filesystem::temp_directory_path() / "wsflow-test-XXXXXX").string();
     if (!mkdtemp(root.data())) throw std::runtime_error("mkdtemp failed");
-    instance = pg::EmbeddedCluster::start({root, true, 300});
+    instance = pg::EmbeddedCluster::start({root, /*ephemeral=*/true, /*unsafe_fast=*/true, 300});
     // Stopped at exit even when a test fails an assertion.
     std::atexit([] { instance.reset(); });
   });
