@@ -1,9 +1,9 @@
 #include "adapters/postgres/embedded_cluster.h"
 
-#include <fcntl.h>
+#include "adapters/os/child_process.h"
+
 #include <pwd.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,32 +68,7 @@ int run(std::vector<std::string> argv, const fs::path& log) {
   if (running_as_root()) {
     argv.insert(argv.begin(), {"runuser", "-u", kClusterUser, "--"});
   }
-  // Everything the child needs is built before fork(): after it, in a
-  // multi-threaded parent, only async-signal-safe calls are allowed.
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, STDOUT_FILENO);
-      dup2(fd, STDERR_FILENO);
-    }
-    const int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, STDIN_FILENO);
-    // The server must not inherit our other descriptors (sockets, pipes of a test runner).
-    for (int other = 3; other < 1024; ++other) {
-      if (other != fd) close(other);
-    }
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return os::wait_child(os::spawn_logged(std::move(argv), log.string(), /*append=*/true)).value_or(128);
 }
 
 }  // namespace
