@@ -8,8 +8,25 @@
 #include <vector>
 
 #include "engine/action.h"
+#include "engine/lifecycle.h"
 
 namespace wsflow {
+
+// What a saga ended as, for the finish hook.
+struct SagaOutcome {
+  std::string saga_id;
+  std::string saga_name;
+  std::string workspace_id;  // empty when the saga concerns no workspace
+  SagaState state;           // completed, compensated, cancelled or failed
+  std::string error;
+  nlohmann::json input;
+  nlohmann::json context;
+};
+
+// Runs inside the commit that moves a saga to its terminal state, so what it
+// writes lands atomically with that state (e.g. a domain status). Throwing
+// rolls the commit back; the engine retries the saga later.
+using FinishHook = std::function<void(const SagaOutcome&, pqxx::work&)>;
 
 class ActionRegistry {
  public:
@@ -22,8 +39,13 @@ class ActionRegistry {
   bool contains(const std::string& name) const { return find(name) != nullptr; }
   std::vector<std::string> names() const;
 
+  // Replaces the finish hook (none by default).
+  void set_finish_hook(FinishHook hook) { finish_hook_ = std::move(hook); }
+  const FinishHook& finish_hook() const { return finish_hook_; }
+
  private:
   std::map<std::string, Action> actions_;
+  FinishHook finish_hook_;
 };
 
 }  // namespace wsflow

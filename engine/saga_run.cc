@@ -86,9 +86,12 @@ class SagaRun {
           }
           const Outcome outcome = co_await forward();
           switch (outcome.flow) {
-            case Flow::kCompleted:
-              co_await change_state(SagaEvent::kComplete, "completed", {}, /*release=*/true);
+            case Flow::kCompleted: {
+              Transition t = state_transition(SagaEvent::kComplete, "completed", {});
+              t.saga_error = "";  // clear any interim engine error
+              co_await finish(std::move(t));
               co_return;
+            }
             case Flow::kFailed:
               co_await fail(outcome.reason);
               break;
@@ -112,16 +115,14 @@ class SagaRun {
           if (outcome.flow == Flow::kFailed) {
             Transition t = state_transition(SagaEvent::kCompensationFailed, "failed", {{"reason", outcome.reason}});
             t.saga_error = outcome.reason;
-            t.release = true;
-            co_await commit(std::move(t));
+            co_await finish(std::move(t));
             log_warn("saga " + saga_.id + " failed and needs an operator: " + outcome.reason);
             co_return;
           }
-          if (cancel_requested_) {
-            co_await change_state(SagaEvent::kCancellationDone, "cancelled", {}, true);
-          } else {
-            co_await change_state(SagaEvent::kCompensationDone, "compensated", {}, true);
-          }
+          // Built before co_await: GCC 12 mishandles temporaries of a ?: across a suspension.
+          Transition done = cancel_requested_ ? state_transition(SagaEvent::kCancellationDone, "cancelled", {})
+                                              : state_transition(SagaEvent::kCompensationDone, "compensated", {});
+          co_await finish(std::move(done));
           co_return;
         }
         default:  // terminal: nothing to do but let go
@@ -180,12 +181,25 @@ class SagaRun {
     return t;
   }
 
-  asio::awaitable<void> change_state(SagaEvent event, std::string kind, nlohmann::json detail,
-                                     bool release = false) {
-    Transition t = state_transition(event, std::move(kind), std::move(detail));
-    if (event == SagaEvent::kComplete) t.saga_error = "";  // clear any interim engine error
-    t.release = release;
-    co_await commit(std::move(t));
+  asio::awaitable<void> change_state(SagaEvent event, std::string kind, nlohmann::json detail) {
+    co_await commit(state_transition(event, std::move(kind), std::move(detail)));
+  }
+
+  // Commits a terminal state, with the registry's finish hook in the same
+  // transaction, and gives up the lease.
+  asio::awaitable<void> finish(Transition t) {
+    t.release = true;
+    InTransaction hook;
+    if (rt_.actions.finish_hook()) {
+      SagaOutcome outcome{saga_.id,       def_->name,   saga_.workspace_id, *t.saga_state,
+                          t.saga_error.value_or(saga_.error), saga_.input, saga_.context};
+      hook = [registry = &rt_.actions, outcome](pqxx::work& tx) {
+        registry->finish_hook()(outcome, tx);
+        return ActionResult::success();
+      };
+    }
+    const CommitResult result = co_await commit(std::move(t), hook);
+    if (!result.action.ok) throw std::runtime_error("the finish hook failed: " + result.action.error.message);
   }
 
   asio::awaitable<void> fail(const std::string& reason) {

@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 
 #include "adapters/postgres/migrations.h"
+#include "engine/testing_actions.h"
 #include "tests/support/engine_harness.h"
 #include "tests/support/test_cluster.h"
 
@@ -534,6 +535,27 @@ TEST_F(EngineTest, ExpiredLeaseOfADeadProcessIsTakenOver) {
   EngineHarness engine(dsn_);
   ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 1);
+}
+
+TEST_F(EngineTest, FinishHookRunsInTheTerminalCommit) {
+  ActionRegistry registry;
+  register_testing_actions(registry);
+  registry.set_finish_hook([](const SagaOutcome& outcome, pqxx::work& tx) {
+    tx.exec_params("INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, compensating) "
+                   "VALUES ($1, $2::uuid, $3, '', false)",
+                   std::string("finish/") + to_string(outcome.state), outcome.saga_id, outcome.saga_name);
+  });
+  const auto ok = definition("saga: t.ok\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n");
+  const auto bad = definition(
+      "saga: t.bad\nversion: 1\nsteps:\n  - name: a\n    action: testing.fail\n    input: { retryable: false }\n");
+  EngineHarness engine(dsn_, testing::fast_options(), &registry);
+  const std::string a = start(ok), b = start(bad);
+  ASSERT_EQ(wait_terminal(client_, a), SagaState::kCompleted);
+  ASSERT_EQ(wait_terminal(client_, b), SagaState::kCompensated);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects WHERE idempotency_key = 'finish/completed' "
+                         "AND saga_id = '" + a + "'"), 1);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects WHERE idempotency_key = 'finish/compensated' "
+                         "AND saga_id = '" + b + "'"), 1);
 }
 
 TEST(Migrations, ApplyOnceEvenWhenRacing) {

@@ -34,9 +34,9 @@ EngineOptions fast_options() {
   return o;
 }
 
-EngineHarness::EngineHarness(const std::string& dsn, EngineOptions options)
+EngineHarness::EngineHarness(const std::string& dsn, EngineOptions options, const ActionRegistry* registry)
     : store_(dsn, options.blocking_threads + 1) {
-  engine_ = std::make_unique<Engine>(store_, test_registry(), options);
+  engine_ = std::make_unique<Engine>(store_, registry ? *registry : test_registry(), options);
   listener_ = std::make_unique<pg::NotifyListener>(dsn, pg::kRunnableChannel, [this] { engine_->wake(); });
   thread_ = std::thread([this] { engine_->run(); });
 }

@@ -25,7 +25,9 @@ EngineOptions fast_options();
 
 class EngineHarness {
  public:
-  EngineHarness(const std::string& dsn, EngineOptions options = fast_options());
+  // `registry` defaults to test_registry(); it must outlive the harness.
+  EngineHarness(const std::string& dsn, EngineOptions options = fast_options(),
+                const ActionRegistry* registry = nullptr);
   ~EngineHarness();  // stop() and join
 
   // Stops the engine and waits for run() to return (a clean restart point).
