@@ -108,11 +108,109 @@ CREATE TABLE wsflow.test_effects (
 );
 )SQL";
 
+const char* kWorkspaceDomain = R"SQL(
+CREATE TABLE wsflow.workspaces (
+  id              uuid PRIMARY KEY,
+  slug            text UNIQUE,  -- NULL until reserved by the create saga, and after release
+  name            text NOT NULL,
+  plan            text NOT NULL DEFAULT 'free',
+  status          text NOT NULL,
+  active_saga_id  uuid,         -- the lifecycle saga in progress: at most one per workspace
+  hard_delete_at  timestamptz,
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX workspaces_created ON wsflow.workspaces (created_at, id);
+
+CREATE TABLE wsflow.environments (
+  workspace_id  uuid NOT NULL REFERENCES wsflow.workspaces(id) ON DELETE CASCADE,
+  name          text NOT NULL,
+  status        text NOT NULL,
+  schema_name   text NOT NULL,
+  role_name     text NOT NULL,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  updated_at    timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (workspace_id, name)
+);
+
+CREATE TABLE wsflow.members (
+  id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  workspace_id    uuid NOT NULL REFERENCES wsflow.workspaces(id) ON DELETE CASCADE,
+  user_id         text NOT NULL,
+  email           text NOT NULL,
+  role            text NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
+  last_active_at  timestamptz,
+  request_count   bigint NOT NULL DEFAULT 0,
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (workspace_id, user_id)
+);
+
+CREATE TABLE wsflow.api_keys (
+  id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  workspace_id  uuid REFERENCES wsflow.workspaces(id) ON DELETE CASCADE,  -- NULL: an operator key
+  member_id     uuid REFERENCES wsflow.members(id) ON DELETE CASCADE,
+  name          text NOT NULL,
+  prefix        text NOT NULL,
+  key_hash      text NOT NULL UNIQUE,  -- SHA-256 of the whole key; the key itself is never stored
+  scopes        text[] NOT NULL,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  last_used_at  timestamptz,
+  revoked_at    timestamptz,
+  CHECK ((workspace_id IS NULL) = (member_id IS NULL))
+);
+
+CREATE TABLE wsflow.audit_log (
+  id            bigserial PRIMARY KEY,
+  workspace_id  uuid NOT NULL REFERENCES wsflow.workspaces(id) ON DELETE CASCADE,
+  actor         text NOT NULL,
+  action        text NOT NULL,
+  detail        jsonb NOT NULL DEFAULT '{}',
+  at            timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX audit_log_workspace ON wsflow.audit_log (workspace_id, id);
+
+-- Append-only: rows change only when the workspace itself is erased (the
+-- hard delete sets wsflow.erasing for its transaction).
+CREATE FUNCTION wsflow.audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF coalesce(current_setting('wsflow.erasing', true), '') = 'on' THEN
+    RETURN OLD;
+  END IF;
+  RAISE EXCEPTION 'audit_log is append-only';
+END $$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON wsflow.audit_log
+  FOR EACH ROW EXECUTE FUNCTION wsflow.audit_log_append_only();
+
+CREATE TABLE wsflow.exports (
+  id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  workspace_id  uuid NOT NULL REFERENCES wsflow.workspaces(id) ON DELETE CASCADE,
+  saga_id       uuid,
+  status        text NOT NULL,  -- pending, completed, failed
+  path          text,
+  manifest      jsonb,
+  error         text,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  completed_at  timestamptz
+);
+
+-- Responses of POST requests that carried an Idempotency-Key, per API key.
+CREATE TABLE wsflow.http_idempotency (
+  api_key_id    uuid NOT NULL,
+  key           text NOT NULL,
+  fingerprint   text NOT NULL,  -- method, path and body hash of the first request
+  status        integer,        -- NULL while the first request is in progress
+  body          text,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (api_key_id, key)
+);
+)SQL";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
   static const std::vector<Migration> all = {
       {1, "initial schema", kInitialSchema},
+      {2, "workspace domain", kWorkspaceDomain},
   };
   return all;
 }

@@ -19,10 +19,16 @@ const char* kStepColumns =
     "step, branch, step_index, state, attempts, compensation_attempts, coalesce(output::text, 'null'), "
     "coalesce(error, ''), " WSF_MS("wake_at") ", coalesce(completed_seq, 0)";
 
+// Not prepared: insert_saga runs on callers' connections too.
+const char* kInsertSaga =
+    "INSERT INTO wsflow.sagas (definition, version, definition_hash, workspace_id, state, input, context, "
+    "idempotency_key, deadline_at, wake_at) VALUES ($1, $2, $3, NULLIF($4, '')::uuid, 'pending', $5::jsonb, "
+    "$5::jsonb, NULLIF($6, ''), CASE WHEN $7::bigint < 0 THEN NULL ELSE now() + $7::bigint * interval '1 ms' END, "
+    "now()) RETURNING id::text";
+
 // name -> SQL, prepared on every pooled connection.
 const std::pair<const char*, std::string> kStatements[] = {
     {"saga_by_id", std::string("SELECT ") + kSagaColumns + " FROM wsflow.sagas WHERE id = $1::uuid"},
-    {"saga_by_key", "SELECT id::text FROM wsflow.sagas WHERE idempotency_key = $1"},
     {"steps_of", std::string("SELECT ") + kStepColumns +
                      " FROM wsflow.saga_steps WHERE saga_id = $1::uuid ORDER BY step_index, branch"},
     {"signals_of",
@@ -30,17 +36,9 @@ const std::pair<const char*, std::string> kStatements[] = {
      "ORDER BY id"},
     {"events_of", "SELECT id, kind, step, branch, detail::text, " WSF_MS("at") " FROM wsflow.saga_events "
                   "WHERE saga_id = $1::uuid ORDER BY id"},
-    {"insert_definition",
-     "INSERT INTO wsflow.definitions (hash, name, version, source) VALUES ($1, $2, $3, $4) "
-     "ON CONFLICT (hash) DO NOTHING"},
-    {"insert_saga",
-     "INSERT INTO wsflow.sagas (definition, version, definition_hash, workspace_id, state, input, context, "
-     "idempotency_key, deadline_at, wake_at) VALUES ($1, $2, $3, NULLIF($4, '')::uuid, 'pending', $5::jsonb, "
-     "$5::jsonb, NULLIF($6, ''), CASE WHEN $7::bigint < 0 THEN NULL ELSE now() + $7::bigint * interval '1 ms' END, "
-     "now()) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id::text"},
+    {"notify_runnable", std::string("SELECT pg_notify('") + kRunnableChannel + "', $1)"},
     {"insert_event",
      "INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) VALUES ($1::uuid, $2, $3, $4, $5::jsonb)"},
-    {"notify_runnable", std::string("SELECT pg_notify('") + kRunnableChannel + "', $1)"},
     {"lock_saga", "SELECT state, cancel_requested FROM wsflow.sagas WHERE id = $1::uuid FOR UPDATE"},
     {"insert_signal",
      "INSERT INTO wsflow.signals (saga_id, name, payload) VALUES ($1::uuid, $2, $3::jsonb) RETURNING id"},
@@ -147,7 +145,9 @@ std::vector<StepRecord> steps_from(const pqxx::result& rows) {
 
 void insert_event(pqxx::work& tx, const std::string& saga_id, const std::string& kind, const std::string& step,
                   const std::string& branch, const nlohmann::json& detail) {
-  tx.exec_prepared("insert_event", saga_id, kind, step, branch, detail.dump());
+  tx.exec_params(
+      "INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) VALUES ($1::uuid, $2, $3, $4, $5::jsonb)",
+      saga_id, kind, step, branch, detail.dump());
 }
 
 std::string terminal_states_array() { return "{completed,compensated,failed,cancelled}"; }
@@ -161,8 +161,8 @@ bool is_uuid(const std::string& text) {
 
 PgStore::PgStore(std::string dsn, int pool_size) : pool_(std::move(dsn), pool_size, prepare_all) {}
 
-StartResult PgStore::start_saga(const SagaDefinition& definition, const nlohmann::json& input,
-                                const StartOptions& options) {
+StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const nlohmann::json& input,
+                        const StartOptions& options) {
   if (!input.is_object()) throw std::invalid_argument("input: expected a JSON object");
   for (const std::string& field : definition.required_input) {
     if (!input.contains(field) || input[field].is_null()) {
@@ -172,28 +172,40 @@ StartResult PgStore::start_saga(const SagaDefinition& definition, const nlohmann
   if (!options.workspace_id.empty() && !is_uuid(options.workspace_id)) {
     throw std::invalid_argument("workspace_id: expected a UUID");
   }
-  auto conn = pool_.acquire();
-  pqxx::work tx(*conn);
   if (!options.idempotency_key.empty()) {
-    auto existing = tx.exec_prepared("saga_by_key", options.idempotency_key);
+    auto existing = tx.exec_params("SELECT id::text FROM wsflow.sagas WHERE idempotency_key = $1",
+                                   options.idempotency_key);
     if (!existing.empty()) return {existing[0][0].as<std::string>(), false};
   }
-  tx.exec_prepared("insert_definition", definition.hash, definition.name, definition.version, definition.source);
+  tx.exec_params("INSERT INTO wsflow.definitions (hash, name, version, source) VALUES ($1, $2, $3, $4) "
+                 "ON CONFLICT (hash) DO NOTHING",
+                 definition.hash, definition.name, definition.version, definition.source);
   const long long deadline_ms = definition.deadline ? definition.deadline->count() : -1;
-  auto inserted = tx.exec_prepared("insert_saga", definition.name, definition.version, definition.hash,
-                                   options.workspace_id, input.dump(), options.idempotency_key, deadline_ms);
-  if (inserted.empty()) {
-    // A concurrent start with the same key won the race; its saga is the answer.
-    tx.abort();
-    pqxx::work again(*conn);
-    return {again.exec_prepared("saga_by_key", options.idempotency_key)[0][0].as<std::string>(), false};
-  }
+  // A concurrent start with the same key blocks on the unique index until the
+  // first commits, then fails here: the caller's transaction is aborted and
+  // its retry finds the first saga above.
+  auto inserted = tx.exec_params(kInsertSaga, definition.name, definition.version, definition.hash,
+                                 options.workspace_id, input.dump(), options.idempotency_key, deadline_ms);
   const std::string id = inserted[0][0].as<std::string>();
   insert_event(tx, id, "created", "", "",
                {{"definition", definition.name}, {"version", definition.version}, {"hash", definition.hash}});
-  tx.exec_prepared("notify_runnable", id);
-  tx.commit();
+  tx.exec_params(std::string("SELECT pg_notify('") + kRunnableChannel + "', $1)", id);
   return {id, true};
+}
+
+StartResult PgStore::start_saga(const SagaDefinition& definition, const nlohmann::json& input,
+                                const StartOptions& options) {
+  for (int attempt = 1;; ++attempt) {
+    auto conn = pool_.acquire();
+    try {
+      pqxx::work tx(*conn);
+      StartResult result = insert_saga(tx, definition, input, options);
+      tx.commit();
+      return result;
+    } catch (const pqxx::unique_violation&) {
+      if (attempt == 2) throw;  // the racing start committed; the retry returns it
+    }
+  }
 }
 
 bool PgStore::deliver_signal(const std::string& saga_id, const std::string& name, const nlohmann::json& payload) {
@@ -343,7 +355,9 @@ CommitResult PgStore::commit(const Claim& claim, const Transition& t, const InTr
   if (t.saga_state) tx.exec_prepared("set_saga_state", claim.saga_id, to_string(*t.saga_state));
   if (t.saga_error) tx.exec_prepared("set_saga_error", claim.saga_id, *t.saga_error);
   if (t.consume_signal) tx.exec_prepared("consume_signal", *t.consume_signal, claim.saga_id);
-  if (!t.event.empty()) insert_event(tx, claim.saga_id, t.event, t.event_step, t.event_branch, t.event_detail);
+  if (!t.event.empty()) {
+    tx.exec_prepared("insert_event", claim.saga_id, t.event, t.event_step, t.event_branch, t.event_detail.dump());
+  }
   if (t.release) {
     tx.exec_prepared("release", claim.saga_id,
                      static_cast<long long>(t.release_wake_in ? t.release_wake_in->count() : -1),

@@ -39,6 +39,12 @@ class PgStore final : public Store {
   ConnectionPool pool_;
 };
 
+// Starts a saga inside the caller's transaction (so that it commits, or not,
+// with the caller's own writes); same contract as Store::start_saga. With an
+// idempotency key a concurrent duplicate start raises pqxx::unique_violation.
+StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const nlohmann::json& input,
+                        const StartOptions& options);
+
 // True if `text` is a UUID in canonical textual form.
 bool is_uuid(const std::string& text);
 
