@@ -9,6 +9,8 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "adapters/http/api_keys.h"
+#include "adapters/http/api_server.h"
 #include "adapters/postgres/migrations.h"
 #include "adapters/postgres/notify_listener.h"
 #include "adapters/postgres/pg_store.h"
@@ -17,6 +19,8 @@
 #include "engine/engine.h"
 #include "engine/log.h"
 #include "engine/testing_actions.h"
+#include "sagas/machine.h"
+#include "sagas/workspace_actions.h"
 
 namespace {
 
@@ -28,16 +32,43 @@ struct Common {
   std::string definitions = "definitions";
 };
 
-ActionRegistry make_registry() {
-  ActionRegistry registry;
-  register_testing_actions(registry);
-  return registry;
+// Every action name a definition may use, before the services exist.
+bool known_action(const std::string& name) {
+  static const std::set<std::string> names = [] {
+    ActionRegistry testing;
+    register_testing_actions(testing);
+    std::set<std::string> all;
+    for (const auto& n : testing.names()) all.insert(n);
+    for (const auto& n : sagas::workspace_action_names()) all.insert(n);
+    return all;
+  }();
+  return names.count(name) > 0;
 }
 
-DefinitionSet load_or_report(const std::string& path, const ActionRegistry& registry) {
-  DefinitionSet set = load_definitions(path, [&](const std::string& n) { return registry.contains(n); });
-  for (const auto& e : set.errors) std::cerr << e.to_string() << "\n";
-  return set;
+struct LoadedDefinitions {
+  DefinitionSet sagas;
+  sagas::Machine machine;  // empty when the directory has none
+  bool ok = false;
+};
+
+// Saga definitions and the workspace machine of `path`, with every error printed.
+LoadedDefinitions load_or_report(const std::string& path) {
+  LoadedDefinitions loaded;
+  loaded.sagas = load_definitions(path, known_action);
+  DefinitionErrors errors = loaded.sagas.errors;
+  if (std::filesystem::is_directory(path)) {
+    std::set<std::string> saga_names;
+    for (const auto& [name, def] : loaded.sagas.definitions) saga_names.insert(name);
+    sagas::MachineLoad machine = sagas::load_workspace_machine(path, saga_names);
+    if (machine.machine) {
+      loaded.machine = std::move(*machine.machine);
+    } else if (!(machine.errors.size() == 1 && machine.errors[0].line == 0)) {  // not just "no machine file"
+      errors.insert(errors.end(), machine.errors.begin(), machine.errors.end());
+    }
+  }
+  for (const auto& e : errors) std::cerr << e.to_string() << "\n";
+  loaded.ok = errors.empty();
+  return loaded;
 }
 
 Millis duration_option(const std::string& text, const char* name) {
@@ -45,11 +76,30 @@ Millis duration_option(const std::string& text, const char* name) {
   throw CLI::ValidationError(name, "invalid duration '" + text + "' (e.g. 500ms, 10s, 5m)");
 }
 
-int serve(const Common& common, EngineOptions options, const std::string& lease, const std::string& poll,
-          const std::string& grace) {
-  options.lease = duration_option(lease, "--lease");
-  options.poll_interval = duration_option(poll, "--poll");
-  options.shutdown_grace = duration_option(grace, "--shutdown-grace");
+struct ServeOptions {
+  std::string lease = "15s", poll = "1s", grace = "5s";
+  std::string listen = "127.0.0.1:8080";
+  std::string environments_url;  // default: the wsflow database
+  std::string export_dir;        // default: <data-dir>/exports
+  std::vector<std::string> webhook_urls;
+  std::string webhook_secret;
+};
+
+std::pair<std::string, int> host_port(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) throw CLI::ValidationError("--listen", "expected host:port, got '" + listen + "'");
+  try {
+    return {listen.substr(0, colon), std::stoi(listen.substr(colon + 1))};
+  } catch (const std::exception&) {
+    throw CLI::ValidationError("--listen", "expected host:port, got '" + listen + "'");
+  }
+}
+
+int serve(const Common& common, EngineOptions options, const ServeOptions& serve_options) {
+  options.lease = duration_option(serve_options.lease, "--lease");
+  options.poll_interval = duration_option(serve_options.poll, "--poll");
+  options.shutdown_grace = duration_option(serve_options.grace, "--shutdown-grace");
+  const auto [host, port] = host_port(serve_options.listen);
 
   // Block SIGINT/SIGTERM in every thread; one thread waits for them.
   sigset_t signals;
@@ -58,32 +108,70 @@ int serve(const Common& common, EngineOptions options, const std::string& lease,
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  const ActionRegistry registry = make_registry();
-  const DefinitionSet definitions = load_or_report(common.definitions, registry);
-  if (!definitions.errors.empty()) {
-    std::cerr << "wsflow serve: refusing to start: " << definitions.errors.size() << " definition error(s)\n";
+  const LoadedDefinitions definitions = load_or_report(common.definitions);
+  if (!definitions.ok) {
+    std::cerr << "wsflow serve: refusing to start: the definitions in " << common.definitions << " are invalid\n";
     return 2;
+  }
+  if (definitions.machine.transitions.empty()) {
+    log_warn("no workspace state machine in " + common.definitions + ": workspace lifecycle requests will be refused");
   }
   app::Database db = app::open_database(common.database_url, common.data_dir, true);
   {
     pqxx::connection conn(db.dsn);
     pg::migrate(conn);
   }
+
+  std::unique_ptr<EnvironmentProvisioner> provisioner = make_pg_provisioner(
+      serve_options.environments_url.empty() ? db.dsn : serve_options.environments_url, options.blocking_threads);
+  if (const char* faults = std::getenv("WSFLOW_TEST_FAULTS"); faults && *faults) {
+    log_warn(std::string("TEST FAULTS INJECTED into the environment provisioner: ") + faults);
+    provisioner = make_faulty_provisioner(std::move(provisioner), faults, std::chrono::seconds(30));
+  }
+  const WebhookNotifier webhooks({serve_options.webhook_urls, serve_options.webhook_secret, std::chrono::seconds(5)});
+  pg::ConnectionPool domain_db(db.dsn, options.blocking_threads + 2);
+  const std::filesystem::path export_dir = serve_options.export_dir.empty()
+                                               ? std::filesystem::path(common.data_dir) / "exports"
+                                               : std::filesystem::path(serve_options.export_dir);
+  std::filesystem::create_directories(export_dir);
+
+  ActionRegistry registry;
+  register_testing_actions(registry);
+  sagas::register_workspace_actions(registry,
+                                    {*provisioner, domain_db, webhooks, std::filesystem::absolute(export_dir),
+                                     definitions.machine});
+
   pg::PgStore store(db.dsn, options.blocking_threads + 2);
   Engine engine(store, registry, options);
   pg::NotifyListener listener(db.dsn, pg::kRunnableChannel, [&] { engine.wake(); });
+  pg::ConnectionPool api_db(db.dsn, 8);
+  http::ApiServer api({api_db, store, definitions.machine, definitions.sagas.definitions});
+  api.start(host, port);
   std::thread signal_waiter([&] {
     int received = 0;
     sigwait(&signals, &received);
     log_info(std::string("received ") + (received == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
     engine.stop();
   });
-  log_info("serving " + std::to_string(definitions.definitions.size()) + " saga definition(s) from " +
+  log_info("serving " + std::to_string(definitions.sagas.definitions.size()) + " saga definition(s) from " +
            common.definitions);
   engine.run();
+  api.stop();
   // run() returned: if that was not because of a signal, release the waiter.
   pthread_kill(signal_waiter.native_handle(), SIGTERM);
   signal_waiter.join();
+  return 0;
+}
+
+int create_operator_key(const Common& common, const std::string& name) {
+  app::Database db = app::open_database(common.database_url, common.data_dir, false);
+  pqxx::connection conn(db.dsn);
+  pg::migrate(conn);
+  pqxx::work tx(conn);
+  const http::NewKey key = http::create_api_key(tx, "", "", name, {"ops"});
+  tx.commit();
+  std::cout << key.key << "\n";
+  std::cerr << "operator key " << key.prefix << " created; it is shown only this once\n";
   return 0;
 }
 
@@ -134,8 +222,18 @@ int main(int argc, char** argv) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
   EngineOptions engine_options;
-  std::string lease = "15s", poll = "1s", grace = "5s";
-  auto* serve_cmd = cli.add_subcommand("serve", "run the engine (applies migrations first)");
+  ServeOptions serve_options;
+  std::string& lease = serve_options.lease;
+  std::string& poll = serve_options.poll;
+  std::string& grace = serve_options.grace;
+  auto* serve_cmd = cli.add_subcommand("serve", "run the engine and the HTTP API (applies migrations first)");
+  serve_cmd->add_option("--listen", serve_options.listen, "HTTP API address")->capture_default_str();
+  serve_cmd->add_option("--environments-url", serve_options.environments_url,
+                        "database where workspace environments are created (default: the wsflow database)");
+  serve_cmd->add_option("--export-dir", serve_options.export_dir, "where export archives go (default: DATA_DIR/exports)");
+  serve_cmd->add_option("--webhook-url", serve_options.webhook_urls, "POST lifecycle events here (repeatable)");
+  serve_cmd->add_option("--webhook-secret", serve_options.webhook_secret, "HMAC-SHA256 key for webhook signatures")
+      ->envname("WSFLOW_WEBHOOK_SECRET");
   serve_cmd->add_option("--worker-id", engine_options.owner, "unique name of this process (default: host/pid)");
   serve_cmd->add_option("--lease", lease, "lease duration")->capture_default_str();
   serve_cmd->add_option("--poll", poll, "polling interval when no NOTIFY arrives")->capture_default_str();
@@ -149,6 +247,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 256));
 
   auto* migrate_cmd = cli.add_subcommand("migrate", "apply pending schema migrations");
+
+  auto* keys_cmd = cli.add_subcommand("keys", "API keys");
+  keys_cmd->require_subcommand(1);
+  std::string key_name = "operator";
+  auto* keys_create_cmd = keys_cmd->add_subcommand("create", "create an operator key and print it (once)");
+  keys_create_cmd->add_option("--name", key_name, "a name to recognise the key by")->capture_default_str();
 
   std::string validate_path;
   auto* validate_cmd = cli.add_subcommand("validate", "check saga definitions; prints every error");
@@ -176,22 +280,23 @@ int main(int argc, char** argv) {
   CLI11_PARSE(cli, argc, argv);
 
   try {
-    if (*serve_cmd) return serve(common, engine_options, lease, poll, grace);
+    if (*serve_cmd) return serve(common, engine_options, serve_options);
     if (*migrate_cmd) return migrate_command(common);
-    const ActionRegistry registry = make_registry();
+    if (*keys_create_cmd) return create_operator_key(common, key_name);
     if (*validate_cmd) {
-      const DefinitionSet set = load_or_report(validate_path, registry);
-      if (!set.errors.empty()) return 1;
-      std::cout << set.definitions.size() << " saga definition(s) valid\n";
+      const LoadedDefinitions loaded = load_or_report(validate_path);
+      if (!loaded.ok) return 1;
+      std::cout << loaded.sagas.definitions.size() << " saga definition(s) valid"
+                << (loaded.machine.transitions.empty() ? "" : ", workspace machine valid") << "\n";
       return 0;
     }
     app::Database db = app::open_database(common.database_url, common.data_dir, false);
     pg::PgStore store(db.dsn, 1);
     if (*start_cmd) {
-      const DefinitionSet set = load_or_report(common.definitions, registry);
-      if (!set.errors.empty()) return 2;
-      auto it = set.definitions.find(saga_name);
-      if (it == set.definitions.end()) throw std::runtime_error("no saga named '" + saga_name + "'");
+      const LoadedDefinitions loaded = load_or_report(common.definitions);
+      if (!loaded.ok) return 2;
+      auto it = loaded.sagas.definitions.find(saga_name);
+      if (it == loaded.sagas.definitions.end()) throw std::runtime_error("no saga named '" + saga_name + "'");
       nlohmann::json input;
       try {
         input = nlohmann::json::parse(input_text);

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "engine/sha256.h"
+#include "engine/yaml_checker.h"
 
 namespace wsflow {
 
@@ -32,199 +33,16 @@ const Step* SagaDefinition::find_step(const std::string& step_name) const {
 
 namespace {
 
-nlohmann::json scalar_to_json(const YAML::Node& node) {
-  const std::string& text = node.Scalar();
-  if (node.Tag() == "!") return text;  // quoted: always a string
-  bool b;
-  long long i;
-  double d;
-  if (YAML::convert<bool>::decode(node, b) && text != "y" && text != "n") return b;
-  if (YAML::convert<long long>::decode(node, i)) return i;
-  if (YAML::convert<double>::decode(node, d)) return d;
-  if (text == "~" || text == "null") return nullptr;
-  return text;
-}
-
-nlohmann::json yaml_to_json(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map: {
-      nlohmann::json object = nlohmann::json::object();
-      for (const auto& kv : node) object[kv.first.Scalar()] = yaml_to_json(kv.second);
-      return object;
-    }
-    case YAML::NodeType::Sequence: {
-      nlohmann::json array = nlohmann::json::array();
-      for (const auto& item : node) array.push_back(yaml_to_json(item));
-      return array;
-    }
-    case YAML::NodeType::Scalar:
-      return scalar_to_json(node);
-    default:
-      return nullptr;
-  }
-}
-
-// Walks one YAML document, recording every problem with its place.
-class Checker {
- public:
-  Checker(std::string file, DefinitionErrors& errors) : file_(std::move(file)), errors_(errors) {}
-
-  void error(const YAML::Node& at, const std::string& field, const std::string& message) {
-    const YAML::Mark mark = at.Mark();
-    const bool has_place = mark.line >= 0 && !mark.is_null();
-    errors_.push_back({file_, has_place ? mark.line + 1 : 0, has_place ? mark.column + 1 : 0, field, message});
-  }
-
-  // A map whose keys must all be in `allowed`; reports each unknown key.
-  bool map(const YAML::Node& node, const std::string& field, std::initializer_list<std::string_view> allowed) {
-    if (!node.IsMap()) {
-      error(node, field, "expected a mapping");
-      return false;
-    }
-    for (const auto& kv : node) {
-      const std::string key = kv.first.Scalar();
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-        std::string keys;
-        for (auto a : allowed) keys += (keys.empty() ? "" : ", ") + std::string(a);
-        error(kv.first, join(field, key), "unknown key (allowed: " + keys + ")");
-      }
-    }
-    return true;
-  }
-
-  std::optional<std::string> string(const YAML::Node& parent, const std::string& field, const char* key,
-                                    bool required) {
-    const YAML::Node node = parent[key];
-    if (!node) {
-      if (required) error(parent, join(field, key), "required field is missing");
-      return std::nullopt;
-    }
-    if (!node.IsScalar() || node.Scalar().empty()) {
-      error(node, join(field, key), "expected a non-empty string");
-      return std::nullopt;
-    }
-    return node.Scalar();
-  }
-
-  std::optional<long long> integer(const YAML::Node& parent, const std::string& field, const char* key,
-                                   bool required, long long min) {
-    const YAML::Node node = parent[key];
-    if (!node) {
-      if (required) error(parent, join(field, key), "required field is missing");
-      return std::nullopt;
-    }
-    long long value;
-    if (!node.IsScalar() || !YAML::convert<long long>::decode(node, value)) {
-      error(node, join(field, key), "expected an integer");
-      return std::nullopt;
-    }
-    if (value < min) {
-      error(node, join(field, key), "must be at least " + std::to_string(min));
-      return std::nullopt;
-    }
-    return value;
-  }
-
-  std::optional<bool> boolean(const YAML::Node& parent, const std::string& field, const char* key) {
-    const YAML::Node node = parent[key];
-    if (!node) return std::nullopt;
-    bool value;
-    if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value)) {
-      error(node, join(field, key), "expected true or false");
-      return std::nullopt;
-    }
-    return value;
-  }
-
-  std::optional<Millis> duration(const YAML::Node& parent, const std::string& field, const char* key,
-                                 bool required) {
-    const YAML::Node node = parent[key];
-    if (!node) {
-      if (required) error(parent, join(field, key), "required field is missing");
-      return std::nullopt;
-    }
-    std::optional<Millis> value;
-    if (node.IsScalar()) value = try_parse_duration(node.Scalar());
-    if (!value) {
-      error(node, join(field, key),
-            "invalid duration '" + (node.IsScalar() ? node.Scalar() : std::string("<not a scalar>")) +
-                "': expected an integer and a unit (ms, s, m, h, d), e.g. 30s");
-    } else if (value->count() <= 0) {
-      error(node, join(field, key), "duration must be positive");
-      value.reset();
-    }
-    return value;
-  }
-
-  std::optional<std::vector<std::string>> string_list(const YAML::Node& parent, const std::string& field,
-                                                      const char* key) {
-    const YAML::Node node = parent[key];
-    if (!node) return std::nullopt;
-    if (!node.IsSequence()) {
-      error(node, join(field, key), "expected a list of strings");
-      return std::nullopt;
-    }
-    std::vector<std::string> items;
-    std::set<std::string> seen;
-    for (std::size_t i = 0; i < node.size(); ++i) {
-      const std::string item_field = join(field, key) + "[" + std::to_string(i) + "]";
-      if (!node[i].IsScalar() || node[i].Scalar().empty()) {
-        error(node[i], item_field, "expected a non-empty string");
-        continue;
-      }
-      if (!seen.insert(node[i].Scalar()).second) {
-        error(node[i], item_field, "duplicate item '" + node[i].Scalar() + "'");
-        continue;
-      }
-      items.push_back(node[i].Scalar());
-    }
-    return items;
-  }
-
-  // retry: {...} merged onto `base`.
-  RetryPolicy retry(const YAML::Node& parent, const std::string& field, const char* key, RetryPolicy base) {
-    const YAML::Node node = parent[key];
-    if (!node) return base;
-    const std::string f = join(field, key);
-    if (!map(node, f, {"max_attempts", "backoff", "initial", "max", "jitter", "non_retryable"})) return base;
-    if (auto v = integer(node, f, "max_attempts", false, 1)) base.max_attempts = static_cast<int>(*v);
-    if (auto v = string(node, f, "backoff", false)) {
-      if (*v == "exponential") base.backoff = Backoff::kExponential;
-      else if (*v == "fixed") base.backoff = Backoff::kFixed;
-      else error(node["backoff"], join(f, "backoff"), "expected exponential or fixed, got '" + *v + "'");
-    }
-    if (auto v = duration(node, f, "initial", false)) base.initial = *v;
-    if (auto v = duration(node, f, "max", false)) base.max = *v;
-    if (auto v = string(node, f, "jitter", false)) {
-      if (*v == "full") base.jitter = Jitter::kFull;
-      else if (*v == "equal") base.jitter = Jitter::kEqual;
-      else if (*v == "none") base.jitter = Jitter::kNone;
-      else error(node["jitter"], join(f, "jitter"), "expected full, equal or none, got '" + *v + "'");
-    }
-    if (auto v = string_list(node, f, "non_retryable")) base.non_retryable = {v->begin(), v->end()};
-    if (base.initial > base.max) error(node, f, "initial delay is longer than max delay");
-    return base;
-  }
-
-  static std::string join(const std::string& field, const std::string& key) {
-    return field.empty() ? key : field + "." + key;
-  }
-
- private:
-  std::string file_;
-  DefinitionErrors& errors_;
-};
-
 struct Defaults {
   Millis timeout{60'000};
   RetryPolicy retry;
   RetryPolicy compensate_retry{10, Backoff::kExponential, Millis(200), Millis(30'000), Jitter::kFull, {}};
 };
 
-std::optional<Condition> parse_condition(Checker& c, const YAML::Node& step, const std::string& field) {
+std::optional<Condition> parse_condition(YamlChecker& c, const YAML::Node& step, const std::string& field) {
   const YAML::Node node = step["when"];
   if (!node) return std::nullopt;
-  const std::string f = Checker::join(field, "when");
+  const std::string f = YamlChecker::join(field, "when");
   if (!c.map(node, f, {"path", "equals", "not_equals", "in", "exists"})) return std::nullopt;
   Condition cond;
   auto path = c.string(node, f, "path", true);
@@ -233,7 +51,7 @@ std::optional<Condition> parse_condition(Checker& c, const YAML::Node& step, con
   if (node["not_equals"]) { cond.not_equals = yaml_to_json(node["not_equals"]); ++operators; }
   if (node["in"]) {
     ++operators;
-    if (!node["in"].IsSequence()) c.error(node["in"], Checker::join(f, "in"), "expected a list");
+    if (!node["in"].IsSequence()) c.error(node["in"], YamlChecker::join(f, "in"), "expected a list");
     else {
       cond.in.emplace();
       for (const auto& item : node["in"]) cond.in->push_back(yaml_to_json(item));
@@ -249,9 +67,9 @@ std::optional<Condition> parse_condition(Checker& c, const YAML::Node& step, con
   return cond;
 }
 
-std::optional<Wait> parse_wait(Checker& c, const YAML::Node& step, const std::string& field) {
+std::optional<Wait> parse_wait(YamlChecker& c, const YAML::Node& step, const std::string& field) {
   const YAML::Node node = step["wait"];
-  const std::string f = Checker::join(field, "wait");
+  const std::string f = YamlChecker::join(field, "wait");
   if (!c.map(node, f, {"for", "signal", "timeout"})) return std::nullopt;
   Wait wait;
   if (node["for"] && node["signal"]) {
@@ -259,7 +77,7 @@ std::optional<Wait> parse_wait(Checker& c, const YAML::Node& step, const std::st
     return std::nullopt;
   }
   if (node["for"]) {
-    if (node["timeout"]) c.error(node["timeout"], Checker::join(f, "timeout"), "timeout goes with signal, not for");
+    if (node["timeout"]) c.error(node["timeout"], YamlChecker::join(f, "timeout"), "timeout goes with signal, not for");
     wait.duration = c.duration(node, f, "for", true);
     if (!wait.duration) return std::nullopt;
   } else if (node["signal"]) {
@@ -273,7 +91,7 @@ std::optional<Wait> parse_wait(Checker& c, const YAML::Node& step, const std::st
   return wait;
 }
 
-std::optional<Step> parse_step(Checker& c, const YAML::Node& node, const std::string& field,
+std::optional<Step> parse_step(YamlChecker& c, const YAML::Node& node, const std::string& field,
                                const Defaults& defaults, const ActionLookup& known_action) {
   if (!c.map(node, field,
              {"name", "description", "action", "compensate", "compensable", "input", "retry", "compensate_retry",
@@ -285,7 +103,7 @@ std::optional<Step> parse_step(Checker& c, const YAML::Node& node, const std::st
   if (auto name = c.string(node, field, "name", true)) {
     static const std::regex kName("[a-z][a-z0-9_]*");
     if (!std::regex_match(*name, kName)) {
-      c.error(node["name"], Checker::join(field, "name"),
+      c.error(node["name"], YamlChecker::join(field, "name"),
               "step names are lower-case letters, digits and _ starting with a letter, got '" + *name + "'");
       ok = false;
     }
@@ -297,7 +115,7 @@ std::optional<Step> parse_step(Checker& c, const YAML::Node& node, const std::st
     auto value = c.string(node, field, key, false);
     if (!value) return {};
     if (!known_action(*value)) {
-      c.error(node[key], Checker::join(field, key), "unknown action '" + *value + "'");
+      c.error(node[key], YamlChecker::join(field, key), "unknown action '" + *value + "'");
       ok = false;
     }
     return *value;
@@ -309,21 +127,21 @@ std::optional<Step> parse_step(Checker& c, const YAML::Node& node, const std::st
     if (!step.wait) ok = false;
     for (const char* key : {"action", "compensate", "for_each", "retry", "compensate_retry", "timeout", "input"}) {
       if (node[key]) {
-        c.error(node[key], Checker::join(field, key), "a wait step takes no " + std::string(key));
+        c.error(node[key], YamlChecker::join(field, key), "a wait step takes no " + std::string(key));
         ok = false;
       }
     }
   } else if (!node["action"]) {
-    c.error(node, Checker::join(field, "action"), "required field is missing (or give wait:)");
+    c.error(node, YamlChecker::join(field, "action"), "required field is missing (or give wait:)");
     ok = false;
   }
   if (auto compensable = c.boolean(node, field, "compensable"); compensable && *compensable && !node["compensate"]) {
-    c.error(node, Checker::join(field, "compensate"), "step is marked compensable but names no compensate action");
+    c.error(node, YamlChecker::join(field, "compensate"), "step is marked compensable but names no compensate action");
     ok = false;
   }
   if (node["input"]) {
     if (!node["input"].IsMap()) {
-      c.error(node["input"], Checker::join(field, "input"), "expected a mapping");
+      c.error(node["input"], YamlChecker::join(field, "input"), "expected a mapping");
       ok = false;
     } else {
       step.input = yaml_to_json(node["input"]);
@@ -334,7 +152,7 @@ std::optional<Step> parse_step(Checker& c, const YAML::Node& node, const std::st
   step.timeout = c.duration(node, field, "timeout", false).value_or(defaults.timeout);
   if (auto items = c.string_list(node, field, "for_each")) {
     if (items->empty()) {
-      c.error(node["for_each"], Checker::join(field, "for_each"), "expected at least one item");
+      c.error(node["for_each"], YamlChecker::join(field, "for_each"), "expected at least one item");
       ok = false;
     }
     step.for_each = std::move(*items);
@@ -375,7 +193,7 @@ LoadResult load_definition(const std::string& yaml_text, const std::string& file
     result.errors.push_back({file, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg});
     return result;
   }
-  Checker c(file, result.errors);
+  YamlChecker c(file, result.errors);
   if (!c.map(root, "", {"saga", "version", "description", "input", "deadline", "defaults", "steps"})) return result;
 
   SagaDefinition def;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <pqxx/connection>
@@ -26,15 +27,19 @@ class ConnectionPool {
   // database cannot be reached.
   class Lease {
    public:
-    Lease(ConnectionPool& pool, std::unique_ptr<pqxx::connection> conn) : pool_(pool), conn_(std::move(conn)) {}
+    Lease(ConnectionPool& pool, std::unique_ptr<pqxx::connection> conn) : pool_(&pool), conn_(std::move(conn)) {}
+    Lease(Lease&& other) noexcept : pool_(std::exchange(other.pool_, nullptr)), conn_(std::move(other.conn_)) {}
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
-    ~Lease() { pool_.give_back(std::move(conn_)); }
+    Lease& operator=(Lease&&) = delete;
+    ~Lease() {
+      if (pool_) pool_->give_back(std::move(conn_));
+    }
     pqxx::connection& operator*() { return *conn_; }
     pqxx::connection* operator->() { return conn_.get(); }
 
    private:
-    ConnectionPool& pool_;
+    ConnectionPool* pool_;  // null once moved from
     std::unique_ptr<pqxx::connection> conn_;
   };
   Lease acquire();

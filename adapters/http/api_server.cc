@@ -1,0 +1,219 @@
+#include "adapters/http/api_server.h"
+
+#include <httplib.h>
+
+#include <pqxx/pqxx>
+
+#include "adapters/http/request_context.h"
+#include "adapters/postgres/pg_store.h"
+#include "engine/log.h"
+#include "engine/sha256.h"
+#include "sagas/lifecycle.h"
+
+namespace wsflow::http {
+namespace {
+
+void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+nlohmann::json error_body(const std::string& code, const std::string& message, const std::string& field) {
+  nlohmann::json error = {{"code", code}, {"message", message}};
+  error["field"] = field.empty() ? nlohmann::json(nullptr) : nlohmann::json(field);
+  return {{"error", error}};
+}
+
+std::string bearer_token(const httplib::Request& req) {
+  const std::string header = req.get_header_value("Authorization");
+  const std::string prefix = "Bearer ";
+  if (header.size() <= prefix.size() || header.compare(0, prefix.size(), prefix) != 0) return "";
+  return header.substr(prefix.size());
+}
+
+// The stored outcome of an earlier request with the same Idempotency-Key, or
+// nullopt after claiming the key for this request.
+std::optional<Reply> claim_idempotency_key(pqxx::connection& conn, const Principal& principal, const std::string& key,
+                                           const std::string& fingerprint) {
+  pqxx::work tx(conn);
+  auto inserted = tx.exec_params(
+      "INSERT INTO wsflow.http_idempotency (api_key_id, key, fingerprint) VALUES ($1::uuid, $2, $3) "
+      "ON CONFLICT DO NOTHING RETURNING 1",
+      principal.key_id, key, fingerprint);
+  if (!inserted.empty()) {
+    tx.commit();
+    return std::nullopt;
+  }
+  auto row = tx.exec_params("SELECT fingerprint, status, coalesce(body, '') FROM wsflow.http_idempotency "
+                            "WHERE api_key_id = $1::uuid AND key = $2",
+                            principal.key_id, key);
+  if (row[0][0].as<std::string>() != fingerprint) {
+    throw ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
+                   "Idempotency-Key");
+  }
+  if (row[0][1].is_null()) {
+    throw ApiError(409, "request_in_progress", "a request with this Idempotency-Key is still in progress",
+                   "Idempotency-Key");
+  }
+  return Reply{row[0][1].as<int>(), nlohmann::json::parse(row[0][2].as<std::string>())};
+}
+
+void finish_idempotency_key(pqxx::connection& conn, const Principal& principal, const std::string& key,
+                            const Reply& reply) {
+  pqxx::work tx(conn);
+  if (reply.status >= 500) {
+    // Nothing was done: let a retry with the same key run again.
+    tx.exec_params("DELETE FROM wsflow.http_idempotency WHERE api_key_id = $1::uuid AND key = $2", principal.key_id, key);
+  } else {
+    tx.exec_params("UPDATE wsflow.http_idempotency SET status = $3, body = $4 WHERE api_key_id = $1::uuid AND key = $2",
+                   principal.key_id, key, reply.status, reply.body.dump());
+  }
+  tx.commit();
+}
+
+Reply error_reply(int status, const std::string& code, const std::string& message, const std::string& field = "") {
+  return {status, error_body(code, message, field)};
+}
+
+// Authenticates, applies Idempotency-Key, runs the handler in a transaction
+// and turns every failure into the error format.
+void serve(const ApiDependencies& deps, const Handler& handler, const httplib::Request& req, httplib::Response& res) {
+  Reply reply;
+  std::optional<Principal> principal;
+  std::string idempotency_key;
+  std::optional<pg::ConnectionPool::Lease> conn;
+  try {
+    conn.emplace(deps.db.acquire());
+    {
+      pqxx::work tx(**conn);
+      principal = authenticate(tx, bearer_token(req));
+      tx.commit();
+    }
+    if (!principal) throw ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)");
+    if (req.method == "POST" && req.has_header("Idempotency-Key")) {
+      idempotency_key = req.get_header_value("Idempotency-Key");
+      if (idempotency_key.empty() || idempotency_key.size() > 200) {
+        throw ApiError(400, "invalid_header", "Idempotency-Key must be 1 to 200 characters", "Idempotency-Key");
+      }
+      const std::string fingerprint = req.method + " " + req.path + " " + sha256_hex(req.body);
+      if (auto replay = claim_idempotency_key(**conn, *principal, idempotency_key, fingerprint)) {
+        res.set_header("Idempotent-Replayed", "true");
+        send_json(res, replay->status, replay->body);
+        return;
+      }
+    }
+    pqxx::work tx(**conn);
+    RequestContext ctx{req, *principal, tx, deps};
+    reply = handler(ctx);
+    tx.commit();
+  } catch (const ApiError& e) {
+    reply = error_reply(e.status, e.code, e.what(), e.field);
+  } catch (const sagas::LifecycleError& e) {
+    reply = error_reply(e.status, e.code, e.what());
+  } catch (const std::exception& e) {
+    log_error(std::string("HTTP ") + req.method + " " + req.path + ": " + e.what());
+    reply = error_reply(500, "internal", "internal error");
+  }
+  if (!idempotency_key.empty() && principal && conn) {
+    try {
+      finish_idempotency_key(**conn, *principal, idempotency_key, reply);
+    } catch (const std::exception& e) {
+      log_error(std::string("recording an idempotent response failed: ") + e.what());
+    }
+  }
+  send_json(res, reply.status, reply.body);
+}
+
+}  // namespace
+
+nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_or_slug, Need need) {
+  const bool by_id = pg::is_uuid(id_or_slug);
+  auto rows = ctx.tx.exec_params(
+      std::string("SELECT json_build_object('id', id, 'slug', slug, 'name', name, 'plan', plan, 'status', status, "
+                  "'active_saga_id', active_saga_id, 'hard_delete_at', hard_delete_at, 'created_at', created_at, "
+                  "'updated_at', updated_at)::text FROM wsflow.workspaces WHERE ") +
+          (by_id ? "id = $1::uuid" : "slug = $1") + " FOR UPDATE",
+      id_or_slug);
+  const Principal& p = ctx.principal;
+  if (rows.empty()) throw ApiError(404, "workspace_not_found", "no workspace '" + id_or_slug + "'");
+  nlohmann::json workspace = nlohmann::json::parse(rows[0][0].as<std::string>());
+  // A key of another workspace learns nothing, not even that this one exists.
+  if (!p.is_operator && workspace["id"] != p.workspace_id) {
+    throw ApiError(404, "workspace_not_found", "no workspace '" + id_or_slug + "'");
+  }
+  if (p.is_operator) {
+    if (need == Need::kOwner) throw ApiError(403, "forbidden", "only the workspace owner may do this");
+    return workspace;
+  }
+  const char* scope = need == Need::kRead ? "read" : "write";
+  if (!p.scopes.count(scope)) throw ApiError(403, "forbidden", std::string("this key lacks the '") + scope + "' scope");
+  if (need == Need::kManage && p.role != "owner" && p.role != "admin") {
+    throw ApiError(403, "forbidden", "only an owner or admin may do this");
+  }
+  if (need == Need::kOwner && p.role != "owner") throw ApiError(403, "forbidden", "only the workspace owner may do this");
+  return workspace;
+}
+
+ApiServer::ApiServer(ApiDependencies deps) : deps_(deps), server_(std::make_unique<httplib::Server>()) {
+  server_->set_payload_max_length(deps_.max_body_bytes);
+  server_->set_read_timeout(10, 0);
+  server_->set_write_timeout(10, 0);
+  routes();
+}
+
+ApiServer::~ApiServer() { stop(); }
+
+void ApiServer::routes() {
+  httplib::Server& s = *server_;
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
+  s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    try {
+      auto conn = deps_.db.acquire();
+      pqxx::read_transaction tx(*conn);
+      tx.exec("SELECT 1");
+      send_json(res, 200, {{"status", "ready"}});
+    } catch (const std::exception&) {
+      send_json(res, 503, error_body("not_ready", "the database is not reachable", ""));
+    }
+  });
+  const RouteAdder add = [this, &s](const std::string& method, const std::string& pattern, Handler handler) {
+    auto run = [this, handler](const httplib::Request& req, httplib::Response& res) {
+      serve(deps_, handler, req, res);
+    };
+    if (method == "GET") s.Get(pattern, run);
+    else if (method == "POST") s.Post(pattern, run);
+    else if (method == "DELETE") s.Delete(pattern, run);
+    else throw std::logic_error("unsupported method " + method);
+  };
+  add_workspace_routes(add);
+  add_saga_routes(add);
+  // Errors cpp-httplib answers by itself (no route, body too large,
+  // malformed request) get the same JSON shape as ours.
+  s.set_error_handler([max = deps_.max_body_bytes](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 413) {
+      send_json(res, 413, error_body("payload_too_large",
+                                     "request body larger than " + std::to_string(max) + " bytes", ""));
+    } else if (res.status == 404) {
+      send_json(res, 404, error_body("not_found", "no such endpoint", ""));
+    } else {
+      send_json(res, res.status, error_body("bad_request",
+                                            "malformed HTTP request (a POST needs a body or Content-Length: 0)", ""));
+    }
+  });
+}
+
+void ApiServer::start(const std::string& host, int port) {
+  if (!server_->bind_to_port(host.c_str(), port)) {
+    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port));
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  log_info("HTTP API listening on " + host + ":" + std::to_string(port));
+}
+
+void ApiServer::stop() {
+  server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace wsflow::http

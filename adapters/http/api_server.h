@@ -1,0 +1,54 @@
+#pragma once
+// The HTTP API (cpp-httplib, JSON via nlohmann-json) over /v1: workspaces
+// and their lifecycle, environments, members, keys, audit feed, exports,
+// sagas and signals, plus /healthz and /readyz. Every /v1 endpoint requires a
+// bearer API key; errors are {"error":{"code","message","field"}}. POSTs may
+// carry Idempotency-Key: a repeat returns the first response and starts
+// nothing. Request bodies over `max_body_bytes` get 413.
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "adapters/postgres/connection_pool.h"
+#include "engine/definition.h"
+#include "engine/store.h"
+#include "sagas/machine.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace wsflow::http {
+
+struct ApiDependencies {
+  pg::ConnectionPool& db;
+  Store& store;
+  const sagas::Machine& machine;
+  const std::map<std::string, SagaDefinition>& definitions;
+  std::size_t max_body_bytes = 64 * 1024;
+};
+
+class ApiServer {
+ public:
+  explicit ApiServer(ApiDependencies deps);
+  ~ApiServer();  // stops and joins
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Binds host:port and serves on a background thread pool. Throws
+  // std::runtime_error if the address cannot be bound.
+  void start(const std::string& host, int port);
+  void stop();
+
+ private:
+  void routes();
+
+  ApiDependencies deps_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+};
+
+}  // namespace wsflow::http

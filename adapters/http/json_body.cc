@@ -1,0 +1,63 @@
+#include "adapters/http/json_body.h"
+
+#include <algorithm>
+
+namespace wsflow::http {
+
+nlohmann::json parse_object(const std::string& body, std::initializer_list<const char*> allowed_fields) {
+  if (body.empty()) return nlohmann::json::object();
+  nlohmann::json object;
+  try {
+    object = nlohmann::json::parse(body);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ApiError(400, "invalid_json", std::string("request body is not valid JSON: ") + e.what());
+  }
+  if (!object.is_object()) throw ApiError(400, "invalid_json", "request body must be a JSON object");
+  for (const auto& [key, value] : object.items()) {
+    if (std::none_of(allowed_fields.begin(), allowed_fields.end(), [&](const char* f) { return key == f; })) {
+      throw ApiError(400, "unknown_field", "unknown field '" + key + "'", key);
+    }
+  }
+  return object;
+}
+
+std::optional<std::string> string_field(const nlohmann::json& object, const std::string& field, std::size_t max_length,
+                                        bool required, const std::string& prefix) {
+  const std::string name = prefix + field;
+  if (!object.contains(field) || object[field].is_null()) {
+    if (required) throw ApiError(400, "missing_field", "'" + name + "' is required", name);
+    return std::nullopt;
+  }
+  if (!object[field].is_string()) throw ApiError(400, "invalid_field", "'" + name + "' must be a string", name);
+  const std::string value = object[field].get<std::string>();
+  if (value.empty() || value.size() > max_length) {
+    throw ApiError(400, "invalid_field",
+                   "'" + name + "' must be 1 to " + std::to_string(max_length) + " characters", name);
+  }
+  return value;
+}
+
+std::optional<std::vector<std::string>> enum_list_field(const nlohmann::json& object, const std::string& field,
+                                                        const std::vector<std::string>& allowed) {
+  if (!object.contains(field)) return std::nullopt;
+  const nlohmann::json& list = object[field];
+  if (!list.is_array() || list.empty()) {
+    throw ApiError(400, "invalid_field", "'" + field + "' must be a non-empty list", field);
+  }
+  std::vector<std::string> values;
+  for (const auto& item : list) {
+    if (!item.is_string()) throw ApiError(400, "invalid_field", "'" + field + "' must list strings", field);
+    require_one_of(item.get<std::string>(), allowed, field);
+    values.push_back(item.get<std::string>());
+  }
+  return values;
+}
+
+void require_one_of(const std::string& value, const std::vector<std::string>& allowed, const std::string& field) {
+  if (std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return;
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  throw ApiError(400, "invalid_field", "'" + field + "' must be one of: " + list, field);
+}
+
+}  // namespace wsflow::http

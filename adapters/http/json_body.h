@@ -1,0 +1,32 @@
+#pragma once
+// Strict reading of JSON request bodies: malformed JSON, a non-object, an
+// unknown field, a missing field or a wrong type is an ApiError 400 naming
+// the field.
+
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "adapters/http/api_error.h"
+
+namespace wsflow::http {
+
+// An empty body counts as {}.
+nlohmann::json parse_object(const std::string& body, std::initializer_list<const char*> allowed_fields);
+
+// The string at `field` (dotted for nested objects in messages); nullopt when
+// absent and not required. Enforces 1..max_length characters.
+std::optional<std::string> string_field(const nlohmann::json& object, const std::string& field, std::size_t max_length,
+                                        bool required, const std::string& prefix = "");
+
+// A list of strings, each one of `allowed`.
+std::optional<std::vector<std::string>> enum_list_field(const nlohmann::json& object, const std::string& field,
+                                                        const std::vector<std::string>& allowed);
+
+// Checks that `value` is one of `allowed`.
+void require_one_of(const std::string& value, const std::vector<std::string>& allowed, const std::string& field);
+
+}  // namespace wsflow::http

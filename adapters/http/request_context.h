@@ -1,0 +1,54 @@
+#pragma once
+// Internal to the API: what a route handler gets and returns. Each handler
+// runs inside one database transaction, committed when it returns normally
+// and rolled back when it throws.
+
+#include <httplib.h>
+
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <pqxx/transaction>
+
+#include "adapters/http/api_error.h"
+#include "adapters/http/api_keys.h"
+#include "adapters/http/api_server.h"
+
+namespace wsflow::http {
+
+struct Reply {
+  int status = 200;
+  nlohmann::json body;
+};
+
+struct RequestContext {
+  const httplib::Request& request;
+  const Principal& principal;
+  pqxx::work& tx;
+  const ApiDependencies& deps;
+
+  // The n-th path capture of the route pattern.
+  std::string path_param(std::size_t n) const { return request.matches[n].str(); }
+};
+
+using Handler = std::function<Reply(RequestContext&)>;
+
+// What a caller needs for a workspace operation.
+enum class Need {
+  kRead,    // any member (read scope) or an operator
+  kManage,  // owner or admin (write scope) or an operator
+  kOwner,   // the owner (write scope) only
+};
+
+// The workspace (by UUID or slug) as JSON, locked FOR UPDATE when `lock`.
+// 404 when it does not exist or the caller's key belongs to another
+// workspace; 403 when the caller lacks `need`.
+nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_or_slug, Need need);
+
+// Route registration, by area.
+using RouteAdder = std::function<void(const std::string& method, const std::string& pattern, Handler handler)>;
+void add_workspace_routes(const RouteAdder& add);
+void add_saga_routes(const RouteAdder& add);
+
+}  // namespace wsflow::http

@@ -1,0 +1,41 @@
+#pragma once
+// Environments (dev, staging, prod) of a workspace as real isolated
+// PostgreSQL schemas, each owned by its own role, in a target database.
+// provision() and deprovision() are idempotent: calling either again after
+// success (or after a crash half-way) is safe. Both block; both throw
+// std::runtime_error (or a pqxx error) on failure.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace wsflow {
+
+struct EnvironmentNames {
+  std::string schema;  // ws_<32 hex of the workspace UUID>_<env>
+  std::string role;    // same as the schema
+};
+// Throws std::invalid_argument for a malformed workspace id or environment name.
+EnvironmentNames environment_names(const std::string& workspace_id, const std::string& environment);
+
+class EnvironmentProvisioner {
+ public:
+  virtual ~EnvironmentProvisioner() = default;
+  virtual EnvironmentNames provision(const std::string& workspace_id, const std::string& environment) = 0;
+  virtual void deprovision(const std::string& workspace_id, const std::string& environment) = 0;
+};
+
+// The real one: a schema and a NOLOGIN role in the database at `dsn`.
+std::unique_ptr<EnvironmentProvisioner> make_pg_provisioner(const std::string& dsn, int connections);
+
+// A test double that forwards to `inner` except for the chosen environments,
+// where the chosen operation fails or hangs. Spec: comma-separated
+// `operation:environment:mode`, e.g. "provision:prod:fail" or
+// "deprovision:dev:hang" (a hang blocks for `hang_for`, then fails).
+// Throws std::invalid_argument for a malformed spec.
+std::unique_ptr<EnvironmentProvisioner> make_faulty_provisioner(std::unique_ptr<EnvironmentProvisioner> inner,
+                                                                const std::string& spec,
+                                                                std::chrono::milliseconds hang_for);
+
+}  // namespace wsflow

@@ -1,0 +1,99 @@
+#include "sagas/lifecycle.h"
+
+#include "adapters/postgres/pg_store.h"
+#include "sagas/audit.h"
+
+namespace wsflow::sagas {
+namespace {
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
+LifecycleStarted fire_event(pqxx::work& tx, const Machine& machine,
+                            const std::map<std::string, SagaDefinition>& definitions, const LifecycleRequest& request) {
+  std::string status = kNoState;
+  auto row = tx.exec_params("SELECT status, coalesce(active_saga_id::text, '') FROM wsflow.workspaces "
+                            "WHERE id = $1::uuid FOR UPDATE",
+                            request.workspace_id);
+  std::string active_saga;
+  if (!row.empty()) {
+    status = row[0][0].as<std::string>();
+    active_saga = row[0][1].as<std::string>();
+  } else if (request.event != "create") {
+    throw LifecycleError(404, "workspace_not_found", "no workspace " + request.workspace_id);
+  }
+  const MachineTransition* transition = machine.find(request.event, status);
+  if (!transition) {
+    throw LifecycleError(409, "invalid_transition",
+                         "'" + request.event + "' is not allowed while the workspace is '" + status +
+                             "' (allowed: " + join(machine.allowed_events(status)) + ")");
+  }
+  if (transition->exclusive() && !active_saga.empty()) {
+    throw LifecycleError(409, "operation_in_progress",
+                         "another lifecycle operation (saga " + active_saga + ") is still running");
+  }
+  auto def = definitions.find(transition->saga);
+  if (def == definitions.end()) throw std::logic_error("machine names unknown saga " + transition->saga);
+
+  nlohmann::json input = request.input;
+  input["workspace_id"] = request.workspace_id;
+  input["lifecycle"] = {{"event", request.event}, {"from", status}, {"actor", request.actor}};
+  if (request.event == "create") {
+    tx.exec_params("INSERT INTO wsflow.workspaces (id, name, plan, status) VALUES ($1::uuid, $2, $3, $4)",
+                   request.workspace_id, input.value("name", ""), input.value("plan", "free"), transition->via);
+  }
+  const StartResult started =
+      pg::insert_saga(tx, def->second, input, {request.idempotency_key, request.workspace_id});
+  const std::string new_status = transition->via.empty() ? status : transition->via;
+  if (transition->exclusive()) {
+    tx.exec_params("UPDATE wsflow.workspaces SET status = $2, active_saga_id = $3::uuid, updated_at = now() "
+                   "WHERE id = $1::uuid",
+                   request.workspace_id, new_status, started.saga_id);
+  }
+  audit(tx, request.workspace_id, request.actor, "workspace." + request.event + "_requested",
+        {{"saga_id", started.saga_id}, {"from", status}});
+  return {started.saga_id, new_status};
+}
+
+void apply_outcome(pqxx::work& tx, const Machine& machine, const SagaOutcome& outcome) {
+  const MachineTransition* transition = machine.by_saga(outcome.saga_name);
+  if (!transition || outcome.workspace_id.empty()) return;
+  auto row = tx.exec_params("SELECT status FROM wsflow.workspaces WHERE id = $1::uuid FOR UPDATE", outcome.workspace_id);
+  if (row.empty()) return;  // erased by the saga itself (hard delete)
+  const std::string from = outcome.input.contains("lifecycle") ? outcome.input["lifecycle"].value("from", "")
+                                                                : row[0][0].as<std::string>();
+  std::string target;
+  std::string what;
+  switch (outcome.state) {
+    case SagaState::kCompleted:
+      target = transition->to;
+      what = "completed";
+      break;
+    case SagaState::kCompensated:
+    case SagaState::kCancelled:
+      target = transition->on_rollback;
+      what = "rolled_back";
+      break;
+    default:
+      target = "failed";
+      what = "failed";
+  }
+  if (target == kSourceState) target = transition->exclusive() ? from : row[0][0].as<std::string>();
+  // A transition without `via` (export) neither holds the lock nor changes the status on its own.
+  if (transition->exclusive() || target != row[0][0].as<std::string>()) {
+    tx.exec_params("UPDATE wsflow.workspaces SET status = $2, updated_at = now(), "
+                   "active_saga_id = CASE WHEN active_saga_id = $3::uuid THEN NULL ELSE active_saga_id END, "
+                   "slug = CASE WHEN $2 = 'deleted' THEN NULL ELSE slug END WHERE id = $1::uuid",
+                   outcome.workspace_id, target, outcome.saga_id);
+  }
+  nlohmann::json detail = {{"saga_id", outcome.saga_id}, {"status", target}};
+  if (!outcome.error.empty()) detail["error"] = outcome.error;
+  audit(tx, outcome.workspace_id, "wsflow", "workspace." + transition->event + "_" + what, detail);
+}
+
+}  // namespace wsflow::sagas

@@ -1,0 +1,230 @@
+#include "sagas/workspace_actions.h"
+
+#include <pqxx/pqxx>
+
+#include "adapters/export/archive_writer.h"
+#include "sagas/audit.h"
+#include "sagas/lifecycle.h"
+
+namespace wsflow::sagas {
+namespace {
+
+constexpr const char* kActor = "wsflow";
+
+const std::string& workspace_of(const ActionCall& call) { return call.saga_input.at("workspace_id").get_ref<const std::string&>(); }
+
+Action transactional(std::function<ActionResult(const ActionCall&, pqxx::work&)> fn) { return Action{{}, std::move(fn)}; }
+
+// Rows of a query as a JSON array of objects (via Postgres' own JSON).
+nlohmann::json rows_json(pqxx::work& tx, const std::string& select, const std::string& workspace_id) {
+  return nlohmann::json::parse(
+      tx.exec_params("SELECT coalesce(json_agg(r), '[]'::json)::text FROM (" + select + ") r", workspace_id)[0][0]
+          .as<std::string>());
+}
+
+ActionResult reserve_slug(const ActionCall& call, pqxx::work& tx) {
+  const std::string& id = workspace_of(call);
+  auto row = tx.exec_params("SELECT coalesce(slug, ''), name FROM wsflow.workspaces WHERE id = $1::uuid", id);
+  if (row.empty()) return ActionResult::failure("invalid_input", "workspace " + id + " does not exist", false);
+  if (!row[0][0].as<std::string>().empty()) return ActionResult::success({{"slug", row[0][0].as<std::string>()}});
+  const std::string base = slugify(row[0][1].as<std::string>());
+  for (int n = 1; n < 1000; ++n) {
+    const std::string candidate = n == 1 ? base : base + "-" + std::to_string(n);
+    if (!tx.exec_params("SELECT 1 FROM wsflow.workspaces WHERE slug = $1", candidate).empty()) continue;
+    tx.exec_params("UPDATE wsflow.workspaces SET slug = $2, updated_at = now() WHERE id = $1::uuid", id, candidate);
+    audit(tx, id, kActor, "workspace.slug_reserved", {{"slug", candidate}});
+    return ActionResult::success({{"slug", candidate}});
+  }
+  return ActionResult::failure("slug_exhausted", "no free slug for '" + base + "'", false);
+}
+
+ActionResult release_slug(const ActionCall& call, pqxx::work& tx) {
+  const std::string& id = workspace_of(call);
+  tx.exec_params("UPDATE wsflow.workspaces SET slug = NULL, updated_at = now() WHERE id = $1::uuid", id);
+  audit(tx, id, kActor, "workspace.slug_released");
+  return ActionResult::success();
+}
+
+ActionResult record_owner(const ActionCall& call, pqxx::work& tx) {
+  const std::string& id = workspace_of(call);
+  tx.exec_params("INSERT INTO wsflow.members (workspace_id, user_id, email, role) VALUES ($1::uuid, $2, $3, 'owner') "
+                 "ON CONFLICT (workspace_id, user_id) DO NOTHING",
+                 id, call.saga_input.at("owner_user_id").get<std::string>(),
+                 call.saga_input.at("owner_email").get<std::string>());
+  audit(tx, id, kActor, "member.added", {{"user_id", call.saga_input["owner_user_id"]}, {"role", "owner"}});
+  return ActionResult::success();
+}
+
+ActionResult remove_members(const ActionCall& call, pqxx::work& tx) {
+  const std::string& id = workspace_of(call);
+  const auto removed = tx.exec_params("DELETE FROM wsflow.members WHERE workspace_id = $1::uuid", id).affected_rows();
+  audit(tx, id, kActor, "members.removed", {{"count", removed}});
+  return ActionResult::success({{"removed", removed}});
+}
+
+ActionResult revoke_keys(const ActionCall& call, pqxx::work& tx) {
+  const std::string& id = workspace_of(call);
+  const auto revoked = tx.exec_params("UPDATE wsflow.api_keys SET revoked_at = now() WHERE workspace_id = $1::uuid "
+                                      "AND revoked_at IS NULL",
+                                      id)
+                           .affected_rows();
+  audit(tx, id, kActor, "api_keys.revoked", {{"count", revoked}});
+  return ActionResult::success({{"revoked", revoked}});
+}
+
+ActionResult mark_offboarded(const ActionCall& call, pqxx::work& tx) {
+  const std::string& id = workspace_of(call);
+  const Millis window = parse_duration(call.input.value("window", "30d"));
+  tx.exec_params("UPDATE wsflow.workspaces SET status = 'offboarded', hard_delete_at = now() + $2::bigint * "
+                 "interval '1 ms', updated_at = now() WHERE id = $1::uuid",
+                 id, static_cast<long long>(window.count()));
+  audit(tx, id, kActor, "workspace.offboarded", {{"hard_delete_in", format_duration(window)}});
+  return ActionResult::success();
+}
+
+void export_files(pqxx::work& tx, const std::string& id, std::map<std::string, std::string>& files) {
+  files["workspace.json"] =
+      rows_json(tx, "SELECT id, slug, name, plan, status, created_at FROM wsflow.workspaces WHERE id = $1::uuid", id)
+          .at(0)
+          .dump(2);
+  files["members.json"] = rows_json(tx,
+                                    "SELECT id, user_id, email, role, last_active_at, request_count, created_at "
+                                    "FROM wsflow.members WHERE workspace_id = $1::uuid ORDER BY created_at",
+                                    id)
+                              .dump(2);
+  files["environments.json"] = rows_json(tx,
+                                         "SELECT name, status, schema_name, created_at FROM wsflow.environments "
+                                         "WHERE workspace_id = $1::uuid ORDER BY name",
+                                         id)
+                                   .dump(2);
+  files["audit.json"] = rows_json(tx,
+                                  "SELECT id, actor, action, detail, at FROM wsflow.audit_log "
+                                  "WHERE workspace_id = $1::uuid ORDER BY id",
+                                  id)
+                            .dump(2);
+  // Key metadata only: the hash never leaves the database.
+  files["api_keys.json"] = rows_json(tx,
+                                     "SELECT id, name, prefix, scopes, member_id, created_at, last_used_at, "
+                                     "revoked_at FROM wsflow.api_keys WHERE workspace_id = $1::uuid ORDER BY created_at",
+                                     id)
+                               .dump(2);
+}
+
+}  // namespace
+
+std::string slugify(const std::string& name) {
+  std::string slug;
+  for (unsigned char ch : name) {
+    if (std::isalnum(ch)) {
+      slug.push_back(static_cast<char>(std::tolower(ch)));
+    } else if (!slug.empty() && slug.back() != '-') {
+      slug.push_back('-');
+    }
+  }
+  while (!slug.empty() && slug.back() == '-') slug.pop_back();
+  if (slug.size() > 48) slug.resize(48);
+  while (!slug.empty() && slug.back() == '-') slug.pop_back();
+  return slug.empty() ? "workspace" : slug;
+}
+
+const std::vector<std::string>& workspace_action_names() {
+  static const std::vector<std::string> names = {
+      "workspace.reserve_slug", "workspace.release_slug",   "workspace.record_owner", "workspace.remove_members",
+      "workspace.revoke_keys",  "workspace.mark_offboarded", "workspace.hard_delete", "environment.provision",
+      "environment.deprovision", "export.write",             "export.remove_all",     "webhook.notify"};
+  return names;
+}
+
+void register_workspace_actions(ActionRegistry& registry, const DomainServices& services) {
+  registry.add("workspace.reserve_slug", transactional(reserve_slug));
+  registry.add("workspace.release_slug", transactional(release_slug));
+  registry.add("workspace.record_owner", transactional(record_owner));
+  registry.add("workspace.remove_members", transactional(remove_members));
+  registry.add("workspace.revoke_keys", transactional(revoke_keys));
+  registry.add("workspace.mark_offboarded", transactional(mark_offboarded));
+
+  const std::filesystem::path export_dir = services.export_dir;
+  registry.add("workspace.hard_delete", transactional([export_dir](const ActionCall& call, pqxx::work& tx) {
+                 const std::string& id = workspace_of(call);
+                 tx.exec("SET LOCAL wsflow.erasing = 'on'");
+                 tx.exec_params("DELETE FROM wsflow.workspaces WHERE id = $1::uuid", id);
+                 std::error_code ec;
+                 std::filesystem::remove_all(export_dir / id, ec);
+                 if (ec) return ActionResult::failure("storage", "cannot remove archives: " + ec.message());
+                 return ActionResult::success();
+               }));
+
+  registry.add("export.write", transactional([export_dir](const ActionCall& call, pqxx::work& tx) {
+                 const std::string& id = workspace_of(call);
+                 const std::string export_id = call.saga_input.at("export_id").get<std::string>();
+                 std::map<std::string, std::string> files;
+                 export_files(tx, id, files);
+                 const std::filesystem::path path = export_dir / id / export_id;
+                 const nlohmann::json manifest = write_archive(path, files);
+                 tx.exec_params("UPDATE wsflow.exports SET status = 'completed', path = $2, manifest = $3::jsonb, "
+                                "completed_at = now() WHERE id = $1::uuid",
+                                export_id, path.string(), manifest.dump());
+                 audit(tx, id, kActor, "workspace.exported", {{"export_id", export_id}});
+                 return ActionResult::success({{"path", path.string()}});
+               }));
+
+  registry.add("export.remove_all", transactional([export_dir](const ActionCall& call, pqxx::work& tx) {
+                 const std::string& id = workspace_of(call);
+                 std::error_code ec;
+                 std::filesystem::remove_all(export_dir / id, ec);
+                 if (ec) return ActionResult::failure("storage", "cannot remove archives: " + ec.message());
+                 tx.exec_params("UPDATE wsflow.exports SET status = 'deleted', path = NULL WHERE workspace_id = $1::uuid",
+                                id);
+                 audit(tx, id, kActor, "storage.removed");
+                 return ActionResult::success();
+               }));
+
+  EnvironmentProvisioner* provisioner = &services.provisioner;
+  pg::ConnectionPool* db = &services.db;
+  registry.add("environment.provision", blocking_action([provisioner, db](const ActionCall& call) {
+                 const std::string& id = workspace_of(call);
+                 const EnvironmentNames names = provisioner->provision(id, call.branch);
+                 auto conn = db->acquire();
+                 pqxx::work tx(*conn);
+                 tx.exec_params("INSERT INTO wsflow.environments (workspace_id, name, status, schema_name, role_name) "
+                                "VALUES ($1::uuid, $2, 'active', $3, $4) ON CONFLICT (workspace_id, name) DO UPDATE "
+                                "SET status = 'active', updated_at = now()",
+                                id, call.branch, names.schema, names.role);
+                 audit(tx, id, kActor, "environment.provisioned", {{"environment", call.branch}});
+                 tx.commit();
+                 return ActionResult::success({{"schema", names.schema}});
+               }));
+  registry.add("environment.deprovision", blocking_action([provisioner, db](const ActionCall& call) {
+                 const std::string& id = workspace_of(call);
+                 provisioner->deprovision(id, call.branch);
+                 auto conn = db->acquire();
+                 pqxx::work tx(*conn);
+                 const auto changed = tx.exec_params("UPDATE wsflow.environments SET status = 'deleted', updated_at = "
+                                                     "now() WHERE workspace_id = $1::uuid AND name = $2 AND status <> 'deleted'",
+                                                     id, call.branch)
+                                          .affected_rows();
+                 if (changed > 0) audit(tx, id, kActor, "environment.deleted", {{"environment", call.branch}});
+                 tx.commit();
+                 return ActionResult::success();
+               }));
+
+  const WebhookNotifier* webhooks = &services.webhooks;
+  registry.add("webhook.notify", blocking_action([webhooks](const ActionCall& call) {
+                 const std::string event = call.input.value("event", call.saga_name);
+                 webhooks->deliver(event, {{"workspace_id", workspace_of(call)}, {"saga_id", call.saga_id}},
+                                   call.idempotency_key);
+                 return ActionResult::success();
+               }));
+
+  const Machine* machine = &services.machine;
+  registry.set_finish_hook([machine](const SagaOutcome& outcome, pqxx::work& tx) {
+    apply_outcome(tx, *machine, outcome);
+    if (outcome.saga_name == "workspace.export" && outcome.state != SagaState::kCompleted &&
+        outcome.input.contains("export_id")) {
+      tx.exec_params("UPDATE wsflow.exports SET status = 'failed', error = $2 WHERE id = $1::uuid",
+                     outcome.input["export_id"].get<std::string>(), outcome.error);
+    }
+  });
+}
+
+}  // namespace wsflow::sagas

@@ -1,0 +1,45 @@
+#pragma once
+// The workspace domain's actions (what the steps in definitions/workspace.*
+// name) and the lifecycle finish hook, registered into the engine's registry.
+//
+//   workspace.reserve_slug / release_slug   unique URL slug from the name (tx)
+//   workspace.record_owner                  the owner member (tx)
+//   workspace.remove_members                every member, and so their keys (tx)
+//   workspace.revoke_keys                   every API key of the workspace (tx)
+//   workspace.mark_offboarded               status offboarded, hard-delete time (tx)
+//   workspace.hard_delete                   erases the workspace's rows and archives (tx)
+//   environment.provision / deprovision     a schema + role per environment (provisioner)
+//   export.write / export.remove_all        archives under the export directory (tx)
+//   webhook.notify                          the lifecycle event to the webhooks
+//
+// Every action is idempotent under its step's idempotency key.
+
+#include <filesystem>
+
+#include "adapters/postgres/connection_pool.h"
+#include "adapters/provisioner/environment_provisioner.h"
+#include "adapters/webhook/webhook_notifier.h"
+#include "engine/action_registry.h"
+#include "sagas/machine.h"
+
+namespace wsflow::sagas {
+
+// Everything the actions reach. Must outlive the registry's use.
+struct DomainServices {
+  EnvironmentProvisioner& provisioner;
+  pg::ConnectionPool& db;  // the wsflow database, for blocking actions' own writes
+  const WebhookNotifier& webhooks;
+  std::filesystem::path export_dir;
+  const Machine& machine;
+};
+
+void register_workspace_actions(ActionRegistry& registry, const DomainServices& services);
+
+// The action names register_workspace_actions adds (for validating
+// definitions without building the services).
+const std::vector<std::string>& workspace_action_names();
+
+// "Acme Corp!" -> "acme-corp"; never empty ("workspace" when nothing is left).
+std::string slugify(const std::string& name);
+
+}  // namespace wsflow::sagas
