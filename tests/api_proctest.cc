@@ -1,0 +1,517 @@
+// End-to-end: the wsflow binary serving the real definitions/ on the test
+// cluster, spoken to over HTTP. One server per suite (and one with injected
+// provisioning faults); each test creates its own workspaces.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+#include <pqxx/pqxx>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "adapters/webhook/webhook_notifier.h"
+#include "engine/sha256.h"
+#include "tests/support/serve_fixture.h"
+#include "tests/support/test_cluster.h"
+
+namespace wsflow {
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A webhook receiver that records deliveries and fails the first `fail_next` on demand.
+class HookReceiver {
+ public:
+  HookReceiver() : port_(free_port()) {
+    server_.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard lock(mutex_);
+      deliveries_.push_back({req.get_header_value("X-Wsflow-Event"), req.get_header_value("X-Wsflow-Signature"),
+                             req.get_header_value("Idempotency-Key"), req.body});
+      if (fail_next_ > 0) {
+        --fail_next_;
+        res.status = 503;
+        return;
+      }
+      res.status = 204;
+    });
+    server_.bind_to_port("127.0.0.1", port_);
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~HookReceiver() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+  void fail_next(int n) {
+    std::lock_guard lock(mutex_);
+    fail_next_ = n;
+  }
+  struct Delivery {
+    std::string event, signature, idempotency_key, body;
+  };
+  std::vector<Delivery> deliveries_for(const std::string& workspace_id) {
+    std::lock_guard lock(mutex_);
+    std::vector<Delivery> out;
+    for (const auto& d : deliveries_) {
+      if (d.body.find(workspace_id) != std::string::npos) out.push_back(d);
+    }
+    return out;
+  }
+
+ private:
+  int port_;
+  httplib::Server server_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::vector<Delivery> deliveries_;
+  int fail_next_ = 0;
+};
+
+struct Response {
+  int status = 0;
+  json body;
+  httplib::Headers headers;
+};
+
+// One running `wsflow serve` and an operator key for it.
+class Server {
+ public:
+  explicit Server(const std::string& faults, const std::string& webhook_url) : dsn_(testing::fresh_database()) {
+    // The real definitions, with the hard-delete window shortened for tests.
+    const std::filesystem::path source = std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions";
+    for (const auto& entry : std::filesystem::directory_iterator(source)) {
+      if (!entry.is_regular_file()) continue;
+      std::string text = read_file(entry.path());
+      text = std::regex_replace(text, std::regex("30d"), "2s");
+      dir_.write(entry.path().filename().string(), text);
+    }
+    port_ = free_port();
+    if (!faults.empty()) setenv("WSFLOW_TEST_FAULTS", faults.c_str(), 1);
+    process_ = testing::start_serve(dsn_, dir_.path(), "api", dir_.path() / "serve.log",
+                                    {"--listen", "127.0.0.1:" + std::to_string(port_), "--poll", "100ms",
+                                     "--export-dir", (dir_.path() / "exports").string(), "--webhook-url", webhook_url,
+                                     "--webhook-secret", "s3cret"});
+    unsetenv("WSFLOW_TEST_FAULTS");
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    client_->set_read_timeout(30, 0);
+    for (int i = 0; i < 300 && get("/healthz", "").status != 200; ++i) std::this_thread::sleep_for(50ms);
+    const auto key = testing::run_command({WSFLOW_BINARY, "--database-url", dsn_, "keys", "create", "--name", "ops"});
+    operator_key_ = key.text.substr(0, key.text.find('\n'));
+  }
+  ~Server() {
+    process_->signal(SIGTERM);
+    process_->wait(20s);
+  }
+
+  Response request(const std::string& method, const std::string& path, const std::string& key,
+                   const std::string& body = "", const std::string& idempotency_key = "") {
+    httplib::Headers headers;
+    if (!key.empty()) headers.emplace("Authorization", "Bearer " + key);
+    if (!idempotency_key.empty()) headers.emplace("Idempotency-Key", idempotency_key);
+    httplib::Result r = method == "GET"    ? client_->Get(path.c_str(), headers)
+                        : method == "POST" ? client_->Post(path.c_str(), headers, body, "application/json")
+                                           : client_->Delete(path.c_str(), headers);
+    Response out;
+    if (!r) return out;
+    out.status = r->status;
+    out.headers = r->headers;
+    out.body = r->body.empty() ? json() : json::parse(r->body, nullptr, false);
+    return out;
+  }
+  Response get(const std::string& path, const std::string& key) { return request("GET", path, key); }
+  Response post(const std::string& path, const std::string& key, const std::string& body = "{}",
+                const std::string& idempotency_key = "") {
+    return request("POST", path, key, body, idempotency_key);
+  }
+
+  // Creates a workspace and waits for the create saga to finish; returns its id.
+  std::string create_workspace(const std::string& name, const std::string& owner = "owner-1") {
+    const Response r = post("/v1/workspaces", operator_key_,
+                            json{{"name", name}, {"owner", {{"user_id", owner}, {"email", owner + "@example.com"}}}}.dump());
+    EXPECT_EQ(r.status, 202) << r.body.dump();
+    const std::string id = r.body.value("workspace_id", "");
+    wait_status(id, {"active", "deleted", "failed"});
+    return id;
+  }
+
+  // Polls the workspace until its status is one of `statuses`; returns the last seen.
+  std::string wait_status(const std::string& id, const std::set<std::string>& statuses,
+                          std::chrono::milliseconds timeout = 30s) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    std::string status;
+    while (std::chrono::steady_clock::now() < until) {
+      const Response r = get("/v1/workspaces/" + id, operator_key_);
+      status = r.status == 404 ? "<gone>" : r.body.value("status", "");
+      if (statuses.count(status)) return status;
+      std::this_thread::sleep_for(50ms);
+    }
+    ADD_FAILURE() << "workspace " << id << " stuck in '" << status << "'\n" << process_->log();
+    return status;
+  }
+
+  // A key for `user_id` (a member of the workspace) with `scopes`.
+  std::string member_key(const std::string& workspace, const std::string& user_id,
+                         const json& scopes = json::array({"read", "write"})) {
+    const Response r = post("/v1/workspaces/" + workspace + "/keys", operator_key_,
+                            json{{"user_id", user_id}, {"scopes", scopes}}.dump());
+    EXPECT_EQ(r.status, 201) << r.body.dump();
+    return r.body.value("key", "");
+  }
+  void add_member(const std::string& workspace, const std::string& user_id, const std::string& role) {
+    const Response r = post("/v1/workspaces/" + workspace + "/members", operator_key_,
+                            json{{"user_id", user_id}, {"email", user_id + "@example.com"}, {"role", role}}.dump());
+    EXPECT_EQ(r.status, 201) << r.body.dump();
+  }
+
+  long long scalar(const std::string& sql) {
+    pqxx::connection conn(dsn_);
+    pqxx::read_transaction tx(conn);
+    return tx.exec(sql)[0][0].as<long long>();
+  }
+  long long schemas_of(const std::string& workspace_id) {
+    std::string hex = workspace_id;
+    hex.erase(std::remove(hex.begin(), hex.end(), '-'), hex.end());
+    return scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ws_" + hex + "_%'");
+  }
+
+  const std::string& operator_key() const { return operator_key_; }
+  std::string log() const { return process_->log(); }
+
+ private:
+  testing::TempDir dir_;
+  std::string dsn_;
+  int port_ = 0;
+  std::unique_ptr<testing::Process> process_;
+  std::unique_ptr<httplib::Client> client_;
+  std::string operator_key_;
+};
+
+class Api : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    hooks_ = new HookReceiver();
+    server_ = new Server("", hooks_->url());
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete hooks_;
+  }
+  static HookReceiver* hooks_;
+  static Server* server_;
+  Server& api() { return *server_; }
+  const std::string& ops() { return server_->operator_key(); }
+};
+HookReceiver* Api::hooks_ = nullptr;
+Server* Api::server_ = nullptr;
+
+TEST_F(Api, CreateProvisionsThreeEnvironmentSchemasThenActivates) {
+  const std::string id = api().create_workspace("Acme Corp");
+  const Response ws = api().get("/v1/workspaces/" + id, ops());
+  EXPECT_EQ(ws.body["status"], "active");
+  EXPECT_EQ(ws.body["slug"], "acme-corp");
+  EXPECT_EQ(api().get("/v1/workspaces/acme-corp", ops()).body["id"], id);  // by slug too
+
+  const Response envs = api().get("/v1/workspaces/" + id + "/environments", ops());
+  ASSERT_EQ(envs.body["data"].size(), 3u);
+  std::vector<std::string> names;
+  for (const auto& e : envs.body["data"]) {
+    names.push_back(e["name"]);
+    EXPECT_EQ(e["status"], "active");
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"dev", "staging", "prod"}));
+  EXPECT_EQ(api().schemas_of(id), 3);  // real, isolated schemas
+
+  const Response saga = api().get("/v1/sagas/" + ws.body["active_saga_id"].dump(), ops());
+  EXPECT_EQ(saga.status, 404);  // the lock is released once the saga ends
+  const Response audit = api().get("/v1/workspaces/" + id + "/audit", ops());
+  std::string actions;
+  for (const auto& a : audit.body["data"]) actions += a["action"].get<std::string>() + " ";
+  EXPECT_NE(actions.find("workspace.create_requested"), std::string::npos) << actions;
+  EXPECT_NE(actions.find("environment.provisioned"), std::string::npos) << actions;
+  EXPECT_NE(actions.find("workspace.create_completed"), std::string::npos) << actions;
+
+  // The webhook got the event, signed, with the step's idempotency key.
+  const auto deliveries = hooks_->deliveries_for(id);
+  ASSERT_FALSE(deliveries.empty());
+  EXPECT_EQ(deliveries[0].event, "workspace.created");
+  EXPECT_EQ(deliveries[0].signature, "sha256=" + hmac_sha256_hex("s3cret", deliveries[0].body));
+  EXPECT_NE(deliveries[0].idempotency_key.find("/notify/"), std::string::npos);
+}
+
+TEST_F(Api, CreateAnswersWithTheSagaWhoseStatusIsReadable) {
+  const Response r = api().post("/v1/workspaces", ops(),
+                                R"({"name":"Saga Watch","owner":{"user_id":"o","email":"o@example.com"}})");
+  ASSERT_EQ(r.status, 202);
+  EXPECT_EQ(r.body["status"], "provisioning");
+  api().wait_status(r.body["workspace_id"], {"active"});
+  const Response saga = api().get("/v1/sagas/" + r.body["saga_id"].get<std::string>(), ops());
+  ASSERT_EQ(saga.status, 200);
+  EXPECT_EQ(saga.body["state"], "completed");
+  EXPECT_EQ(saga.body["definition"], "workspace.create");
+  EXPECT_EQ(saga.body["steps"].size(), 6u);  // reserve, owner, 3 environments, notify
+}
+
+TEST_F(Api, FreezeBlocksWritesButServesReadsAndExport) {
+  const std::string id = api().create_workspace("Frosty");
+  const std::string owner = api().member_key(id, "owner-1");
+  ASSERT_EQ(api().post("/v1/workspaces/" + id + "/freeze", owner).status, 202);
+  api().wait_status(id, {"frozen"});
+
+  const Response write = api().post("/v1/workspaces/" + id + "/members", owner,
+                                    R"({"user_id":"u9","email":"u9@example.com"})");
+  EXPECT_EQ(write.status, 409);
+  EXPECT_EQ(write.body["error"]["code"], "workspace_frozen");
+  EXPECT_EQ(api().post("/v1/workspaces/" + id + "/keys", owner, R"({"user_id":"owner-1"})").body["error"]["code"],
+            "workspace_frozen");
+  EXPECT_EQ(api().get("/v1/workspaces/" + id, owner).status, 200);
+  EXPECT_EQ(api().get("/v1/workspaces/" + id + "/members", owner).status, 200);
+
+  const Response again = api().post("/v1/workspaces/" + id + "/freeze", owner);
+  EXPECT_EQ(again.status, 409);
+  EXPECT_EQ(again.body["error"]["code"], "invalid_transition");
+  const std::string message = again.body["error"]["message"];
+  EXPECT_NE(message.find("'frozen'"), std::string::npos) << message;
+  EXPECT_NE(message.find("allowed: unfreeze, export, offboard, delete"), std::string::npos) << message;
+
+  const Response exported = api().post("/v1/workspaces/" + id + "/export", owner);
+  EXPECT_EQ(exported.status, 202) << exported.body.dump();
+
+  ASSERT_EQ(api().post("/v1/workspaces/" + id + "/unfreeze", owner).status, 202);
+  api().wait_status(id, {"active"});
+  EXPECT_EQ(api().post("/v1/workspaces/" + id + "/members", owner, R"({"user_id":"u9","email":"u9@example.com"})")
+                .status,
+            201);
+}
+
+TEST_F(Api, OneLifecycleOperationAtATime) {
+  const std::string id = api().create_workspace("Busy");
+  const Response first = api().post("/v1/workspaces/" + id + "/offboard", ops());
+  ASSERT_EQ(first.status, 202);
+  const Response second = api().post("/v1/workspaces/" + id + "/freeze", ops());
+  EXPECT_EQ(second.status, 409);
+  const std::string code = second.body["error"]["code"];
+  EXPECT_TRUE(code == "operation_in_progress" || code == "invalid_transition") << code;
+}
+
+TEST_F(Api, ExportArchiveChecksumsVerify) {
+  const std::string id = api().create_workspace("Exported");
+  api().member_key(id, "owner-1");
+  const Response started = api().post("/v1/workspaces/" + id + "/export", ops());
+  ASSERT_EQ(started.status, 202);
+  const std::string export_path = "/v1/workspaces/" + id + "/exports/" + started.body["export_id"].get<std::string>();
+  Response status;
+  for (int i = 0; i < 200; ++i) {
+    status = api().get(export_path, ops());
+    if (status.body.value("status", "") == "completed") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_EQ(status.body["status"], "completed") << status.body.dump();
+  const std::string location = status.body["location"];
+  const json manifest = json::parse(read_file(location + "/manifest.json"));
+  EXPECT_EQ(manifest, status.body["manifest"]);
+  for (const char* file : {"workspace.json", "members.json", "environments.json", "audit.json", "api_keys.json"}) {
+    ASSERT_TRUE(manifest["files"].contains(file)) << file;
+    EXPECT_EQ(manifest["files"][file]["sha256"], sha256_hex(read_file(location + "/" + file))) << file;
+  }
+  const std::string keys = read_file(location + "/api_keys.json");
+  EXPECT_NE(keys.find("wsf_"), std::string::npos);        // the prefix is there
+  EXPECT_EQ(keys.find("key_hash"), std::string::npos);    // secrets and hashes are not
+  EXPECT_EQ(json::parse(read_file(location + "/workspace.json"))["id"], id);
+}
+
+TEST_F(Api, OffboardRevokesKeysThenHardDeletesAfterTheWindow) {
+  const std::string id = api().create_workspace("Leaving");
+  const std::string owner = api().member_key(id, "owner-1");
+  ASSERT_EQ(api().post("/v1/workspaces/" + id + "/offboard", owner).status, 202);
+  api().wait_status(id, {"offboarded", "<gone>"});
+  EXPECT_EQ(api().get("/v1/workspaces/" + id, owner).status, 401);  // the owner's key was revoked
+  // Still exportable during the window (when it has not already passed).
+  const Response exported = api().post("/v1/workspaces/" + id + "/export", ops());
+  EXPECT_TRUE(exported.status == 202 || exported.status == 404) << exported.body.dump();
+
+  EXPECT_EQ(api().wait_status(id, {"<gone>"}), "<gone>");
+  EXPECT_EQ(api().schemas_of(id), 0);
+  EXPECT_EQ(api().scalar("SELECT count(*) FROM wsflow.audit_log WHERE workspace_id = '" + id + "'"), 0);
+  EXPECT_EQ(api().scalar("SELECT count(*) FROM wsflow.members WHERE workspace_id = '" + id + "'"), 0);
+}
+
+TEST_F(Api, DeleteIsForTheOwnerOnly) {
+  const std::string id = api().create_workspace("Doomed");
+  api().add_member(id, "admin-1", "admin");
+  const std::string admin = api().member_key(id, "admin-1");
+  const std::string owner = api().member_key(id, "owner-1");
+  EXPECT_EQ(api().request("DELETE", "/v1/workspaces/" + id, ops()).status, 403);
+  EXPECT_EQ(api().request("DELETE", "/v1/workspaces/" + id, admin).status, 403);
+  ASSERT_EQ(api().request("DELETE", "/v1/workspaces/" + id, owner).status, 202);
+  EXPECT_EQ(api().wait_status(id, {"deleted"}), "deleted");
+  EXPECT_EQ(api().schemas_of(id), 0);
+  EXPECT_EQ(api().scalar("SELECT count(*) FROM wsflow.members WHERE workspace_id = '" + id + "'"), 0);
+}
+
+TEST_F(Api, IdempotencyKeyReturnsTheFirstResponseAndStartsNothing) {
+  const std::string body = R"({"name":"Once Only","owner":{"user_id":"o","email":"o@example.com"}})";
+  const Response first = api().post("/v1/workspaces", ops(), body, "create-once-only");
+  const Response again = api().post("/v1/workspaces", ops(), body, "create-once-only");
+  ASSERT_EQ(first.status, 202);
+  EXPECT_EQ(again.status, 202);
+  EXPECT_EQ(again.body, first.body);
+  EXPECT_EQ(again.headers.count("Idempotent-Replayed"), 1u);
+  EXPECT_EQ(api().scalar("SELECT count(*) FROM wsflow.workspaces WHERE name = 'Once Only'"), 1);
+  const Response different = api().post("/v1/workspaces", ops(), R"({"name":"Other","owner":{"user_id":"o","email":"o@example.com"}})",
+                                        "create-once-only");
+  EXPECT_EQ(different.status, 422);
+  EXPECT_EQ(different.body["error"]["field"], "Idempotency-Key");
+}
+
+TEST_F(Api, EveryAuthFailureMode) {
+  const std::string a = api().create_workspace("Tenant A", "alice");
+  const std::string b = api().create_workspace("Tenant B", "bob");
+  api().add_member(a, "mallory", "member");
+  const std::string alice = api().member_key(a, "alice");
+  const std::string reader = api().member_key(a, "alice", json::array({"read"}));
+  const std::string member = api().member_key(a, "mallory");
+
+  EXPECT_EQ(api().get("/v1/workspaces", "").status, 401);
+  EXPECT_EQ(api().get("/v1/workspaces", "not-a-key").body["error"]["code"], "unauthorized");
+  EXPECT_EQ(api().get("/v1/workspaces", "wsf_00000000_0000000000000000000000000000000000000000").status, 401);
+
+  // A key of workspace A never sees workspace B.
+  EXPECT_EQ(api().get("/v1/workspaces/" + b, alice).status, 404);
+  EXPECT_EQ(api().get("/v1/workspaces/tenant-b", alice).status, 404);
+  EXPECT_EQ(api().post("/v1/workspaces/" + b + "/freeze", alice).status, 404);
+  const Response listed = api().get("/v1/workspaces", alice);
+  ASSERT_EQ(listed.body["data"].size(), 1u);
+  EXPECT_EQ(listed.body["data"][0]["id"], a);
+
+  EXPECT_EQ(api().post("/v1/workspaces/" + a + "/freeze", member).status, 403);  // role
+  EXPECT_EQ(api().post("/v1/workspaces/" + a + "/freeze", reader).status, 403);  // scope
+  EXPECT_EQ(api().get("/v1/workspaces/" + a, reader).status, 200);
+  EXPECT_EQ(api().post("/v1/workspaces", alice, R"({"name":"x","owner":{"user_id":"a","email":"a@b.co"}})").status,
+            403);  // operators create workspaces
+  EXPECT_EQ(api().post("/v1/workspaces/" + a + "/keys", member, R"({"user_id":"mallory"})").status, 403);
+
+  const std::string saga_of_b = api().post("/v1/workspaces/" + b + "/export", ops()).body["saga_id"];
+  EXPECT_EQ(api().get("/v1/sagas/" + saga_of_b, alice).status, 404);
+  EXPECT_EQ(api().get("/v1/sagas/" + saga_of_b, ops()).status, 200);
+  EXPECT_EQ(api().post("/v1/sagas/" + saga_of_b + "/signals/go", alice).status, 404);
+  const std::string saga_of_a = api().post("/v1/workspaces/" + a + "/export", ops()).body["saga_id"];
+  EXPECT_EQ(api().get("/v1/sagas/" + saga_of_a, alice).status, 200);
+  EXPECT_EQ(api().post("/v1/sagas/" + saga_of_a + "/signals/go", alice).status, 403);  // operators only
+}
+
+TEST_F(Api, MalformedInputIsRefusedNamingTheFieldAndWritesNothing) {
+  const long long before = api().scalar("SELECT count(*) FROM wsflow.workspaces");
+  auto error_of = [&](const std::string& body) { return api().post("/v1/workspaces", ops(), body); };
+
+  Response r = error_of("{not json");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body["error"]["code"], "invalid_json");
+  r = error_of("[1,2]");
+  EXPECT_EQ(r.body["error"]["code"], "invalid_json");
+  r = error_of(R"({"name":"x","owner":{"user_id":"a","email":"a@b.co"},"color":"red"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body["error"]["field"], "color");
+  r = error_of(R"({"name":42,"owner":{"user_id":"a","email":"a@b.co"}})");
+  EXPECT_EQ(r.body["error"]["field"], "name");
+  r = error_of(R"({"name":"x","owner":{"user_id":"a"}})");
+  EXPECT_EQ(r.body["error"]["field"], "owner.email");
+  r = error_of(R"({"name":"x","owner":{"user_id":"a","email":"nope"}})");
+  EXPECT_EQ(r.body["error"]["field"], "owner.email");
+  r = error_of(R"({"name":"x","plan":"platinum","owner":{"user_id":"a","email":"a@b.co"}})");
+  EXPECT_EQ(r.body["error"]["field"], "plan");
+  r = error_of(R"({"owner":{"user_id":"a","email":"a@b.co"}})");
+  EXPECT_EQ(r.body["error"]["code"], "missing_field");
+  r = error_of(std::string(70 * 1024, 'x'));
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(r.body["error"]["code"], "payload_too_large");
+  EXPECT_EQ(api().get("/v1/workspaces?limit=0", ops()).body["error"]["field"], "limit");
+  EXPECT_EQ(api().get("/v1/workspaces?cursor=zzz", ops()).body["error"]["field"], "cursor");
+  EXPECT_EQ(api().get("/v1/nothing", ops()).status, 404);
+  EXPECT_EQ(api().scalar("SELECT count(*) FROM wsflow.workspaces"), before);
+}
+
+TEST_F(Api, ListIsCursorPaginated) {
+  for (const char* name : {"Page One", "Page Two", "Page Three"}) api().create_workspace(name);
+  std::set<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  do {
+    const Response page = api().get("/v1/workspaces?limit=2" + (cursor.empty() ? "" : "&cursor=" + cursor), ops());
+    ASSERT_EQ(page.status, 200);
+    EXPECT_LE(page.body["data"].size(), 2u);
+    for (const auto& w : page.body["data"]) EXPECT_TRUE(seen.insert(w["id"]).second) << "listed twice";
+    cursor = page.body["next_cursor"].is_null() ? "" : page.body["next_cursor"].get<std::string>();
+    ++pages;
+  } while (!cursor.empty() && pages < 100);
+  EXPECT_EQ(static_cast<long long>(seen.size()), api().scalar("SELECT count(*) FROM wsflow.workspaces"));
+  EXPECT_GE(pages, 2);
+}
+
+TEST_F(Api, WebhookDeliveryIsRetriedWithTheSameIdempotencyKey) {
+  hooks_->fail_next(2);
+  const std::string id = api().create_workspace("Flaky Hook");
+  EXPECT_EQ(api().get("/v1/workspaces/" + id, ops()).body["status"], "active");
+  const auto deliveries = hooks_->deliveries_for(id);
+  ASSERT_GE(deliveries.size(), 3u);
+  EXPECT_EQ(deliveries[0].idempotency_key, deliveries[2].idempotency_key);
+}
+
+TEST_F(Api, HealthAndReadiness) {
+  EXPECT_EQ(api().get("/healthz", "").status, 200);
+  EXPECT_EQ(api().get("/readyz", "").body["status"], "ready");
+}
+
+// A second server whose provisioner fails at prod.
+TEST(ApiFaults, ProdProvisioningFailureRollsEverythingBack) {
+  HookReceiver hooks;
+  Server api("provision:prod:fail", hooks.url());
+  const Response r = api.post("/v1/workspaces", api.operator_key(),
+                              R"({"name":"Beta","owner":{"user_id":"o","email":"o@example.com"}})");
+  ASSERT_EQ(r.status, 202);
+  const std::string id = r.body["workspace_id"];
+  EXPECT_EQ(api.wait_status(id, {"deleted", "failed"}), "deleted") << api.log();
+  EXPECT_EQ(api.schemas_of(id), 0);  // dev and staging were dropped again
+  EXPECT_EQ(api.scalar("SELECT count(*) FROM wsflow.workspaces WHERE slug = 'beta'"), 0);  // slug free again
+  EXPECT_EQ(api.scalar("SELECT count(*) FROM wsflow.members WHERE workspace_id = '" + id + "'"), 0);
+  const Response audit = api.get("/v1/workspaces/" + id + "/audit?limit=100", api.operator_key());
+  std::string story;
+  for (const auto& a : audit.body["data"]) story += a["action"].get<std::string>() + " ";
+  for (const char* chapter : {"workspace.slug_reserved", "environment.provisioned", "environment.deleted",
+                              "workspace.slug_released", "workspace.create_rolled_back"}) {
+    EXPECT_NE(story.find(chapter), std::string::npos) << chapter << " missing from: " << story;
+  }
+  const Response saga = api.get("/v1/sagas/" + r.body["saga_id"].get<std::string>(), api.operator_key());
+  EXPECT_EQ(saga.body["state"], "compensated");
+}
+
+}  // namespace
+}  // namespace wsflow
