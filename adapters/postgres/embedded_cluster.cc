@@ -143,6 +143,19 @@ void EmbeddedCluster::stop() {
   if (options_.ephemeral) fs::remove_all(options_.root, ec);
 }
 
+void EmbeddedCluster::remove_abandoned(const fs::path& root) {
+  try {
+    const fs::path data = root / "data";
+    if (fs::exists(data / "postmaster.pid")) {
+      run({(find_bin_dir() / "pg_ctl").string(), "-D", data.string(), "-m", "immediate", "-w", "stop"},
+          root / "server.log");
+    }
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  } catch (const std::exception&) {
+  }
+}
+
 std::string EmbeddedCluster::dsn(const std::string& database) const {
   return "host=" + socket_dir_.string() + " port=" + std::to_string(kPort) + " user=postgres dbname=" + database;
 }

@@ -34,6 +34,9 @@ class EmbeddedCluster {
 
   // Stops the server; idempotent.
   void stop();
+  // Stops (immediate mode) and deletes a cluster left under `root` by a
+  // process that died without stopping it. Never throws.
+  static void remove_abandoned(const std::filesystem::path& root);
   // A libpq connection string for `database` on this cluster.
   std::string dsn(const std::string& database) const;
   // Creates `database` if it does not exist.

@@ -1,6 +1,10 @@
 #include "tests/support/test_cluster.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
 
 #include <atomic>
 #include <cstdlib>
@@ -15,12 +19,28 @@
 namespace wsflow::testing {
 namespace {
 
+// A test binary that crashed (abort, segfault) never ran its atexit handler:
+// stop the cluster it left behind, found by its owner.pid naming a dead process.
+void remove_clusters_of_dead_runs() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::temp_directory_path(), ec)) {
+    if (entry.path().filename().string().rfind("wsflow-test-", 0) != 0) continue;
+    std::ifstream in(entry.path() / "owner.pid");
+    pid_t owner = 0;
+    if (!(in >> owner) || owner <= 0) continue;
+    if (kill(owner, 0) == 0 || errno != ESRCH) continue;  // still running
+    pg::EmbeddedCluster::remove_abandoned(entry.path());
+  }
+}
+
 pg::EmbeddedCluster& cluster() {
   static std::once_flag once;
   static std::unique_ptr<pg::EmbeddedCluster> instance;
   std::call_once(once, [] {
+    remove_clusters_of_dead_runs();
     std::string root = (std::filesystem::temp_directory_path() / "wsflow-test-XXXXXX").string();
     if (!mkdtemp(root.data())) throw std::runtime_error("mkdtemp failed");
+    std::ofstream(std::filesystem::path(root) / "owner.pid") << getpid() << "\n";
     instance = pg::EmbeddedCluster::start({root, /*ephemeral=*/true, /*unsafe_fast=*/true, 300});
     // Stopped at exit even when a test fails an assertion.
     std::atexit([] { instance.reset(); });
