@@ -186,13 +186,9 @@ bool Condition::holds(const nlohmann::json& context) const {
 
 LoadResult load_definition(const std::string& yaml_text, const std::string& file, const ActionLookup& known_action) {
   LoadResult result;
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    result.errors.push_back({file, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg});
-    return result;
-  }
+  const std::optional<YAML::Node> parsed = parse_yaml(yaml_text, file, result.errors);
+  if (!parsed) return result;
+  const YAML::Node& root = *parsed;
   YamlChecker c(file, result.errors);
   if (!c.map(root, "", {"saga", "version", "description", "input", "deadline", "defaults", "steps"})) return result;
 

@@ -38,4 +38,13 @@ nlohmann::json yaml_to_json(const YAML::Node& node) {
 }
 
 
+std::optional<YAML::Node> parse_yaml(const std::string& text, const std::string& file, DefinitionErrors& errors) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    errors.push_back({file, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg});
+    return std::nullopt;
+  }
+}
+
 }  // namespace wsflow

@@ -26,6 +26,10 @@ namespace wsflow {
 // number, null or string (quoted scalars always strings).
 nlohmann::json yaml_to_json(const YAML::Node& node);
 
+// Parses `text`; on a syntax error records it (with its place) in `errors`
+// and returns nullopt.
+std::optional<YAML::Node> parse_yaml(const std::string& text, const std::string& file, DefinitionErrors& errors);
+
 // Walks one YAML document, recording every problem with its place.
 class YamlChecker {
  public:

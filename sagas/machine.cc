@@ -37,13 +37,9 @@ const MachineTransition* Machine::by_saga(const std::string& saga) const {
 MachineLoad load_machine(const std::string& yaml_text, const std::string& file,
                          const std::set<std::string>& saga_names) {
   MachineLoad result;
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    result.errors.push_back({file, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg});
-    return result;
-  }
+  const std::optional<YAML::Node> parsed = parse_yaml(yaml_text, file, result.errors);
+  if (!parsed) return result;
+  const YAML::Node& root = *parsed;
   YamlChecker c(file, result.errors);
   if (!c.map(root, "", {"machine", "description", "states", "transitions"})) return result;
   Machine m;

@@ -82,32 +82,27 @@ ActionResult mark_offboarded(const ActionCall& call, pqxx::work& tx) {
   return ActionResult::success();
 }
 
+// The archive's files: each the JSON rows of one query ($1 = the workspace).
 void export_files(pqxx::work& tx, const std::string& id, std::map<std::string, std::string>& files) {
+  static const std::pair<const char*, const char*> kFiles[] = {
+      {"members.json",
+       "SELECT id, user_id, email, role, last_active_at, request_count, created_at FROM wsflow.members "
+       "WHERE workspace_id = $1::uuid ORDER BY created_at"},
+      {"environments.json",
+       "SELECT name, status, schema_name, created_at FROM wsflow.environments WHERE workspace_id = $1::uuid "
+       "ORDER BY name"},
+      {"audit.json",
+       "SELECT id, actor, action, detail, at FROM wsflow.audit_log WHERE workspace_id = $1::uuid ORDER BY id"},
+      // Key metadata only: the hash never leaves the database.
+      {"api_keys.json",
+       "SELECT id, name, prefix, scopes, member_id, created_at, last_used_at, revoked_at FROM wsflow.api_keys "
+       "WHERE workspace_id = $1::uuid ORDER BY created_at"},
+  };
   files["workspace.json"] =
       rows_json(tx, "SELECT id, slug, name, plan, status, created_at FROM wsflow.workspaces WHERE id = $1::uuid", id)
           .at(0)
           .dump(2);
-  files["members.json"] = rows_json(tx,
-                                    "SELECT id, user_id, email, role, last_active_at, request_count, created_at "
-                                    "FROM wsflow.members WHERE workspace_id = $1::uuid ORDER BY created_at",
-                                    id)
-                              .dump(2);
-  files["environments.json"] = rows_json(tx,
-                                         "SELECT name, status, schema_name, created_at FROM wsflow.environments "
-                                         "WHERE workspace_id = $1::uuid ORDER BY name",
-                                         id)
-                                   .dump(2);
-  files["audit.json"] = rows_json(tx,
-                                  "SELECT id, actor, action, detail, at FROM wsflow.audit_log "
-                                  "WHERE workspace_id = $1::uuid ORDER BY id",
-                                  id)
-                            .dump(2);
-  // Key metadata only: the hash never leaves the database.
-  files["api_keys.json"] = rows_json(tx,
-                                     "SELECT id, name, prefix, scopes, member_id, created_at, last_used_at, "
-                                     "revoked_at FROM wsflow.api_keys WHERE workspace_id = $1::uuid ORDER BY created_at",
-                                     id)
-                               .dump(2);
+  for (const auto& [file, select] : kFiles) files[file] = rows_json(tx, select, id).dump(2);
 }
 
 }  // namespace

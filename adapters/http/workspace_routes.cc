@@ -36,10 +36,33 @@ nlohmann::json json_rows(pqxx::result rows) {
   return out;
 }
 
-void refuse_if_frozen(const nlohmann::json& workspace) {
+// {data: rows of `select` (one JSON text column, $1 = the workspace id)}.
+Reply workspace_rows(RequestContext& ctx, const std::string& select) {
+  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Need::kRead);
+  return {200, {{"data", json_rows(ctx.tx.exec_params(select, workspace["id"].get<std::string>()))}}};
+}
+
+// One page of `rows` (fetched with limit + 1): {data, next_cursor}, where the
+// cursor is the last item's id.
+Reply page(pqxx::result rows, int limit) {
+  nlohmann::json data = json_rows(std::move(rows));
+  nlohmann::json next = nullptr;
+  if (static_cast<int>(data.size()) > limit) {
+    data.erase(data.end() - 1);
+    next = data.back()["id"];
+  }
+  return {200, {{"data", data}, {"next_cursor", next}}};
+}
+
+// The workspace, for a write by an owner/admin: 409 unless it is active
+// (`workspace_frozen` when frozen).
+nlohmann::json writable_workspace(RequestContext& ctx) {
+  nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Need::kManage);
   if (workspace["status"] == "frozen") {
     throw ApiError(409, "workspace_frozen", "the workspace is frozen: it accepts no writes until it is unfrozen");
   }
+  if (workspace["status"] != "active") throw ApiError(409, "workspace_not_active", "the workspace is not active");
+  return workspace;
 }
 
 // POST /v1/workspaces/{id}/{event}: runs a lifecycle event.
@@ -86,23 +109,15 @@ Reply list_workspaces(RequestContext& ctx) {
       "(SELECT created_at, id FROM wsflow.workspaces WHERE id = NULLIF($2, '')::uuid)) "
       "ORDER BY created_at, id LIMIT $3",
       only, cursor, limit + 1);
-  nlohmann::json data = json_rows(rows);
-  nlohmann::json next = nullptr;
-  if (static_cast<int>(data.size()) > limit) {
-    data.erase(data.end() - 1);
-    next = data.back()["id"];
-  }
-  return {200, {{"data", data}, {"next_cursor", next}}};
+  return page(std::move(rows), limit);
 }
 
 Reply list_environments(RequestContext& ctx) {
-  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Need::kRead);
-  auto rows = ctx.tx.exec_params(
+  return workspace_rows(
+      ctx,
       "SELECT json_build_object('name', name, 'status', status, 'schema', schema_name, 'created_at', created_at, "
       "'updated_at', updated_at)::text FROM wsflow.environments WHERE workspace_id = $1::uuid "
-      "ORDER BY array_position(ARRAY['dev','staging','prod'], name), name",
-      workspace["id"].get<std::string>());
-  return {200, {{"data", json_rows(rows)}}};
+      "ORDER BY array_position(ARRAY['dev','staging','prod'], name), name");
 }
 
 Reply audit_feed(RequestContext& ctx) {
@@ -115,13 +130,7 @@ Reply audit_feed(RequestContext& ctx) {
       "SELECT json_build_object('id', id::text, 'actor', actor, 'action', action, 'detail', detail, 'at', at)::text "
       "FROM wsflow.audit_log WHERE workspace_id = $1::uuid AND id > $2::bigint ORDER BY id LIMIT $3",
       workspace["id"].get<std::string>(), cursor.empty() ? "0" : cursor, limit + 1);
-  nlohmann::json data = json_rows(rows);
-  nlohmann::json next = nullptr;
-  if (static_cast<int>(data.size()) > limit) {
-    data.erase(data.end() - 1);
-    next = data.back()["id"];
-  }
-  return {200, {{"data", data}, {"next_cursor", next}}};
+  return page(std::move(rows), limit);
 }
 
 Reply start_export(RequestContext& ctx) {
@@ -151,20 +160,16 @@ Reply get_export(RequestContext& ctx) {
 }
 
 Reply list_members(RequestContext& ctx) {
-  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Need::kRead);
-  auto rows = ctx.tx.exec_params(
+  return workspace_rows(
+      ctx,
       "SELECT json_build_object('id', id, 'user_id', user_id, 'email', email, 'role', role, 'last_active_at', "
       "last_active_at, 'request_count', request_count, 'created_at', created_at)::text FROM wsflow.members "
-      "WHERE workspace_id = $1::uuid ORDER BY created_at, id",
-      workspace["id"].get<std::string>());
-  return {200, {{"data", json_rows(rows)}}};
+      "WHERE workspace_id = $1::uuid ORDER BY created_at, id");
 }
 
 Reply add_member(RequestContext& ctx) {
   const nlohmann::json body = parse_object(ctx.request.body, {"user_id", "email", "role"});
-  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Need::kManage);
-  refuse_if_frozen(workspace);
-  if (workspace["status"] != "active") throw ApiError(409, "workspace_not_active", "the workspace is not active");
+  const nlohmann::json workspace = writable_workspace(ctx);
   const std::string user_id = *string_field(body, "user_id", 200, true);
   const std::string email = *string_field(body, "email", 320, true);
   const std::string role = string_field(body, "role", 20, false).value_or("member");
@@ -182,9 +187,7 @@ Reply add_member(RequestContext& ctx) {
 
 Reply create_key(RequestContext& ctx) {
   const nlohmann::json body = parse_object(ctx.request.body, {"user_id", "name", "scopes"});
-  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Need::kManage);
-  refuse_if_frozen(workspace);
-  if (workspace["status"] != "active") throw ApiError(409, "workspace_not_active", "the workspace is not active");
+  const nlohmann::json workspace = writable_workspace(ctx);
   const std::string user_id = *string_field(body, "user_id", 200, true);
   const std::string name = string_field(body, "name", 100, false).value_or("api key");
   const std::vector<std::string> scopes = enum_list_field(body, "scopes", kWorkspaceScopes).value_or(kWorkspaceScopes);
