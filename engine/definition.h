@@ -45,6 +45,10 @@ struct Step {
   std::vector<std::string> for_each;  // non-empty: one concurrent branch per item
   std::optional<Wait> wait;
   std::optional<Condition> when;
+  // A final failure is recorded (the step ends `skipped`, with its error) and
+  // the saga goes on instead of compensating: for steps such as notifications
+  // that must not undo the work before them.
+  bool optional = false;
 
   bool is_wait() const { return wait.has_value(); }
 };

@@ -95,7 +95,7 @@ std::optional<Step> parse_step(YamlChecker& c, const YAML::Node& node, const std
                                const Defaults& defaults, const ActionLookup& known_action) {
   if (!c.map(node, field,
              {"name", "description", "action", "compensate", "compensable", "input", "retry", "compensate_retry",
-              "timeout", "for_each", "wait", "when"})) {
+              "timeout", "for_each", "wait", "when", "optional"})) {
     return std::nullopt;
   }
   Step step;
@@ -125,7 +125,8 @@ std::optional<Step> parse_step(YamlChecker& c, const YAML::Node& node, const std
   if (node["wait"]) {
     step.wait = parse_wait(c, node, field);
     if (!step.wait) ok = false;
-    for (const char* key : {"action", "compensate", "for_each", "retry", "compensate_retry", "timeout", "input"}) {
+    for (const char* key :
+         {"action", "compensate", "for_each", "retry", "compensate_retry", "timeout", "input", "optional"}) {
       if (node[key]) {
         c.error(node[key], YamlChecker::join(field, key), "a wait step takes no " + std::string(key));
         ok = false;
@@ -157,6 +158,7 @@ std::optional<Step> parse_step(YamlChecker& c, const YAML::Node& node, const std
     }
     step.for_each = std::move(*items);
   }
+  step.optional = c.boolean(node, field, "optional").value_or(false);
   step.when = parse_condition(c, node, field);
   if (node["when"] && !step.when) ok = false;
   if (!ok) return std::nullopt;

@@ -143,6 +143,17 @@ struct Engine::Impl {
     });
   }
 
+  // Database work still running references coroutine frames: it must finish
+  // before those frames are destroyed with the io_context. Blocking actions
+  // only hold their own copies (and a completion that posts to a stopped
+  // io_context), but are joined too so no thread outlives the engine.
+  void join_pools() {
+    rt.pool.stop();
+    rt.pool.join();
+    rt.action_pool.stop();
+    rt.action_pool.join();
+  }
+
   // Gives up every lease still held (so others take over at once) and ends run().
   asio::awaitable<void> finish() {
     if (finished) co_return;
@@ -166,8 +177,7 @@ Engine::Engine(Store& store, const ActionRegistry& actions, EngineOptions option
 
 Engine::~Engine() {
   impl_->rt.io.stop();
-  impl_->rt.pool.stop();
-  impl_->rt.pool.join();
+  impl_->join_pools();
 }
 
 void Engine::run() {
@@ -176,10 +186,7 @@ void Engine::run() {
   asio::co_spawn(impl_->rt.io, impl_->heartbeat(), asio::detached);
   log_info("engine " + impl_->rt.options.owner + " running");
   impl_->rt.io.run();
-  // Blocking work still running may reference coroutine frames: let it finish
-  // before those frames are destroyed with the io_context.
-  impl_->rt.pool.stop();
-  impl_->rt.pool.join();
+  impl_->join_pools();
   log_info("engine " + impl_->rt.options.owner + " stopped");
 }
 

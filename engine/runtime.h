@@ -34,13 +34,18 @@ namespace asio = boost::asio;
 
 struct Runtime {
   Runtime(Store& s, const ActionRegistry& a, EngineOptions o)
-      : store(s), actions(a), options(std::move(o)), pool(static_cast<std::size_t>(options.blocking_threads)) {}
+      : store(s),
+        actions(a),
+        options(std::move(o)),
+        pool(static_cast<std::size_t>(options.blocking_threads)),
+        action_pool(static_cast<std::size_t>(options.blocking_threads)) {}
 
   Store& store;
   const ActionRegistry& actions;
   EngineOptions options;
   asio::io_context io;
-  asio::thread_pool pool;  // blocking work: database calls, blocking actions
+  asio::thread_pool pool;         // the engine's own database calls
+  asio::thread_pool action_pool;  // blocking actions: a hung one must not stall the engine's commits
   bool stopping = false;
   std::set<asio::steady_timer*> sleepers;  // backoff sleeps, cut short by stop()
   std::mt19937_64 rng;

@@ -398,7 +398,7 @@ class SagaRun {
     call.context = saga_.context;
     call.deadline = deadline;
     call.executor = rt_.io.get_executor();
-    call.blocking_executor = rt_.pool.get_executor();
+    call.blocking_executor = rt_.action_pool.get_executor();
     return call;
   }
 
@@ -502,6 +502,15 @@ class SagaRun {
 
       const ActionError& error = result.error;
       const bool final = !error.retryable || !policy.should_retry(error.code, attempt);
+      if (final && !mode.compensating && step.optional) {
+        Transition t;
+        t.step = write(StepState::kSkipped);
+        t.step->error = error.code + ": " + error.message;
+        event(t, "step_abandoned",
+              {{"attempt", attempt}, {"code", error.code}, {"message", error.message}, {"optional", true}});
+        co_await commit(std::move(t));
+        co_return Outcome{};
+      }
       Transition t;
       t.step = write(final ? mode.failed : mode.retrying);
       t.step->error = error.code + ": " + error.message;

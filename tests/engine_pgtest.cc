@@ -290,6 +290,31 @@ steps:
   EXPECT_EQ(steps_by_label(client_, id).at("first").compensation_attempts, 3);
 }
 
+TEST_F(EngineTest, OptionalStepThatFailsForGoodIsSkippedAndTheSagaGoesOn) {
+  const auto def = definition(R"(saga: t.optional
+version: 1
+steps:
+  - name: work
+    action: testing.succeed
+    compensate: testing.effect
+  - name: notify
+    action: testing.fail
+    optional: true
+    retry: { max_attempts: 2, initial: 10ms }
+  - name: after
+    action: testing.succeed
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  const auto steps = steps_by_label(client_, id);
+  EXPECT_EQ(steps.at("notify").state, StepState::kSkipped);
+  EXPECT_EQ(steps.at("notify").attempts, 2);
+  EXPECT_NE(steps.at("notify").error.find("testing_failure"), std::string::npos);
+  EXPECT_EQ(steps.at("after").state, StepState::kCompleted);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 0);  // nothing was compensated
+}
+
 TEST_F(EngineTest, WhenConditionSkipsAStep) {
   const auto def = definition(R"(saga: t.when
 version: 1

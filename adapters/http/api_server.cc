@@ -52,6 +52,16 @@ std::optional<Reply> claim_idempotency_key(pqxx::connection& conn, const Princip
                    "Idempotency-Key");
   }
   if (row[0][1].is_null()) {
+    // A first request whose process died leaves its claim behind: after a
+    // minute the key may be used again.
+    auto taken = tx.exec_params("UPDATE wsflow.http_idempotency SET created_at = now() WHERE api_key_id = $1::uuid "
+                                "AND key = $2 AND status IS NULL AND created_at < now() - interval '1 minute' "
+                                "RETURNING 1",
+                                principal.key_id, key);
+    if (!taken.empty()) {
+      tx.commit();
+      return std::nullopt;
+    }
     throw ApiError(409, "request_in_progress", "a request with this Idempotency-Key is still in progress",
                    "Idempotency-Key");
   }
@@ -132,7 +142,9 @@ nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_o
       std::string("SELECT json_build_object('id', id, 'slug', slug, 'name', name, 'plan', plan, 'status', status, "
                   "'active_saga_id', active_saga_id, 'hard_delete_at', hard_delete_at, 'created_at', created_at, "
                   "'updated_at', updated_at)::text FROM wsflow.workspaces WHERE ") +
-          (by_id ? "id = $1::uuid" : "slug = $1") + " FOR UPDATE",
+          (by_id ? "id = $1::uuid" : "slug = $1") +
+          // Writes hold the row so a concurrent lifecycle change cannot slip between check and write.
+          (need == Need::kRead ? "" : " FOR UPDATE"),
       id_or_slug);
   const Principal& p = ctx.principal;
   if (rows.empty()) throw ApiError(404, "workspace_not_found", "no workspace '" + id_or_slug + "'");

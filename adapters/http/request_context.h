@@ -41,8 +41,8 @@ enum class Need {
   kOwner,   // the owner (write scope) only
 };
 
-// The workspace (by UUID or slug) as JSON, locked FOR UPDATE when `lock`.
-// 404 when it does not exist or the caller's key belongs to another
+// The workspace (by UUID or slug) as JSON, locked FOR UPDATE unless `need` is
+// kRead. 404 when it does not exist or the caller's key belongs to another
 // workspace; 403 when the caller lacks `need`.
 nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_or_slug, Need need);
 

@@ -65,9 +65,9 @@ nlohmann::json writable_workspace(RequestContext& ctx) {
   return workspace;
 }
 
-// POST /v1/workspaces/{id}/{event}: runs a lifecycle event.
-Reply lifecycle_event(RequestContext& ctx, const std::string& event, Need need, nlohmann::json input = {}) {
-  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), need);
+// Runs a lifecycle event on an authorized workspace.
+Reply lifecycle_event(RequestContext& ctx, const nlohmann::json& workspace, const std::string& event,
+                      nlohmann::json input = {}) {
   sagas::LifecycleRequest request{event, workspace["id"].get<std::string>(),
                                   input.is_object() ? input : nlohmann::json::object(), ctx.principal.actor(), ""};
   const auto started = sagas::fire_event(ctx.tx, ctx.deps.machine, ctx.deps.definitions, request);
@@ -139,7 +139,7 @@ Reply start_export(RequestContext& ctx) {
   const std::string export_id = new_uuid(ctx.tx);
   ctx.tx.exec_params("INSERT INTO wsflow.exports (id, workspace_id, status) VALUES ($1::uuid, $2::uuid, 'pending')",
                      export_id, workspace["id"].get<std::string>());
-  Reply reply = lifecycle_event(ctx, "export", Need::kManage, {{"export_id", export_id}});
+  Reply reply = lifecycle_event(ctx, workspace, "export", {{"export_id", export_id}});
   ctx.tx.exec_params("UPDATE wsflow.exports SET saga_id = $2::uuid WHERE id = $1::uuid", export_id,
                      reply.body["saga_id"].get<std::string>());
   reply.body["export_id"] = export_id;
@@ -218,12 +218,14 @@ void add_workspace_routes(const RouteAdder& add) {
   for (const char* event : {"freeze", "unfreeze", "offboard"}) {
     add("POST", ws + "/" + event, [event = std::string(event)](RequestContext& ctx) {
       parse_object(ctx.request.body, {});
-      return lifecycle_event(ctx, event, Need::kManage);
+      return lifecycle_event(ctx, authorized_workspace(ctx, ctx.path_param(1), Need::kManage), event);
     });
   }
   add("POST", ws + "/export", start_export);
   add("GET", ws + R"(/exports/([^/]+))", get_export);
-  add("DELETE", ws, [](RequestContext& ctx) { return lifecycle_event(ctx, "delete", Need::kOwner); });
+  add("DELETE", ws, [](RequestContext& ctx) {
+    return lifecycle_event(ctx, authorized_workspace(ctx, ctx.path_param(1), Need::kOwner), "delete");
+  });
 }
 
 }  // namespace wsflow::http
