@@ -10,6 +10,8 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "adapters/postgres/embedded_cluster.h"
+#include "adapters/postgres/migrations.h"
 #include "adapters/postgres/pg_store.h"
 #include "engine/definition_loader.h"
 #include "tests/support/engine_harness.h"
@@ -149,6 +151,54 @@ steps:
   b->signal(SIGTERM);
   EXPECT_EQ(a->wait(20s), 0) << a->log();
   EXPECT_EQ(b->wait(20s), 0) << b->log();
+}
+
+TEST(PostgresRestart, SagasInFlightCompleteExactlyOnceAfterTheDatabaseComesBack) {
+  // A cluster of the test's own, so that restarting it disturbs no other test.
+  std::string root = (std::filesystem::temp_directory_path() / "wsflow-restart-XXXXXX").string();
+  ASSERT_NE(mkdtemp(root.data()), nullptr);
+  auto cluster = pg::EmbeddedCluster::start({root, /*ephemeral=*/true, /*unsafe_fast=*/false, 100});
+  cluster->ensure_database("wsflow");
+  const std::string dsn = cluster->dsn("wsflow");
+  {
+    pqxx::connection conn(dsn);
+    pg::migrate(conn);
+  }
+  testing::TempDir dir;
+  const std::string yaml = R"(saga: t.restart
+version: 1
+defaults:
+  retry: { max_attempts: 20, initial: 100ms, max: 1s }
+steps:
+  - name: a
+    action: testing.sleep
+    input: { ms: 200 }
+  - name: a_effect
+    action: testing.effect
+  - name: b
+    action: testing.sleep
+    input: { ms: 200 }
+  - name: b_effect
+    action: testing.effect
+)";
+  dir.write("saga.yaml", yaml);
+  constexpr int kSagas = 20;
+  {
+    pg::PgStore client(dsn, 1);
+    const SagaDefinition def = testing::definition(yaml);
+    for (int i = 0; i < kSagas; ++i) client.start_saga(def, nlohmann::json::object(), {});
+  }
+  auto serve = testing::start_serve(dsn, dir.path(), "survivor", dir.path() / "serve.log",
+                                    {"--lease", "2s", "--poll", "100ms"});
+  ASSERT_TRUE(wait_until([&] { return scalar(dsn, "SELECT count(*) FROM wsflow.test_effects") >= 5; }, 30s))
+      << serve->log();
+  cluster->restart();  // every connection of the engine is cut mid-saga
+  ASSERT_TRUE(wait_until([&] { return completed(dsn) == kSagas; }, 90s)) << serve->log();
+  EXPECT_EQ(max_step_commits(dsn), 1);
+  EXPECT_EQ(max_effects_per_key(dsn), 1);
+  EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM wsflow.test_effects"), kSagas * 2);
+  serve->signal(SIGTERM);
+  EXPECT_EQ(serve->wait(30s), 0) << serve->log();
 }
 
 }  // namespace

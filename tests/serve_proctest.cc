@@ -120,7 +120,7 @@ TEST(Embedded, ServeStartsItsOwnPostgresSurvivesCtrlCAndKeepsDataAcrossRestarts)
   const std::string data_dir = (dir.path() / "state").string();
   const std::vector<std::string> base = {kBinary, "--data-dir", data_dir, "--definitions", kExamples};
   auto serve_argv = base;
-  serve_argv.insert(serve_argv.end(), {"serve", "--poll", "200ms"});
+  serve_argv.insert(serve_argv.end(), {"serve", "--poll", "200ms", "--listen", "127.0.0.1:0"});
 
   std::string id;
   {

@@ -216,7 +216,10 @@ void ApiServer::routes() {
 }
 
 void ApiServer::start(const std::string& host, int port) {
-  if (!server_->bind_to_port(host.c_str(), port)) {
+  if (port == 0) {
+    port = server_->bind_to_any_port(host.c_str());
+    if (port < 0) throw std::runtime_error("cannot listen on " + host);
+  } else if (!server_->bind_to_port(host.c_str(), port)) {
     throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port));
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });

@@ -38,8 +38,9 @@ class ApiServer {
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
 
-  // Binds host:port and serves on a background thread pool. Throws
-  // std::runtime_error if the address cannot be bound.
+  // Binds host:port (port 0: any free port, logged) and serves on a
+  // background thread pool. Throws std::runtime_error if the address cannot
+  // be bound.
   void start(const std::string& host, int port);
   void stop();
 

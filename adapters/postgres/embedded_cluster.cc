@@ -113,16 +113,31 @@ std::unique_ptr<EmbeddedCluster> EmbeddedCluster::start(const ClusterOptions& op
     run({(bin / "pg_ctl").string(), "-D", data.string(), "-m", "fast", "-w", "stop"}, log);
   }
 
-  std::string settings = "-c listen_addresses='' -k " + socket_dir.string() + " -p " + std::to_string(kPort) +
-                         " -c max_connections=" + std::to_string(options.max_connections);
-  if (options.unsafe_fast) settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off";
-  if (run({(bin / "pg_ctl").string(), "-D", data.string(), "-l", log.string(), "-o", settings, "-w", "-t", "60",
+  cluster->launch();
+  return cluster;
+}
+
+void EmbeddedCluster::launch() {
+  const fs::path data = options_.root / "data";
+  const fs::path log = options_.root / "server.log";
+  std::string settings = "-c listen_addresses='' -k " + socket_dir_.string() + " -p " + std::to_string(kPort) +
+                         " -c max_connections=" + std::to_string(options_.max_connections);
+  if (options_.unsafe_fast) settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off";
+  if (run({(bin_dir_ / "pg_ctl").string(), "-D", data.string(), "-l", log.string(), "-o", settings, "-w", "-t", "60",
            "start"},
           log) != 0) {
     throw std::runtime_error("pg_ctl start failed for " + data.string() + ":\n" + tail_of(log));
   }
-  cluster->running_ = true;
-  return cluster;
+  running_ = true;
+}
+
+void EmbeddedCluster::restart() {
+  if (running_) {
+    running_ = false;
+    run({(bin_dir_ / "pg_ctl").string(), "-D", (options_.root / "data").string(), "-m", "fast", "-w", "stop"},
+        options_.root / "server.log");
+  }
+  launch();
 }
 
 EmbeddedCluster::~EmbeddedCluster() {

@@ -34,6 +34,9 @@ class EmbeddedCluster {
 
   // Stops the server; idempotent.
   void stop();
+  // Stops the server (fast: open connections are cut) and starts it again on
+  // the same data and socket. Throws like start().
+  void restart();
   // Stops (immediate mode) and deletes a cluster left under `root` by a
   // process that died without stopping it. Never throws.
   static void remove_abandoned(const std::filesystem::path& root);
@@ -44,6 +47,7 @@ class EmbeddedCluster {
 
  private:
   EmbeddedCluster(ClusterOptions options, std::filesystem::path bin_dir, std::filesystem::path socket_dir);
+  void launch();  // pg_ctl start with our settings
 
   ClusterOptions options_;
   std::filesystem::path bin_dir_;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <stdexcept>
 
@@ -29,6 +30,10 @@ std::unique_ptr<Process> start_serve(const std::string& dsn, const std::filesyst
   std::vector<std::string> argv = {WSFLOW_BINARY, "--database-url", dsn, "--definitions", definitions.string(),
                                    "serve",       "--worker-id",    worker};
   argv.insert(argv.end(), extra.begin(), extra.end());
+  // Several servers run at once in tests: each takes a free port unless told otherwise.
+  if (std::find(extra.begin(), extra.end(), "--listen") == extra.end()) {
+    argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
+  }
   return std::make_unique<Process>(argv, log.string());
 }
 
