@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
   CLI::App cli{"wsflow benchmark: N sagas of K no-op steps, next to pgbench"};
   int sagas = 500, steps = 5, concurrency = 256, blocking_threads = 4, pgbench_seconds = 10, pgbench_clients = 8;
   std::string database_url;
+  bool no_group_commit = false;
+  cli.add_flag("--no-group-commit", no_group_commit, "commit every transition in its own transaction");
   cli.add_option("--sagas", sagas)->capture_default_str()->check(CLI::Range(1, 10'000'000));
   cli.add_option("--steps", steps)->capture_default_str()->check(CLI::Range(1, 1000));
   cli.add_option("--concurrency", concurrency, "sagas driven at once")->capture_default_str();
@@ -118,6 +120,7 @@ int main(int argc, char** argv) {
     options.max_active_sagas = concurrency;
     options.blocking_threads = blocking_threads;
     options.poll_interval = Millis(100);
+    options.group_commit = !no_group_commit;
     Engine engine(store, registry, options);
     const auto run_begin = Clock::now();
     std::thread runner([&] { engine.run(); });
@@ -138,8 +141,8 @@ int main(int argc, char** argv) {
     tx.commit();
 
     const double total_steps = static_cast<double>(sagas) * steps;
-    std::printf("wsflow_bench: %d sagas x %d no-op steps, concurrency %d, %d blocking threads\n", sagas, steps,
-                concurrency, blocking_threads);
+    std::printf("wsflow_bench: %d sagas x %d no-op steps, concurrency %d, %d blocking threads, group commit %s\n",
+                sagas, steps, concurrency, blocking_threads, options.group_commit ? "on" : "off");
     std::printf("  start (insert) : %.0f sagas/s\n", sagas / insert_seconds);
     std::printf("  run            : %.2f s, %.0f steps/s, %.1f sagas/s\n", run_seconds, total_steps / run_seconds,
                 sagas / run_seconds);

@@ -14,6 +14,7 @@ struct EngineOptions {
   Millis shutdown_grace{Millis(5'000)}; // stop() waits this long for in-flight steps
   Millis error_backoff{Millis(2'000)};  // retry delay after an unexpected error driving a saga
   unsigned long long seed = 0;          // jitter RNG seed; 0 = random
+  bool group_commit = true;             // batch ready transitions of many sagas into one transaction
 };
 
 }  // namespace wsflow

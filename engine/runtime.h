@@ -14,6 +14,8 @@
 #include <utility>
 
 #include <boost/asio/awaitable.hpp>
+#include <algorithm>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <map>
@@ -79,6 +81,21 @@ struct Runtime {
     co_return std::move(*result);
   }
 
+  // Group commit: commits without an in-transaction action queue here and are
+  // written in batches (Store::commit_batch), so that when several sagas are
+  // ready at once they share one database transaction. A batch starts as soon
+  // as a pool thread is free; whatever queued meanwhile goes into the next.
+  asio::awaitable<CommitResult> group_commit(const Claim& claim, Transition transition) {
+    asio::steady_timer done(io, asio::steady_timer::time_point::max());
+    QueuedCommit queued{{claim, std::move(transition)}, {}, {}, &done, false};
+    commit_queue.push_back(&queued);
+    start_batches();
+    boost::system::error_code ec;
+    while (!queued.finished) co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (queued.error) std::rethrow_exception(queued.error);
+    co_return queued.result;
+  }
+
   // Sleeps on the io thread; returns false if stop() cut the sleep short.
   asio::awaitable<bool> sleep(Millis delay) {
     asio::steady_timer timer(io, delay);
@@ -88,6 +105,53 @@ struct Runtime {
     sleepers.erase(&timer);
     co_return !stopping;
   }
+
+ private:
+  struct QueuedCommit {
+    Store::BatchItem item;
+    CommitResult result;
+    std::exception_ptr error;
+    asio::steady_timer* done;  // lives in the waiting coroutine's frame
+    bool finished;
+  };
+  static constexpr std::size_t kMaxBatch = 128;
+
+  void start_batches() {
+    // Leave a pool thread for claims, loads and in-transaction commits.
+    const int max_in_flight = std::max(1, options.blocking_threads - 1);
+    while (!commit_queue.empty() && batches_in_flight < max_in_flight) {
+      auto batch = std::make_shared<std::vector<QueuedCommit*>>();
+      auto items = std::make_shared<std::vector<Store::BatchItem>>();
+      while (!commit_queue.empty() && batch->size() < kMaxBatch) {
+        batch->push_back(commit_queue.front());
+        items->push_back(commit_queue.front()->item);
+        commit_queue.pop_front();
+      }
+      ++batches_in_flight;
+      asio::post(pool, [this, batch, items] {
+        std::vector<Store::BatchOutcome> outcomes;
+        try {
+          outcomes = store.commit_batch(*items);
+        } catch (...) {
+          outcomes.assign(items->size(), Store::BatchOutcome{{}, std::current_exception()});
+        }
+        asio::post(io, [this, batch, outcomes = std::move(outcomes)] {
+          for (std::size_t i = 0; i < batch->size(); ++i) {
+            QueuedCommit& queued = *(*batch)[i];
+            queued.result = outcomes[i].result;
+            queued.error = outcomes[i].error;
+            queued.finished = true;
+            queued.done->cancel();
+          }
+          --batches_in_flight;
+          start_batches();
+        });
+      });
+    }
+  }
+
+  std::deque<QueuedCommit*> commit_queue;  // io thread only
+  int batches_in_flight = 0;
 };
 
 }  // namespace wsflow::detail

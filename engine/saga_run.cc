@@ -148,7 +148,12 @@ class SagaRun {
   asio::awaitable<CommitResult> commit(Transition t, InTransaction in_tx = nullptr,
                                        std::optional<Millis> timeout = std::nullopt) {
     t.signals_seen_up_to = signals_seen_;
-    CommitResult result = co_await rt_.on_pool([&] { return rt_.store.commit(claim_, t, in_tx, timeout); });
+    CommitResult result;
+    if (in_tx || !rt_.options.group_commit) {
+      result = co_await rt_.on_pool([&] { return rt_.store.commit(claim_, t, in_tx, timeout); });
+    } else {
+      result = co_await rt_.group_commit(claim_, t);
+    }
     if (in_tx && !result.action.ok) co_return result;  // nothing was written
     cancel_requested_ = cancel_requested_ || result.cancel_requested;
     if (t.saga_state) saga_.state = *t.saga_state;

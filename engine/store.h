@@ -12,6 +12,7 @@
 // the driver's exceptions (std::exception); LeaseLost as above.
 
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <optional>
 #include <stdexcept>
@@ -202,6 +203,21 @@ class Store {
   virtual CommitResult commit(const Claim& claim, const Transition& transition,
                               const InTransaction& in_transaction = nullptr,
                               std::optional<Millis> statement_timeout = std::nullopt) = 0;
+
+  // Group commit: applies transitions of several sagas (at most one per
+  // saga) in one database transaction, each as if committed alone: a stale
+  // claim's transition is skipped (its outcome holds LeaseLost) without
+  // affecting the others. Returns one outcome per item, in order; if the
+  // transaction itself fails, every outcome holds that error.
+  struct BatchItem {
+    Claim claim;
+    Transition transition;
+  };
+  struct BatchOutcome {
+    CommitResult result;
+    std::exception_ptr error;  // set when this item was not committed
+  };
+  virtual std::vector<BatchOutcome> commit_batch(const std::vector<BatchItem>& items) = 0;
 };
 
 }  // namespace wsflow

@@ -553,6 +553,55 @@ TEST_F(EngineTest, StaleClaimIsFencedOff) {
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 1);
 }
 
+TEST_F(EngineTest, GroupCommitSkipsOnlyTheStaleClaim) {
+  const auto def = definition(kApproval);
+  const std::string a = start(def), b = start(def);
+  std::vector<Claim> claims = client_.claim("process-a", Millis(60'000), 10);
+  ASSERT_EQ(claims.size(), 2u);
+  {
+    pqxx::connection conn(dsn_);
+    pqxx::work tx(conn);
+    tx.exec_params("UPDATE wsflow.sagas SET lease_token = gen_random_uuid() WHERE id = $1::uuid", b);  // taken over
+    tx.commit();
+  }
+  Transition t;
+  t.saga_state = SagaState::kRunning;
+  t.event = "started";
+  std::vector<Store::BatchItem> items;
+  for (const Claim& c : claims) items.push_back({c, t});
+  const auto outcomes = client_.commit_batch(items);
+  ASSERT_EQ(outcomes.size(), 2u);
+  for (std::size_t i = 0; i < claims.size(); ++i) {
+    const bool stale = claims[i].saga_id == b;
+    EXPECT_EQ(outcomes[i].error != nullptr, stale) << claims[i].saga_id;
+    if (stale) {
+      EXPECT_THROW(std::rethrow_exception(outcomes[i].error), LeaseLost);
+    }
+  }
+  EXPECT_EQ(client_.find_saga(a)->state, SagaState::kRunning);
+  EXPECT_EQ(client_.find_saga(b)->state, SagaState::kPending);
+}
+
+TEST_F(EngineTest, EverythingAlsoWorksWithoutGroupCommit) {
+  const auto def = definition(R"(saga: t.single
+version: 1
+steps:
+  - name: a
+    action: testing.succeed
+    compensate: testing.effect
+  - name: b
+    for_each: [x, y]
+    action: testing.fail
+    input: { branch: y, retryable: false }
+)");
+  EngineOptions options = testing::fast_options();
+  options.group_commit = false;
+  EngineHarness engine(dsn_, options);
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompensated);
+  EXPECT_EQ(steps_by_label(client_, id).at("a").state, StepState::kCompensated);
+}
+
 TEST_F(EngineTest, ExpiredLeaseOfADeadProcessIsTakenOver) {
   const auto def = definition("saga: t.takeover\nversion: 1\nsteps:\n  - name: a\n    action: testing.effect\n");
   const std::string id = start(def);

@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <regex>
 
 namespace wsflow::pg {
@@ -317,14 +318,54 @@ SagaSnapshot PgStore::load(const Claim& claim) {
   return snapshot;
 }
 
+namespace {
+
+// Everything a transition writes after the fence (and after the
+// in-transaction action, whose result supplies output and context updates).
+void apply_transition(pqxx::work& tx, const Claim& claim, const Transition& t, const ActionResult* action) {
+  if (t.step) {
+    const StepWrite& w = *t.step;
+    // A transactional action's output is only known now.
+    const bool has_output = w.output.has_value() || action != nullptr;
+    const nlohmann::json output = w.output ? *w.output : action ? action->output : nullptr;
+    tx.exec_prepared("upsert_step", claim.saga_id, w.step, w.branch, w.step_index, to_string(w.state),
+                     w.add_attempts, w.add_compensation_attempts, output.dump(), w.error.value_or(""),
+                     static_cast<long long>(w.wake_in ? w.wake_in->count() : -1), has_output,
+                     w.error.has_value());
+  }
+  nlohmann::json context_updates = t.context_updates.is_object() ? t.context_updates : nlohmann::json::object();
+  if (action && action->context_updates.is_object()) context_updates.update(action->context_updates);
+  if (!context_updates.empty()) tx.exec_prepared("merge_context", claim.saga_id, context_updates.dump());
+  if (t.saga_state) tx.exec_prepared("set_saga_state", claim.saga_id, to_string(*t.saga_state));
+  if (t.saga_error) tx.exec_prepared("set_saga_error", claim.saga_id, *t.saga_error);
+  if (t.consume_signal) tx.exec_prepared("consume_signal", *t.consume_signal, claim.saga_id);
+  if (!t.event.empty()) {
+    tx.exec_prepared("insert_event", claim.saga_id, t.event, t.event_step, t.event_branch, t.event_detail.dump());
+  }
+  if (t.release) {
+    tx.exec_prepared("release", claim.saga_id,
+                     static_cast<long long>(t.release_wake_in ? t.release_wake_in->count() : -1),
+                     static_cast<long long>(t.signals_seen_up_to));
+  }
+}
+
+// Locks the saga row if `claim` still holds its lease; nullopt if not.
+std::optional<bool> fence(pqxx::work& tx, const Claim& claim) {
+  auto row = tx.exec_prepared("fence", claim.saga_id, claim.lease_token);
+  if (row.empty()) return std::nullopt;
+  return row[0][0].as<bool>();  // cancel_requested
+}
+
+}  // namespace
+
 CommitResult PgStore::commit(const Claim& claim, const Transition& t, const InTransaction& in_transaction,
                              std::optional<Millis> statement_timeout) {
   auto conn = pool_.acquire();
   pqxx::work tx(*conn);
-  auto fence = tx.exec_prepared("fence", claim.saga_id, claim.lease_token);
-  if (fence.empty()) throw LeaseLost(claim.saga_id);
+  const std::optional<bool> cancel_requested = fence(tx, claim);
+  if (!cancel_requested) throw LeaseLost(claim.saga_id);
   CommitResult result;
-  result.cancel_requested = fence[0][0].as<bool>();
+  result.cancel_requested = *cancel_requested;
   if (in_transaction) {
     if (statement_timeout) {
       tx.exec("SET LOCAL statement_timeout = " + std::to_string(std::max<long long>(statement_timeout->count(), 1)));
@@ -339,32 +380,37 @@ CommitResult PgStore::commit(const Claim& claim, const Transition& t, const InTr
     tx.exec("RELEASE SAVEPOINT wsflow_action");
     if (statement_timeout) tx.exec("SET LOCAL statement_timeout = 0");
   }
-  if (t.step) {
-    const StepWrite& w = *t.step;
-    // A transactional action's output is only known now.
-    const bool has_output = w.output.has_value() || static_cast<bool>(in_transaction);
-    const nlohmann::json output = w.output ? *w.output : in_transaction ? result.action.output : nullptr;
-    tx.exec_prepared("upsert_step", claim.saga_id, w.step, w.branch, w.step_index, to_string(w.state),
-                     w.add_attempts, w.add_compensation_attempts, output.dump(), w.error.value_or(""),
-                     static_cast<long long>(w.wake_in ? w.wake_in->count() : -1), has_output,
-                     w.error.has_value());
-  }
-  nlohmann::json context_updates = t.context_updates.is_object() ? t.context_updates : nlohmann::json::object();
-  if (in_transaction && result.action.context_updates.is_object()) context_updates.update(result.action.context_updates);
-  if (!context_updates.empty()) tx.exec_prepared("merge_context", claim.saga_id, context_updates.dump());
-  if (t.saga_state) tx.exec_prepared("set_saga_state", claim.saga_id, to_string(*t.saga_state));
-  if (t.saga_error) tx.exec_prepared("set_saga_error", claim.saga_id, *t.saga_error);
-  if (t.consume_signal) tx.exec_prepared("consume_signal", *t.consume_signal, claim.saga_id);
-  if (!t.event.empty()) {
-    tx.exec_prepared("insert_event", claim.saga_id, t.event, t.event_step, t.event_branch, t.event_detail.dump());
-  }
-  if (t.release) {
-    tx.exec_prepared("release", claim.saga_id,
-                     static_cast<long long>(t.release_wake_in ? t.release_wake_in->count() : -1),
-                     static_cast<long long>(t.signals_seen_up_to));
-  }
+  apply_transition(tx, claim, t, in_transaction ? &result.action : nullptr);
   tx.commit();
   return result;
+}
+
+std::vector<Store::BatchOutcome> PgStore::commit_batch(const std::vector<BatchItem>& items) {
+  std::vector<BatchOutcome> outcomes(items.size());
+  // Row locks are taken in saga-id order, so two batches never wait on each other in a cycle.
+  std::vector<std::size_t> order(items.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return items[a].claim.saga_id < items[b].claim.saga_id; });
+  try {
+    auto conn = pool_.acquire();
+    pqxx::work tx(*conn);
+    for (std::size_t i : order) {
+      const BatchItem& item = items[i];
+      const std::optional<bool> cancel_requested = fence(tx, item.claim);
+      if (!cancel_requested) {
+        outcomes[i].error = std::make_exception_ptr(LeaseLost(item.claim.saga_id));
+        continue;
+      }
+      outcomes[i].result.cancel_requested = *cancel_requested;
+      apply_transition(tx, item.claim, item.transition, nullptr);
+    }
+    tx.commit();
+  } catch (...) {
+    const std::exception_ptr error = std::current_exception();
+    for (auto& outcome : outcomes) outcome.error = error;
+  }
+  return outcomes;
 }
 
 }  // namespace wsflow::pg

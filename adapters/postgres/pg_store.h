@@ -34,6 +34,7 @@ class PgStore final : public Store {
   SagaSnapshot load(const Claim& claim) override;
   CommitResult commit(const Claim& claim, const Transition& transition, const InTransaction& in_transaction = nullptr,
                       std::optional<Millis> statement_timeout = std::nullopt) override;
+  std::vector<BatchOutcome> commit_batch(const std::vector<BatchItem>& items) override;
 
  private:
   ConnectionPool pool_;
