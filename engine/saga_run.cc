@@ -182,7 +182,7 @@ class SagaRun {
     Transition t;
     t.saga_state = next_state(saga_.state, event);  // an illegal change is a bug: it throws
     t.event = kind;
-    t.event_detail = std::move(detail);
+    if (detail.is_object()) t.event_detail = std::move(detail);
     return t;
   }
 
