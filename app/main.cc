@@ -137,9 +137,8 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
 
   ActionRegistry registry;
   register_testing_actions(registry);
-  sagas::register_workspace_actions(registry,
-                                    {*provisioner, domain_db, webhooks, std::filesystem::absolute(export_dir),
-                                     definitions.machine});
+  sagas::register_workspace_actions(
+      registry, {*provisioner, domain_db, webhooks, std::filesystem::absolute(export_dir), definitions.machine});
 
   pg::PgStore store(db.dsn, options.blocking_threads + 2);
   Engine engine(store, registry, options);
@@ -179,8 +178,8 @@ int migrate_command(const Common& common) {
   app::Database db = app::open_database(common.database_url, common.data_dir, true);
   pqxx::connection conn(db.dsn);
   const std::vector<int> applied = pg::migrate(conn);
-  std::cout << (applied.empty() ? "schema is up to date" : "applied " + std::to_string(applied.size()) +
-                                                               " migration(s)")
+  std::cout << (applied.empty() ? "schema is up to date"
+                                : "applied " + std::to_string(applied.size()) + " migration(s)")
             << "\n";
   return 0;
 }
@@ -188,8 +187,9 @@ int migrate_command(const Common& common) {
 void print_saga(pg::PgStore& store, const std::string& id) {
   auto saga = store.find_saga(id);
   if (!saga) throw std::runtime_error("no saga " + id);
-  nlohmann::json out = {{"id", saga->id},          {"definition", saga->definition}, {"version", saga->version},
-                        {"state", to_string(saga->state)}, {"error", saga->error},   {"context", saga->context}};
+  nlohmann::json out = {{"id", saga->id},           {"definition", saga->definition},
+                        {"version", saga->version}, {"state", to_string(saga->state)},
+                        {"error", saga->error},     {"context", saga->context}};
   for (const auto& s : store.steps(id)) {
     out["steps"].push_back({{"step", s.step},
                             {"branch", s.branch},
@@ -209,8 +209,9 @@ int main(int argc, char** argv) {
   Common common;
   // Global options may also follow the subcommand; the last one given wins.
   cli.fallthrough();
-  cli.add_option("--database-url", common.database_url, "libpq connection string (default: WSFLOW_DATABASE_URL, "
-                                                        "else the embedded Postgres)")
+  cli.add_option("--database-url", common.database_url,
+                 "libpq connection string (default: WSFLOW_DATABASE_URL, "
+                 "else the embedded Postgres)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cli.add_option("--data-dir", common.data_dir, "where the embedded Postgres lives")
       ->envname("WSFLOW_DATA_DIR")
@@ -230,7 +231,8 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--listen", serve_options.listen, "HTTP API address")->capture_default_str();
   serve_cmd->add_option("--environments-url", serve_options.environments_url,
                         "database where workspace environments are created (default: the wsflow database)");
-  serve_cmd->add_option("--export-dir", serve_options.export_dir, "where export archives go (default: DATA_DIR/exports)");
+  serve_cmd->add_option("--export-dir", serve_options.export_dir,
+                        "where export archives go (default: DATA_DIR/exports)");
   serve_cmd->add_option("--webhook-url", serve_options.webhook_urls, "POST lifecycle events here (repeatable)");
   serve_cmd->add_option("--webhook-secret", serve_options.webhook_secret, "HMAC-SHA256 key for webhook signatures")
       ->envname("WSFLOW_WEBHOOK_SECRET");

@@ -64,8 +64,8 @@ double pgbench_tps(const std::string& dsn, int clients, int seconds) {
   const std::string bin = pgbench_path();
   const std::string quoted = "'" + dsn + "'";
   capture(bin + " -i -s 10 -q " + quoted + " 2>&1");
-  const std::string out = capture(bin + " -n -c " + std::to_string(clients) + " -j 2 -T " +
-                                  std::to_string(seconds) + " " + quoted + " 2>&1");
+  const std::string out = capture(bin + " -n -c " + std::to_string(clients) + " -j 2 -T " + std::to_string(seconds) +
+                                  " " + quoted + " 2>&1");
   const auto pos = out.find("tps = ");
   if (pos == std::string::npos) throw std::runtime_error("cannot read pgbench output:\n" + out);
   return std::stod(out.substr(pos + 6));
@@ -106,9 +106,8 @@ int main(int argc, char** argv) {
 
     ActionRegistry registry;
     register_testing_actions(registry);
-    LoadResult loaded = load_definition(noop_saga(steps), "bench", [&](const std::string& n) {
-      return registry.contains(n);
-    });
+    LoadResult loaded =
+        load_definition(noop_saga(steps), "bench", [&](const std::string& n) { return registry.contains(n); });
     const SagaDefinition& def = *loaded.definition;
 
     pg::PgStore store(dsn, blocking_threads + 2);

@@ -37,8 +37,8 @@ struct ActionResult {
     return {true, std::move(output), std::move(context_updates), {}};
   }
   static ActionResult failure(std::string code, std::string message, bool retryable = true) {
-    return {false, nlohmann::json::object(), nlohmann::json::object(),
-            {std::move(code), std::move(message), retryable}};
+    return {
+        false, nlohmann::json::object(), nlohmann::json::object(), {std::move(code), std::move(message), retryable}};
   }
 };
 
@@ -46,13 +46,13 @@ struct ActionCall {
   std::string saga_id;
   std::string saga_name;
   std::string step;
-  std::string branch;           // the for_each item, empty outside for_each
-  std::string idempotency_key;  // saga_id/step/branch; the action must be idempotent under it
-  int attempt = 1;              // 1-based, counted durably across restarts
-  bool compensating = false;    // true when called as a compensation
-  nlohmann::json input;         // the step's static `input:` from the definition
-  nlohmann::json saga_input;    // the saga's input
-  nlohmann::json context;       // the saga context as committed before this attempt
+  std::string branch;                              // the for_each item, empty outside for_each
+  std::string idempotency_key;                     // saga_id/step/branch; the action must be idempotent under it
+  int attempt = 1;                                 // 1-based, counted durably across restarts
+  bool compensating = false;                       // true when called as a compensation
+  nlohmann::json input;                            // the step's static `input:` from the definition
+  nlohmann::json saga_input;                       // the saga's input
+  nlohmann::json context;                          // the saga context as committed before this attempt
   std::chrono::system_clock::time_point deadline;  // this attempt is abandoned past it
   boost::asio::any_io_executor executor;           // the engine's event loop, for timers and async I/O
   boost::asio::any_io_executor blocking_executor;  // a pool where blocking work may run

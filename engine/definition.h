@@ -29,19 +29,19 @@ struct Condition {
 
 // `wait:` on a step: either a durable timer or a signal with a timeout.
 struct Wait {
-  std::optional<Millis> duration;      // wait: { for: 30d }
-  std::optional<std::string> signal;   // wait: { signal: NAME, timeout: 1h }
+  std::optional<Millis> duration;     // wait: { for: 30d }
+  std::optional<std::string> signal;  // wait: { signal: NAME, timeout: 1h }
   std::optional<Millis> signal_timeout;
 };
 
 struct Step {
   std::string name;
-  std::string action;      // empty for a wait step
-  std::string compensate;  // empty when the step has no compensation
+  std::string action;                               // empty for a wait step
+  std::string compensate;                           // empty when the step has no compensation
   nlohmann::json input = nlohmann::json::object();  // static arguments for the action
   RetryPolicy retry;
   RetryPolicy compensate_retry;
-  Millis timeout{60'000};  // per attempt
+  Millis timeout{60'000};             // per attempt
   std::vector<std::string> for_each;  // non-empty: one concurrent branch per item
   std::optional<Wait> wait;
   std::optional<Condition> when;

@@ -8,8 +8,8 @@ namespace wsflow {
 
 struct DefinitionError {
   std::string file;
-  int line = 0;    // 1-based; 0 when the error has no place (e.g. unreadable file)
-  int column = 0;  // 1-based
+  int line = 0;       // 1-based; 0 when the error has no place (e.g. unreadable file)
+  int column = 0;     // 1-based
   std::string field;  // dotted path of the offending field, e.g. steps[2].retry.initial
   std::string message;
 

@@ -47,17 +47,27 @@ std::optional<Condition> parse_condition(YamlChecker& c, const YAML::Node& step,
   Condition cond;
   auto path = c.string(node, f, "path", true);
   int operators = 0;
-  if (node["equals"]) { cond.equals = yaml_to_json(node["equals"]); ++operators; }
-  if (node["not_equals"]) { cond.not_equals = yaml_to_json(node["not_equals"]); ++operators; }
+  if (node["equals"]) {
+    cond.equals = yaml_to_json(node["equals"]);
+    ++operators;
+  }
+  if (node["not_equals"]) {
+    cond.not_equals = yaml_to_json(node["not_equals"]);
+    ++operators;
+  }
   if (node["in"]) {
     ++operators;
-    if (!node["in"].IsSequence()) c.error(node["in"], YamlChecker::join(f, "in"), "expected a list");
+    if (!node["in"].IsSequence())
+      c.error(node["in"], YamlChecker::join(f, "in"), "expected a list");
     else {
       cond.in.emplace();
       for (const auto& item : node["in"]) cond.in->push_back(yaml_to_json(item));
     }
   }
-  if (node["exists"]) { ++operators; cond.exists = c.boolean(node, f, "exists"); }
+  if (node["exists"]) {
+    ++operators;
+    cond.exists = c.boolean(node, f, "exists");
+  }
   if (operators != 1) {
     c.error(node, f, "exactly one of equals, not_equals, in, exists is required");
     return std::nullopt;
@@ -173,8 +183,10 @@ bool Condition::holds(const nlohmann::json& context) const {
   while (value && start <= path.size()) {
     const std::size_t dot = path.find('.', start);
     const std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (!value->is_object() || !value->contains(key)) value = nullptr;
-    else value = &(*value)[key];
+    if (!value->is_object() || !value->contains(key))
+      value = nullptr;
+    else
+      value = &(*value)[key];
     if (dot == std::string::npos) break;
     start = dot + 1;
   }

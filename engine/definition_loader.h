@@ -24,8 +24,7 @@ struct LoadResult {
 
 // Parses one definition from `yaml_text`; `file` names it in errors. Never
 // throws for bad input: every problem is an entry in `errors`.
-LoadResult load_definition(const std::string& yaml_text, const std::string& file,
-                           const ActionLookup& known_action);
+LoadResult load_definition(const std::string& yaml_text, const std::string& file, const ActionLookup& known_action);
 
 // All saga definitions of a directory (every *.yaml / *.yml file with a
 // top-level `saga:` key; other YAML files are left to their own loaders) or a

@@ -15,11 +15,8 @@ struct Unit {
 };
 
 // Longest suffix first so "ms" is not read as "m" followed by junk.
-constexpr std::array<Unit, 5> kUnits{{{"ms", 1},
-                                      {"s", 1000},
-                                      {"m", 60 * 1000},
-                                      {"h", 60 * 60 * 1000},
-                                      {"d", 24 * 60 * 60 * 1000}}};
+constexpr std::array<Unit, 5> kUnits{
+    {{"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 60 * 60 * 1000}, {"d", 24 * 60 * 60 * 1000}}};
 
 }  // namespace
 

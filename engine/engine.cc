@@ -19,17 +19,17 @@ struct Engine::Impl {
     if (rt.options.owner.empty()) {
       char host[256] = {0};
       gethostname(host, sizeof host - 1);
-      rt.options.owner = std::string(host) + "/" + std::to_string(getpid()) + "/" +
-                         std::to_string(std::random_device{}() & 0xffffff);
+      rt.options.owner =
+          std::string(host) + "/" + std::to_string(getpid()) + "/" + std::to_string(std::random_device{}() & 0xffffff);
     }
     rt.rng.seed(rt.options.seed ? rt.options.seed : std::random_device{}());
     rt.wake_after = [this](Millis delay) { wake_after(delay); };
   }
 
   detail::Runtime rt;
-  asio::steady_timer poll_timer;       // the poller sleeps on it; wake() cancels it
+  asio::steady_timer poll_timer;  // the poller sleeps on it; wake() cancels it
   asio::steady_timer heartbeat_timer;
-  asio::steady_timer grace_timer;      // bounds shutdown
+  asio::steady_timer grace_timer;  // bounds shutdown
   bool poll_requested = false;
   bool finished = false;
   std::map<std::string, std::string> active;  // lease token -> saga id, for sagas being driven

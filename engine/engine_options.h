@@ -6,15 +6,15 @@
 namespace wsflow {
 
 struct EngineOptions {
-  std::string owner;                    // unique per process; generated when empty
-  Millis lease{Millis(15'000)};         // how long a claim lasts without a heartbeat
-  Millis poll_interval{Millis(1'000)};  // fallback when no NOTIFY arrives
-  int max_active_sagas = 256;           // sagas driven at once by this process
-  int blocking_threads = 4;             // threads for database calls, and as many again for blocking actions
-  Millis shutdown_grace{Millis(5'000)}; // stop() waits this long for in-flight steps
-  Millis error_backoff{Millis(2'000)};  // retry delay after an unexpected error driving a saga
-  unsigned long long seed = 0;          // jitter RNG seed; 0 = random
-  bool group_commit = true;             // batch ready transitions of many sagas into one transaction
+  std::string owner;                     // unique per process; generated when empty
+  Millis lease{Millis(15'000)};          // how long a claim lasts without a heartbeat
+  Millis poll_interval{Millis(1'000)};   // fallback when no NOTIFY arrives
+  int max_active_sagas = 256;            // sagas driven at once by this process
+  int blocking_threads = 4;              // threads for database calls, and as many again for blocking actions
+  Millis shutdown_grace{Millis(5'000)};  // stop() waits this long for in-flight steps
+  Millis error_backoff{Millis(2'000)};   // retry delay after an unexpected error driving a saga
+  unsigned long long seed = 0;           // jitter RNG seed; 0 = random
+  bool group_commit = true;              // batch ready transitions of many sagas into one transaction
 };
 
 }  // namespace wsflow

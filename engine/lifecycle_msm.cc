@@ -77,16 +77,26 @@ void fire(Lifecycle& fsm) {
 
 void fire(Lifecycle& fsm, SagaEvent event) {
   switch (event) {
-    case SagaEvent::kStart: return fire<Start>(fsm);
-    case SagaEvent::kSuspend: return fire<Suspend>(fsm);
-    case SagaEvent::kResume: return fire<Resume>(fsm);
-    case SagaEvent::kComplete: return fire<Complete>(fsm);
-    case SagaEvent::kFail: return fire<Fail>(fsm);
-    case SagaEvent::kCancel: return fire<Cancel>(fsm);
-    case SagaEvent::kCompensationDone: return fire<CompensationDone>(fsm);
-    case SagaEvent::kCancellationDone: return fire<CancellationDone>(fsm);
-    case SagaEvent::kCompensationFailed: return fire<CompensationFailed>(fsm);
-    case SagaEvent::kRetry: return fire<Retry>(fsm);
+    case SagaEvent::kStart:
+      return fire<Start>(fsm);
+    case SagaEvent::kSuspend:
+      return fire<Suspend>(fsm);
+    case SagaEvent::kResume:
+      return fire<Resume>(fsm);
+    case SagaEvent::kComplete:
+      return fire<Complete>(fsm);
+    case SagaEvent::kFail:
+      return fire<Fail>(fsm);
+    case SagaEvent::kCancel:
+      return fire<Cancel>(fsm);
+    case SagaEvent::kCompensationDone:
+      return fire<CompensationDone>(fsm);
+    case SagaEvent::kCancellationDone:
+      return fire<CancellationDone>(fsm);
+    case SagaEvent::kCompensationFailed:
+      return fire<CompensationFailed>(fsm);
+    case SagaEvent::kRetry:
+      return fire<Retry>(fsm);
   }
 }
 
@@ -95,14 +105,22 @@ void fire(Lifecycle& fsm, SagaEvent event) {
 std::vector<SagaEvent> path_to(SagaState state) {
   using E = SagaEvent;
   switch (state) {
-    case SagaState::kPending: return {};
-    case SagaState::kRunning: return {E::kStart};
-    case SagaState::kWaiting: return {E::kStart, E::kSuspend};
-    case SagaState::kCompensating: return {E::kStart, E::kFail};
-    case SagaState::kCompleted: return {E::kStart, E::kComplete};
-    case SagaState::kCompensated: return {E::kStart, E::kFail, E::kCompensationDone};
-    case SagaState::kFailed: return {E::kStart, E::kFail, E::kCompensationFailed};
-    case SagaState::kCancelled: return {E::kCancel, E::kCancellationDone};
+    case SagaState::kPending:
+      return {};
+    case SagaState::kRunning:
+      return {E::kStart};
+    case SagaState::kWaiting:
+      return {E::kStart, E::kSuspend};
+    case SagaState::kCompensating:
+      return {E::kStart, E::kFail};
+    case SagaState::kCompleted:
+      return {E::kStart, E::kComplete};
+    case SagaState::kCompensated:
+      return {E::kStart, E::kFail, E::kCompensationDone};
+    case SagaState::kFailed:
+      return {E::kStart, E::kFail, E::kCompensationFailed};
+    case SagaState::kCancelled:
+      return {E::kCancel, E::kCancellationDone};
   }
   return {};
 }
@@ -127,9 +145,9 @@ constexpr SagaEvent kAllEvents[] = {SagaEvent::kStart,
                                     SagaEvent::kCompensationFailed,
                                     SagaEvent::kRetry};
 
-constexpr SagaState kAllStates[] = {SagaState::kPending,     SagaState::kRunning,     SagaState::kWaiting,
-                                    SagaState::kCompensating, SagaState::kCompleted,  SagaState::kCompensated,
-                                    SagaState::kFailed,      SagaState::kCancelled};
+constexpr SagaState kAllStates[] = {SagaState::kPending,      SagaState::kRunning,   SagaState::kWaiting,
+                                    SagaState::kCompensating, SagaState::kCompleted, SagaState::kCompensated,
+                                    SagaState::kFailed,       SagaState::kCancelled};
 
 }  // namespace
 
@@ -163,30 +181,48 @@ bool is_terminal(SagaState state) {
 
 const char* to_string(SagaState state) {
   switch (state) {
-    case SagaState::kPending: return "pending";
-    case SagaState::kRunning: return "running";
-    case SagaState::kWaiting: return "waiting";
-    case SagaState::kCompensating: return "compensating";
-    case SagaState::kCompleted: return "completed";
-    case SagaState::kCompensated: return "compensated";
-    case SagaState::kFailed: return "failed";
-    case SagaState::kCancelled: return "cancelled";
+    case SagaState::kPending:
+      return "pending";
+    case SagaState::kRunning:
+      return "running";
+    case SagaState::kWaiting:
+      return "waiting";
+    case SagaState::kCompensating:
+      return "compensating";
+    case SagaState::kCompleted:
+      return "completed";
+    case SagaState::kCompensated:
+      return "compensated";
+    case SagaState::kFailed:
+      return "failed";
+    case SagaState::kCancelled:
+      return "cancelled";
   }
   return "?";
 }
 
 const char* to_string(SagaEvent event) {
   switch (event) {
-    case SagaEvent::kStart: return "start";
-    case SagaEvent::kSuspend: return "suspend";
-    case SagaEvent::kResume: return "resume";
-    case SagaEvent::kComplete: return "complete";
-    case SagaEvent::kFail: return "fail";
-    case SagaEvent::kCancel: return "cancel";
-    case SagaEvent::kCompensationDone: return "compensation_done";
-    case SagaEvent::kCancellationDone: return "cancellation_done";
-    case SagaEvent::kCompensationFailed: return "compensation_failed";
-    case SagaEvent::kRetry: return "retry";
+    case SagaEvent::kStart:
+      return "start";
+    case SagaEvent::kSuspend:
+      return "suspend";
+    case SagaEvent::kResume:
+      return "resume";
+    case SagaEvent::kComplete:
+      return "complete";
+    case SagaEvent::kFail:
+      return "fail";
+    case SagaEvent::kCancel:
+      return "cancel";
+    case SagaEvent::kCompensationDone:
+      return "compensation_done";
+    case SagaEvent::kCancellationDone:
+      return "cancellation_done";
+    case SagaEvent::kCompensationFailed:
+      return "compensation_failed";
+    case SagaEvent::kRetry:
+      return "retry";
   }
   return "?";
 }

@@ -24,10 +24,14 @@ std::atomic<LogLevel> g_level{initial_level()};
 
 const char* name(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "DEBUG";
-    case LogLevel::kInfo: return "INFO";
-    case LogLevel::kWarn: return "WARN";
-    case LogLevel::kError: return "ERROR";
+    case LogLevel::kDebug:
+      return "DEBUG";
+    case LogLevel::kInfo:
+      return "INFO";
+    case LogLevel::kWarn:
+      return "WARN";
+    case LogLevel::kError:
+      return "ERROR";
   }
   return "?";
 }
@@ -45,8 +49,8 @@ void log(LogLevel level, std::string_view message) {
   gmtime_r(&t, &tm);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::string line = std::string(stamp) + "." + (ms < 100 ? (ms < 10 ? "00" : "0") : "") + std::to_string(ms) +
-                     "Z " + name(level) + " " + std::string(message) + "\n";
+  std::string line = std::string(stamp) + "." + (ms < 100 ? (ms < 10 ? "00" : "0") : "") + std::to_string(ms) + "Z " +
+                     name(level) + " " + std::string(message) + "\n";
   // One write() per line keeps lines from different threads whole.
   [[maybe_unused]] auto written = ::write(STDERR_FILENO, line.data(), line.size());
 }

@@ -13,8 +13,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <utility>
 
-#include <boost/asio/awaitable.hpp>
 #include <algorithm>
+#include <boost/asio/awaitable.hpp>
 #include <deque>
 #include <exception>
 #include <functional>

@@ -196,8 +196,9 @@ class SagaRun {
     t.release = true;
     InTransaction hook;
     if (rt_.actions.finish_hook()) {
-      SagaOutcome outcome{saga_.id,       def_->name,   saga_.workspace_id, *t.saga_state,
-                          t.saga_error.value_or(saga_.error), saga_.input, saga_.context};
+      SagaOutcome outcome{
+          saga_.id,    def_->name,   saga_.workspace_id, *t.saga_state, t.saga_error.value_or(saga_.error),
+          saga_.input, saga_.context};
       hook = [registry = &rt_.actions, outcome](pqxx::work& tx) {
         registry->finish_hook()(outcome, tx);
         return ActionResult::success();
@@ -323,7 +324,8 @@ class SagaRun {
     }
 
     // A signal wait.
-    auto signal = std::find_if(signals_.begin(), signals_.end(), [&](const SignalRecord& s) { return s.name == *wait.signal; });
+    auto signal =
+        std::find_if(signals_.begin(), signals_.end(), [&](const SignalRecord& s) { return s.name == *wait.signal; });
     if (signal != signals_.end()) {
       const SignalRecord received = *signal;
       signals_.erase(signal);
@@ -339,8 +341,8 @@ class SagaRun {
       co_return co_await suspend(waiting, "signal_wait_started", wait.signal_timeout, detail);
     }
     if (wait.signal_timeout && row->wake_at && *row->wake_at <= now) {
-      const std::string reason = "signal_timeout: no '" + *wait.signal + "' signal within " +
-                                 format_duration(*wait.signal_timeout);
+      const std::string reason =
+          "signal_timeout: no '" + *wait.signal + "' signal within " + format_duration(*wait.signal_timeout);
       Transition t;
       t.step = StepWrite{step.name, "", index, StepState::kFailed, 0, 0, {}, reason, {}};
       t.event = "step_failed";
@@ -360,7 +362,8 @@ class SagaRun {
     if (branches.size() == 1) co_return co_await attempts(index, step, branches.front(), kForward);
 
     struct Join {
-      explicit Join(asio::io_context& io, std::size_t n) : done(io, asio::steady_timer::time_point::max()), results(n) {}
+      explicit Join(asio::io_context& io, std::size_t n)
+          : done(io, asio::steady_timer::time_point::max()), results(n) {}
       asio::steady_timer done;
       std::vector<Outcome> results;
       std::exception_ptr error;
@@ -524,8 +527,8 @@ class SagaRun {
       co_await commit(std::move(t));
       if (final) {
         co_return Outcome{Flow::kFailed, (mode.compensating ? "compensation of step " : "step ") + label +
-                                             " failed after " + std::to_string(attempt) + " attempt(s): " +
-                                             error.code + ": " + error.message};
+                                             " failed after " + std::to_string(attempt) + " attempt(s): " + error.code +
+                                             ": " + error.message};
       }
       if (!co_await rt_.sleep(retry_delay(policy, attempt + 1, rt_.rng))) co_return Outcome{Flow::kInterrupted, {}};
     }
@@ -571,8 +574,7 @@ class SagaRun {
 // The definition version a saga started on, parsed once per process.
 asio::awaitable<std::shared_ptr<const SagaDefinition>> definition_for(Runtime& rt, const std::string& hash) {
   if (auto it = rt.definitions.find(hash); it != rt.definitions.end()) co_return it->second;
-  const std::optional<std::string> source =
-      co_await rt.on_pool([&] { return rt.store.definition_source(hash); });
+  const std::optional<std::string> source = co_await rt.on_pool([&] { return rt.store.definition_source(hash); });
   if (!source) throw std::runtime_error("definition version " + hash + " is not stored");
   LoadResult loaded = load_definition(*source, "stored definition " + hash,
                                       [&](const std::string& name) { return rt.actions.contains(name); });

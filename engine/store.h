@@ -32,13 +32,13 @@ namespace wsflow {
 using TimePoint = std::chrono::system_clock::time_point;
 
 enum class StepState {
-  kRunning,             // an attempt is in flight (or was, when its process died)
-  kRetrying,            // an attempt failed; another will follow after the backoff
-  kWaiting,             // a wait step: timer or signal pending
+  kRunning,   // an attempt is in flight (or was, when its process died)
+  kRetrying,  // an attempt failed; another will follow after the backoff
+  kWaiting,   // a wait step: timer or signal pending
   kCompleted,
-  kSkipped,             // `when:` did not hold
-  kFailed,              // failed for good
-  kCompensating,        // its compensation is in flight
+  kSkipped,       // `when:` did not hold
+  kFailed,        // failed for good
+  kCompensating,  // its compensation is in flight
   kCompensated,
   kCompensationFailed,  // its compensation failed for good
 };
@@ -120,13 +120,13 @@ struct StepWrite {
   int add_attempts = 0;               // added to the attempt counter
   int add_compensation_attempts = 0;  // added to the compensation attempt counter
   std::optional<nlohmann::json> output;
-  std::optional<std::string> error;   // replaces the stored error when set ("" clears it)
-  std::optional<Millis> wake_in;      // wake_at = db now + wake_in
+  std::optional<std::string> error;  // replaces the stored error when set ("" clears it)
+  std::optional<Millis> wake_in;     // wake_at = db now + wake_in
 };
 
 // Everything one commit changes. Applied atomically, with its event, or not at all.
 struct Transition {
-  std::string event;                  // saga_events.kind
+  std::string event;  // saga_events.kind
   std::string event_step;
   std::string event_branch;
   nlohmann::json event_detail = nlohmann::json::object();

@@ -14,9 +14,8 @@ bool within_times(const ActionCall& call) {
 
 void complete_after(const ActionCall& call, std::chrono::milliseconds delay, Completion done, ActionResult result) {
   auto timer = std::make_shared<boost::asio::steady_timer>(call.executor, delay);
-  timer->async_wait([timer, done = std::move(done), result = std::move(result)](const boost::system::error_code&) {
-    done(result);
-  });
+  timer->async_wait(
+      [timer, done = std::move(done), result = std::move(result)](const boost::system::error_code&) { done(result); });
 }
 
 ActionResult succeed(const ActionCall& call) {
@@ -55,8 +54,7 @@ void register_testing_actions(ActionRegistry& registry) {
                                     tx.exec_params(
                                         "INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, "
                                         "compensating) VALUES ($1, $2::uuid, $3, $4, $5)",
-                                        call.idempotency_key, call.saga_id, call.step, call.branch,
-                                        call.compensating);
+                                        call.idempotency_key, call.saga_id, call.step, call.branch, call.compensating);
                                     return succeed(call);
                                   }});
 }

@@ -37,7 +37,6 @@ nlohmann::json yaml_to_json(const YAML::Node& node) {
   }
 }
 
-
 std::optional<YAML::Node> parse_yaml(const std::string& text, const std::string& file, DefinitionErrors& errors) {
   try {
     return YAML::Load(text);

@@ -72,8 +72,8 @@ class YamlChecker {
     return node.Scalar();
   }
 
-  std::optional<long long> integer(const YAML::Node& parent, const std::string& field, const char* key,
-                                   bool required, long long min) {
+  std::optional<long long> integer(const YAML::Node& parent, const std::string& field, const char* key, bool required,
+                                   long long min) {
     const YAML::Node node = parent[key];
     if (!node) {
       if (required) error(parent, join(field, key), "required field is missing");
@@ -102,8 +102,7 @@ class YamlChecker {
     return value;
   }
 
-  std::optional<Millis> duration(const YAML::Node& parent, const std::string& field, const char* key,
-                                 bool required) {
+  std::optional<Millis> duration(const YAML::Node& parent, const std::string& field, const char* key, bool required) {
     const YAML::Node node = parent[key];
     if (!node) {
       if (required) error(parent, join(field, key), "required field is missing");
@@ -155,17 +154,24 @@ class YamlChecker {
     if (!map(node, f, {"max_attempts", "backoff", "initial", "max", "jitter", "non_retryable"})) return base;
     if (auto v = integer(node, f, "max_attempts", false, 1)) base.max_attempts = static_cast<int>(*v);
     if (auto v = string(node, f, "backoff", false)) {
-      if (*v == "exponential") base.backoff = Backoff::kExponential;
-      else if (*v == "fixed") base.backoff = Backoff::kFixed;
-      else error(node["backoff"], join(f, "backoff"), "expected exponential or fixed, got '" + *v + "'");
+      if (*v == "exponential")
+        base.backoff = Backoff::kExponential;
+      else if (*v == "fixed")
+        base.backoff = Backoff::kFixed;
+      else
+        error(node["backoff"], join(f, "backoff"), "expected exponential or fixed, got '" + *v + "'");
     }
     if (auto v = duration(node, f, "initial", false)) base.initial = *v;
     if (auto v = duration(node, f, "max", false)) base.max = *v;
     if (auto v = string(node, f, "jitter", false)) {
-      if (*v == "full") base.jitter = Jitter::kFull;
-      else if (*v == "equal") base.jitter = Jitter::kEqual;
-      else if (*v == "none") base.jitter = Jitter::kNone;
-      else error(node["jitter"], join(f, "jitter"), "expected full, equal or none, got '" + *v + "'");
+      if (*v == "full")
+        base.jitter = Jitter::kFull;
+      else if (*v == "equal")
+        base.jitter = Jitter::kEqual;
+      else if (*v == "none")
+        base.jitter = Jitter::kNone;
+      else
+        error(node["jitter"], join(f, "jitter"), "expected full, equal or none, got '" + *v + "'");
     }
     if (auto v = string_list(node, f, "non_retryable")) base.non_retryable = {v->begin(), v->end()};
     if (base.initial > base.max) error(node, f, "initial delay is longer than max delay");

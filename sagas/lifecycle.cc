@@ -17,9 +17,10 @@ std::string join(const std::vector<std::string>& items) {
 LifecycleStarted fire_event(pqxx::work& tx, const Machine& machine,
                             const std::map<std::string, SagaDefinition>& definitions, const LifecycleRequest& request) {
   std::string status = kNoState;
-  auto row = tx.exec_params("SELECT status, coalesce(active_saga_id::text, '') FROM wsflow.workspaces "
-                            "WHERE id = $1::uuid FOR UPDATE",
-                            request.workspace_id);
+  auto row = tx.exec_params(
+      "SELECT status, coalesce(active_saga_id::text, '') FROM wsflow.workspaces "
+      "WHERE id = $1::uuid FOR UPDATE",
+      request.workspace_id);
   std::string active_saga;
   if (!row.empty()) {
     status = row[0][0].as<std::string>();
@@ -47,13 +48,13 @@ LifecycleStarted fire_event(pqxx::work& tx, const Machine& machine,
     tx.exec_params("INSERT INTO wsflow.workspaces (id, name, plan, status) VALUES ($1::uuid, $2, $3, $4)",
                    request.workspace_id, input.value("name", ""), input.value("plan", "free"), transition->via);
   }
-  const StartResult started =
-      pg::insert_saga(tx, def->second, input, {request.idempotency_key, request.workspace_id});
+  const StartResult started = pg::insert_saga(tx, def->second, input, {request.idempotency_key, request.workspace_id});
   const std::string new_status = transition->via.empty() ? status : transition->via;
   if (transition->exclusive()) {
-    tx.exec_params("UPDATE wsflow.workspaces SET status = $2, active_saga_id = $3::uuid, updated_at = now() "
-                   "WHERE id = $1::uuid",
-                   request.workspace_id, new_status, started.saga_id);
+    tx.exec_params(
+        "UPDATE wsflow.workspaces SET status = $2, active_saga_id = $3::uuid, updated_at = now() "
+        "WHERE id = $1::uuid",
+        request.workspace_id, new_status, started.saga_id);
   }
   audit(tx, request.workspace_id, request.actor, "workspace." + request.event + "_requested",
         {{"saga_id", started.saga_id}, {"from", status}});
@@ -63,10 +64,11 @@ LifecycleStarted fire_event(pqxx::work& tx, const Machine& machine,
 void apply_outcome(pqxx::work& tx, const Machine& machine, const SagaOutcome& outcome) {
   const MachineTransition* transition = machine.by_saga(outcome.saga_name);
   if (!transition || outcome.workspace_id.empty()) return;
-  auto row = tx.exec_params("SELECT status FROM wsflow.workspaces WHERE id = $1::uuid FOR UPDATE", outcome.workspace_id);
+  auto row =
+      tx.exec_params("SELECT status FROM wsflow.workspaces WHERE id = $1::uuid FOR UPDATE", outcome.workspace_id);
   if (row.empty()) return;  // erased by the saga itself (hard delete)
-  const std::string from = outcome.input.contains("lifecycle") ? outcome.input["lifecycle"].value("from", "")
-                                                                : row[0][0].as<std::string>();
+  const std::string from =
+      outcome.input.contains("lifecycle") ? outcome.input["lifecycle"].value("from", "") : row[0][0].as<std::string>();
   std::string target;
   std::string what;
   switch (outcome.state) {
@@ -86,10 +88,11 @@ void apply_outcome(pqxx::work& tx, const Machine& machine, const SagaOutcome& ou
   if (target == kSourceState) target = transition->exclusive() ? from : row[0][0].as<std::string>();
   // A transition without `via` (export) neither holds the lock nor changes the status on its own.
   if (transition->exclusive() || target != row[0][0].as<std::string>()) {
-    tx.exec_params("UPDATE wsflow.workspaces SET status = $2, updated_at = now(), "
-                   "active_saga_id = CASE WHEN active_saga_id = $3::uuid THEN NULL ELSE active_saga_id END, "
-                   "slug = CASE WHEN $2 = 'deleted' THEN NULL ELSE slug END WHERE id = $1::uuid",
-                   outcome.workspace_id, target, outcome.saga_id);
+    tx.exec_params(
+        "UPDATE wsflow.workspaces SET status = $2, updated_at = now(), "
+        "active_saga_id = CASE WHEN active_saga_id = $3::uuid THEN NULL ELSE active_saga_id END, "
+        "slug = CASE WHEN $2 = 'deleted' THEN NULL ELSE slug END WHERE id = $1::uuid",
+        outcome.workspace_id, target, outcome.saga_id);
   }
   nlohmann::json detail = {{"saga_id", outcome.saga_id}, {"status", target}};
   if (!outcome.error.empty()) detail["error"] = outcome.error;

@@ -16,16 +16,16 @@
 
 namespace wsflow::sagas {
 
-inline constexpr const char* kNoState = "none";      // before a workspace exists
+inline constexpr const char* kNoState = "none";        // before a workspace exists
 inline constexpr const char* kSourceState = "source";  // "the state the transition started from"
 
 struct MachineTransition {
   std::string event;
   std::vector<std::string> from;
-  std::string via;          // empty: the status does not change while the saga runs
+  std::string via;  // empty: the status does not change while the saga runs
   std::string saga;
-  std::string to;           // a state or "source"
-  std::string on_rollback;  // a state or "source"
+  std::string to;                         // a state or "source"
+  std::string on_rollback;                // a state or "source"
   std::vector<std::string> intermediate;  // states the saga's own steps set while it runs
   // With `via`, the transition holds the workspace's lifecycle lock: no other
   // locking transition may start until its saga ends.

@@ -11,9 +11,13 @@ namespace {
 
 constexpr const char* kActor = "wsflow";
 
-const std::string& workspace_of(const ActionCall& call) { return call.saga_input.at("workspace_id").get_ref<const std::string&>(); }
+const std::string& workspace_of(const ActionCall& call) {
+  return call.saga_input.at("workspace_id").get_ref<const std::string&>();
+}
 
-Action transactional(std::function<ActionResult(const ActionCall&, pqxx::work&)> fn) { return Action{{}, std::move(fn)}; }
+Action transactional(std::function<ActionResult(const ActionCall&, pqxx::work&)> fn) {
+  return Action{{}, std::move(fn)};
+}
 
 // Rows of a query as a JSON array of objects (via Postgres' own JSON).
 nlohmann::json rows_json(pqxx::work& tx, const std::string& select, const std::string& workspace_id) {
@@ -47,10 +51,10 @@ ActionResult release_slug(const ActionCall& call, pqxx::work& tx) {
 
 ActionResult record_owner(const ActionCall& call, pqxx::work& tx) {
   const std::string& id = workspace_of(call);
-  tx.exec_params("INSERT INTO wsflow.members (workspace_id, user_id, email, role) VALUES ($1::uuid, $2, $3, 'owner') "
-                 "ON CONFLICT (workspace_id, user_id) DO NOTHING",
-                 id, call.saga_input.at("owner_user_id").get<std::string>(),
-                 call.saga_input.at("owner_email").get<std::string>());
+  tx.exec_params(
+      "INSERT INTO wsflow.members (workspace_id, user_id, email, role) VALUES ($1::uuid, $2, $3, 'owner') "
+      "ON CONFLICT (workspace_id, user_id) DO NOTHING",
+      id, call.saga_input.at("owner_user_id").get<std::string>(), call.saga_input.at("owner_email").get<std::string>());
   audit(tx, id, kActor, "member.added", {{"user_id", call.saga_input["owner_user_id"]}, {"role", "owner"}});
   return ActionResult::success();
 }
@@ -64,9 +68,10 @@ ActionResult remove_members(const ActionCall& call, pqxx::work& tx) {
 
 ActionResult revoke_keys(const ActionCall& call, pqxx::work& tx) {
   const std::string& id = workspace_of(call);
-  const auto revoked = tx.exec_params("UPDATE wsflow.api_keys SET revoked_at = now() WHERE workspace_id = $1::uuid "
-                                      "AND revoked_at IS NULL",
-                                      id)
+  const auto revoked = tx.exec_params(
+                             "UPDATE wsflow.api_keys SET revoked_at = now() WHERE workspace_id = $1::uuid "
+                             "AND revoked_at IS NULL",
+                             id)
                            .affected_rows();
   audit(tx, id, kActor, "api_keys.revoked", {{"count", revoked}});
   return ActionResult::success({{"revoked", revoked}});
@@ -75,9 +80,10 @@ ActionResult revoke_keys(const ActionCall& call, pqxx::work& tx) {
 ActionResult mark_offboarded(const ActionCall& call, pqxx::work& tx) {
   const std::string& id = workspace_of(call);
   const Millis window = parse_duration(call.input.value("window", "30d"));
-  tx.exec_params("UPDATE wsflow.workspaces SET status = 'offboarded', hard_delete_at = now() + $2::bigint * "
-                 "interval '1 ms', updated_at = now() WHERE id = $1::uuid",
-                 id, static_cast<long long>(window.count()));
+  tx.exec_params(
+      "UPDATE wsflow.workspaces SET status = 'offboarded', hard_delete_at = now() + $2::bigint * "
+      "interval '1 ms', updated_at = now() WHERE id = $1::uuid",
+      id, static_cast<long long>(window.count()));
   audit(tx, id, kActor, "workspace.offboarded", {{"hard_delete_in", format_duration(window)}});
   return ActionResult::success();
 }
@@ -123,10 +129,12 @@ std::string slugify(const std::string& name) {
 }
 
 const std::vector<std::string>& workspace_action_names() {
-  static const std::vector<std::string> names = {
-      "workspace.reserve_slug", "workspace.release_slug",   "workspace.record_owner", "workspace.remove_members",
-      "workspace.revoke_keys",  "workspace.mark_offboarded", "workspace.hard_delete", "environment.provision",
-      "environment.deprovision", "export.write",             "export.remove_all",     "webhook.notify"};
+  static const std::vector<std::string> names = {"workspace.reserve_slug",  "workspace.release_slug",
+                                                 "workspace.record_owner",  "workspace.remove_members",
+                                                 "workspace.revoke_keys",   "workspace.mark_offboarded",
+                                                 "workspace.hard_delete",   "environment.provision",
+                                                 "environment.deprovision", "export.write",
+                                                 "export.remove_all",       "webhook.notify"};
   return names;
 }
 
@@ -156,9 +164,10 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
                  export_files(tx, id, files);
                  const std::filesystem::path path = export_dir / id / export_id;
                  const nlohmann::json manifest = write_archive(path, files);
-                 tx.exec_params("UPDATE wsflow.exports SET status = 'completed', path = $2, manifest = $3::jsonb, "
-                                "completed_at = now() WHERE id = $1::uuid",
-                                export_id, path.string(), manifest.dump());
+                 tx.exec_params(
+                     "UPDATE wsflow.exports SET status = 'completed', path = $2, manifest = $3::jsonb, "
+                     "completed_at = now() WHERE id = $1::uuid",
+                     export_id, path.string(), manifest.dump());
                  audit(tx, id, kActor, "workspace.exported", {{"export_id", export_id}});
                  return ActionResult::success({{"path", path.string()}});
                }));
@@ -168,8 +177,8 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
                  std::error_code ec;
                  std::filesystem::remove_all(export_dir / id, ec);
                  if (ec) return ActionResult::failure("storage", "cannot remove archives: " + ec.message());
-                 tx.exec_params("UPDATE wsflow.exports SET status = 'deleted', path = NULL WHERE workspace_id = $1::uuid",
-                                id);
+                 tx.exec_params(
+                     "UPDATE wsflow.exports SET status = 'deleted', path = NULL WHERE workspace_id = $1::uuid", id);
                  audit(tx, id, kActor, "storage.removed");
                  return ActionResult::success();
                }));
@@ -181,10 +190,11 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
                  const EnvironmentNames names = provisioner->provision(id, call.branch);
                  auto conn = db->acquire();
                  pqxx::work tx(*conn);
-                 tx.exec_params("INSERT INTO wsflow.environments (workspace_id, name, status, schema_name, role_name) "
-                                "VALUES ($1::uuid, $2, 'active', $3, $4) ON CONFLICT (workspace_id, name) DO UPDATE "
-                                "SET status = 'active', updated_at = now()",
-                                id, call.branch, names.schema, names.role);
+                 tx.exec_params(
+                     "INSERT INTO wsflow.environments (workspace_id, name, status, schema_name, role_name) "
+                     "VALUES ($1::uuid, $2, 'active', $3, $4) ON CONFLICT (workspace_id, name) DO UPDATE "
+                     "SET status = 'active', updated_at = now()",
+                     id, call.branch, names.schema, names.role);
                  audit(tx, id, kActor, "environment.provisioned", {{"environment", call.branch}});
                  tx.commit();
                  return ActionResult::success({{"schema", names.schema}});
@@ -194,9 +204,10 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
                  provisioner->deprovision(id, call.branch);
                  auto conn = db->acquire();
                  pqxx::work tx(*conn);
-                 const auto changed = tx.exec_params("UPDATE wsflow.environments SET status = 'deleted', updated_at = "
-                                                     "now() WHERE workspace_id = $1::uuid AND name = $2 AND status <> 'deleted'",
-                                                     id, call.branch)
+                 const auto changed = tx.exec_params(
+                                            "UPDATE wsflow.environments SET status = 'deleted', updated_at = "
+                                            "now() WHERE workspace_id = $1::uuid AND name = $2 AND status <> 'deleted'",
+                                            id, call.branch)
                                           .affected_rows();
                  if (changed > 0) audit(tx, id, kActor, "environment.deleted", {{"environment", call.branch}});
                  tx.commit();

@@ -116,10 +116,10 @@ class Server {
     }
     port_ = free_port();
     if (!faults.empty()) setenv("WSFLOW_TEST_FAULTS", faults.c_str(), 1);
-    process_ = testing::start_serve(dsn_, dir_.path(), "api", dir_.path() / "serve.log",
-                                    {"--listen", "127.0.0.1:" + std::to_string(port_), "--poll", "100ms",
-                                     "--export-dir", (dir_.path() / "exports").string(), "--webhook-url", webhook_url,
-                                     "--webhook-secret", "s3cret"});
+    process_ = testing::start_serve(
+        dsn_, dir_.path(), "api", dir_.path() / "serve.log",
+        {"--listen", "127.0.0.1:" + std::to_string(port_), "--poll", "100ms", "--export-dir",
+         (dir_.path() / "exports").string(), "--webhook-url", webhook_url, "--webhook-secret", "s3cret"});
     unsetenv("WSFLOW_TEST_FAULTS");
     client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
     client_->set_read_timeout(30, 0);
@@ -155,8 +155,9 @@ class Server {
 
   // Creates a workspace and waits for the create saga to finish; returns its id.
   std::string create_workspace(const std::string& name, const std::string& owner = "owner-1") {
-    const Response r = post("/v1/workspaces", operator_key_,
-                            json{{"name", name}, {"owner", {{"user_id", owner}, {"email", owner + "@example.com"}}}}.dump());
+    const Response r =
+        post("/v1/workspaces", operator_key_,
+             json{{"name", name}, {"owner", {{"user_id", owner}, {"email", owner + "@example.com"}}}}.dump());
     EXPECT_EQ(r.status, 202) << r.body.dump();
     const std::string id = r.body.value("workspace_id", "");
     wait_status(id, {"active", "deleted", "failed"});
@@ -268,8 +269,8 @@ TEST_F(Api, CreateProvisionsThreeEnvironmentSchemasThenActivates) {
 }
 
 TEST_F(Api, CreateAnswersWithTheSagaWhoseStatusIsReadable) {
-  const Response r = api().post("/v1/workspaces", ops(),
-                                R"({"name":"Saga Watch","owner":{"user_id":"o","email":"o@example.com"}})");
+  const Response r =
+      api().post("/v1/workspaces", ops(), R"({"name":"Saga Watch","owner":{"user_id":"o","email":"o@example.com"}})");
   ASSERT_EQ(r.status, 202);
   EXPECT_EQ(r.body["status"], "provisioning");
   api().wait_status(r.body["workspace_id"], {"active"});
@@ -286,8 +287,8 @@ TEST_F(Api, FreezeBlocksWritesButServesReadsAndExport) {
   ASSERT_EQ(api().post("/v1/workspaces/" + id + "/freeze", owner).status, 202);
   api().wait_status(id, {"frozen"});
 
-  const Response write = api().post("/v1/workspaces/" + id + "/members", owner,
-                                    R"({"user_id":"u9","email":"u9@example.com"})");
+  const Response write =
+      api().post("/v1/workspaces/" + id + "/members", owner, R"({"user_id":"u9","email":"u9@example.com"})");
   EXPECT_EQ(write.status, 409);
   EXPECT_EQ(write.body["error"]["code"], "workspace_frozen");
   EXPECT_EQ(api().post("/v1/workspaces/" + id + "/keys", owner, R"({"user_id":"owner-1"})").body["error"]["code"],
@@ -307,9 +308,9 @@ TEST_F(Api, FreezeBlocksWritesButServesReadsAndExport) {
 
   ASSERT_EQ(api().post("/v1/workspaces/" + id + "/unfreeze", owner).status, 202);
   api().wait_status(id, {"active"});
-  EXPECT_EQ(api().post("/v1/workspaces/" + id + "/members", owner, R"({"user_id":"u9","email":"u9@example.com"})")
-                .status,
-            201);
+  EXPECT_EQ(
+      api().post("/v1/workspaces/" + id + "/members", owner, R"({"user_id":"u9","email":"u9@example.com"})").status,
+      201);
 }
 
 TEST_F(Api, OneLifecycleOperationAtATime) {
@@ -343,8 +344,8 @@ TEST_F(Api, ExportArchiveChecksumsVerify) {
     EXPECT_EQ(manifest["files"][file]["sha256"], sha256_hex(read_file(location + "/" + file))) << file;
   }
   const std::string keys = read_file(location + "/api_keys.json");
-  EXPECT_NE(keys.find("wsf_"), std::string::npos);        // the prefix is there
-  EXPECT_EQ(keys.find("key_hash"), std::string::npos);    // secrets and hashes are not
+  EXPECT_NE(keys.find("wsf_"), std::string::npos);      // the prefix is there
+  EXPECT_EQ(keys.find("key_hash"), std::string::npos);  // secrets and hashes are not
   EXPECT_EQ(json::parse(read_file(location + "/workspace.json"))["id"], id);
 }
 
@@ -386,8 +387,9 @@ TEST_F(Api, IdempotencyKeyReturnsTheFirstResponseAndStartsNothing) {
   EXPECT_EQ(again.body, first.body);
   EXPECT_EQ(again.headers.count("Idempotent-Replayed"), 1u);
   EXPECT_EQ(api().scalar("SELECT count(*) FROM wsflow.workspaces WHERE name = 'Once Only'"), 1);
-  const Response different = api().post("/v1/workspaces", ops(), R"({"name":"Other","owner":{"user_id":"o","email":"o@example.com"}})",
-                                        "create-once-only");
+  const Response different =
+      api().post("/v1/workspaces", ops(), R"({"name":"Other","owner":{"user_id":"o","email":"o@example.com"}})",
+                 "create-once-only");
   EXPECT_EQ(different.status, 422);
   EXPECT_EQ(different.body["error"]["field"], "Idempotency-Key");
 }

@@ -87,8 +87,8 @@ TEST(DefinitionLoader, HashIdentifiesTheExactText) {
 }
 
 TEST(DefinitionLoader, UnknownKeyNamesFieldLineAndColumn) {
-  const DefinitionError e = only_error(
-      "saga: s\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n    retries: 3\n");
+  const DefinitionError e =
+      only_error("saga: s\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n    retries: 3\n");
   EXPECT_EQ(e.file, "saga.yaml");
   EXPECT_EQ(e.line, 6);
   EXPECT_EQ(e.column, 5);
@@ -97,7 +97,8 @@ TEST(DefinitionLoader, UnknownKeyNamesFieldLineAndColumn) {
 }
 
 TEST(DefinitionLoader, UnknownTopLevelKey) {
-  const DefinitionError e = only_error("saga: s\nversion: 1\nstep: []\nsteps:\n  - name: a\n    action: testing.succeed\n");
+  const DefinitionError e =
+      only_error("saga: s\nversion: 1\nstep: []\nsteps:\n  - name: a\n    action: testing.succeed\n");
   EXPECT_EQ(e.field, "step");
   EXPECT_EQ(e.line, 3);
 }
@@ -111,22 +112,23 @@ TEST(DefinitionLoader, UnknownAction) {
 }
 
 TEST(DefinitionLoader, UnknownCompensation) {
-  const DefinitionError e = only_error(
-      "saga: s\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n    compensate: undo.it\n");
+  const DefinitionError e =
+      only_error("saga: s\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n    compensate: undo.it\n");
   EXPECT_EQ(e.field, "steps[0].compensate");
 }
 
 TEST(DefinitionLoader, DuplicateStep) {
   const DefinitionError e = only_error(
-      "saga: s\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n  - name: a\n    action: testing.succeed\n");
+      "saga: s\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n  - name: a\n    action: "
+      "testing.succeed\n");
   EXPECT_EQ(e.field, "steps[1].name");
   EXPECT_EQ(e.line, 6);
   EXPECT_NE(e.message.find("duplicate step name 'a'"), std::string::npos);
 }
 
 TEST(DefinitionLoader, BadDuration) {
-  const DefinitionError e = only_error(
-      "saga: s\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n    timeout: 10 minutes\n");
+  const DefinitionError e =
+      only_error("saga: s\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n    timeout: 10 minutes\n");
   EXPECT_EQ(e.field, "steps[0].timeout");
   EXPECT_EQ(e.line, 6);
   EXPECT_NE(e.message.find("invalid duration '10 minutes'"), std::string::npos);
@@ -172,8 +174,8 @@ TEST(DefinitionLoader, StepsMustBeANonEmptyList) {
 }
 
 TEST(DefinitionLoader, CompensableNeedsCompensate) {
-  const DefinitionError e = only_error(
-      "saga: s\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n    compensable: true\n");
+  const DefinitionError e =
+      only_error("saga: s\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n    compensable: true\n");
   EXPECT_EQ(e.field, "steps[0].compensate");
   EXPECT_NE(e.message.find("compensable"), std::string::npos);
 }
@@ -182,10 +184,9 @@ TEST(DefinitionLoader, WaitRules) {
   EXPECT_EQ(only_error("saga: s\nversion: 1\nsteps:\n  - name: a\n    wait: { for: 1s, signal: x }\n").field,
             "steps[0].wait");
   EXPECT_EQ(only_error("saga: s\nversion: 1\nsteps:\n  - name: a\n    wait: {}\n").field, "steps[0].wait");
-  EXPECT_EQ(
-      only_error("saga: s\nversion: 1\nsteps:\n  - name: a\n    wait: { for: 1s }\n    action: testing.succeed\n")
-          .field,
-      "steps[0].action");
+  EXPECT_EQ(only_error("saga: s\nversion: 1\nsteps:\n  - name: a\n    wait: { for: 1s }\n    action: testing.succeed\n")
+                .field,
+            "steps[0].action");
 }
 
 TEST(DefinitionLoader, WhenNeedsExactlyOneOperator) {

@@ -23,8 +23,8 @@ const std::set<std::string> kSagas = {"s.create", "s.freeze", "s.delete"};
 sagas::MachineLoad load(const std::string& yaml) { return sagas::load_machine(yaml, "m.yaml", kSagas); }
 
 TEST(Machine, TheShippedWorkspaceMachineLoads) {
-  const std::set<std::string> sagas = {"workspace.create",   "workspace.freeze",   "workspace.unfreeze",
-                                       "workspace.export",   "workspace.offboard", "workspace.delete"};
+  const std::set<std::string> sagas = {"workspace.create", "workspace.freeze",   "workspace.unfreeze",
+                                       "workspace.export", "workspace.offboard", "workspace.delete"};
   const auto m = sagas::load_workspace_machine(std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions", sagas);
   for (const auto& e : m.errors) ADD_FAILURE() << e.to_string();
   ASSERT_TRUE(m.machine.has_value());
@@ -109,7 +109,8 @@ TEST(Webhook, DeliversSignedAndFailsOnNon2xx) {
   });
   const int port = server.bind_to_any_port("127.0.0.1");
   std::thread thread([&] { server.listen_after_bind(); });
-  const WebhookNotifier notifier({{"http://127.0.0.1:" + std::to_string(port) + "/hook"}, "k", std::chrono::seconds(2)});
+  const WebhookNotifier notifier(
+      {{"http://127.0.0.1:" + std::to_string(port) + "/hook"}, "k", std::chrono::seconds(2)});
   notifier.deliver("workspace.created", {{"workspace_id", "w"}}, "saga/step/");
   EXPECT_EQ(signature, "sha256=" + hmac_sha256_hex("k", body));
   EXPECT_EQ(key, "saga/step/");

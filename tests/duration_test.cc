@@ -15,15 +15,14 @@ TEST(Duration, ParsesEveryUnit) {
 }
 
 TEST(Duration, RejectsMalformedText) {
-  for (const char* bad : {"", "s", "10", "10x", "-5s", "1.5s", " 5s", "5s ", "5 s", "5sec", "ms", "99999999999999999999s"}) {
+  for (const char* bad :
+       {"", "s", "10", "10x", "-5s", "1.5s", " 5s", "5s ", "5 s", "5sec", "ms", "99999999999999999999s"}) {
     EXPECT_FALSE(try_parse_duration(bad).has_value()) << bad;
   }
   EXPECT_THROW(parse_duration("ten seconds"), std::invalid_argument);
 }
 
-TEST(Duration, RejectsOverflow) {
-  EXPECT_FALSE(try_parse_duration("999999999999999999d").has_value());
-}
+TEST(Duration, RejectsOverflow) { EXPECT_FALSE(try_parse_duration("999999999999999999d").has_value()); }
 
 TEST(Duration, FormatsShortestExactUnit) {
   EXPECT_EQ(format_duration(Millis(90'000)), "90s");

@@ -264,8 +264,7 @@ steps:
   const std::string id = start(def);
   ASSERT_EQ(wait_terminal(client_, id), SagaState::kFailed);
   const auto saga = client_.find_saga(id);
-  EXPECT_NE(saga->error.find("compensation of step first failed after 2 attempt(s)"), std::string::npos)
-      << saga->error;
+  EXPECT_NE(saga->error.find("compensation of step first failed after 2 attempt(s)"), std::string::npos) << saga->error;
   const auto steps = steps_by_label(client_, id);
   EXPECT_EQ(steps.at("first").state, StepState::kCompensationFailed);
   EXPECT_EQ(steps.at("first").compensation_attempts, 2);
@@ -512,8 +511,9 @@ TEST_F(EngineTest, IdempotencyKeyStartsOneSaga) {
 }
 
 TEST_F(EngineTest, MissingRequiredInputIsRefusedBeforeAnythingIsWritten) {
-  const auto def = definition("saga: t.input\nversion: 1\ninput: { required: [name] }\nsteps:\n"
-                              "  - name: a\n    action: testing.succeed\n");
+  const auto def = definition(
+      "saga: t.input\nversion: 1\ninput: { required: [name] }\nsteps:\n"
+      "  - name: a\n    action: testing.succeed\n");
   try {
     client_.start_saga(def, {{"other", 1}}, {});
     FAIL() << "expected a refusal";
@@ -542,8 +542,9 @@ TEST_F(EngineTest, StaleClaimIsFencedOff) {
   t.event = "started";
   // process-a wakes up and tries to commit, with an effect in the transaction.
   InTransaction effect = [](pqxx::work& tx) {
-    tx.exec("INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, compensating) "
-            "VALUES ('k', gen_random_uuid(), 's', '', false)");
+    tx.exec(
+        "INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, compensating) "
+        "VALUES ('k', gen_random_uuid(), 's', '', false)");
     return ActionResult::success();
   };
   EXPECT_THROW(client_.commit(first[0], t, effect), LeaseLost);
@@ -615,9 +616,10 @@ TEST_F(EngineTest, FinishHookRunsInTheTerminalCommit) {
   ActionRegistry registry;
   register_testing_actions(registry);
   registry.set_finish_hook([](const SagaOutcome& outcome, pqxx::work& tx) {
-    tx.exec_params("INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, compensating) "
-                   "VALUES ($1, $2::uuid, $3, '', false)",
-                   std::string("finish/") + to_string(outcome.state), outcome.saga_id, outcome.saga_name);
+    tx.exec_params(
+        "INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, compensating) "
+        "VALUES ($1, $2::uuid, $3, '', false)",
+        std::string("finish/") + to_string(outcome.state), outcome.saga_id, outcome.saga_name);
   });
   const auto ok = definition("saga: t.ok\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n");
   const auto bad = definition(
@@ -626,10 +628,16 @@ TEST_F(EngineTest, FinishHookRunsInTheTerminalCommit) {
   const std::string a = start(ok), b = start(bad);
   ASSERT_EQ(wait_terminal(client_, a), SagaState::kCompleted);
   ASSERT_EQ(wait_terminal(client_, b), SagaState::kCompensated);
-  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects WHERE idempotency_key = 'finish/completed' "
-                         "AND saga_id = '" + a + "'"), 1);
-  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects WHERE idempotency_key = 'finish/compensated' "
-                         "AND saga_id = '" + b + "'"), 1);
+  EXPECT_EQ(scalar(dsn_,
+                   "SELECT count(*) FROM wsflow.test_effects WHERE idempotency_key = 'finish/completed' "
+                   "AND saga_id = '" +
+                       a + "'"),
+            1);
+  EXPECT_EQ(scalar(dsn_,
+                   "SELECT count(*) FROM wsflow.test_effects WHERE idempotency_key = 'finish/compensated' "
+                   "AND saga_id = '" +
+                       b + "'"),
+            1);
 }
 
 TEST(Migrations, ApplyOnceEvenWhenRacing) {

@@ -24,8 +24,10 @@ TEST(Provisioner, CreatesAnIsolatedSchemaAndRoleIdempotentlyAndDropsThem) {
   const EnvironmentNames names = provisioner->provision(kWorkspace, "prod");
   EXPECT_EQ(names.schema, "ws_0b8d3c1e5f6a4b7c8d9e0f1a2b3c4d5e_prod");
   EXPECT_NO_THROW(provisioner->provision(kWorkspace, "prod"));  // again: no error, nothing more
-  EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner "
-                        "WHERE n.nspname = '" + names.schema + "' AND r.rolname = '" + names.role + "'"),
+  EXPECT_EQ(scalar(dsn,
+                   "SELECT count(*) FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner "
+                   "WHERE n.nspname = '" +
+                       names.schema + "' AND r.rolname = '" + names.role + "'"),
             1);
   provisioner->deprovision(kWorkspace, "prod");
   EXPECT_NO_THROW(provisioner->deprovision(kWorkspace, "prod"));

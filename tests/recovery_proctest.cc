@@ -112,9 +112,10 @@ steps:
   EXPECT_EQ(max_effects_per_key(dsn_), 1);
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), kSagas * 4);
   // The second process took over sagas the first had leased.
-  EXPECT_GT(scalar(dsn_, "SELECT count(DISTINCT saga_id) FROM wsflow.saga_events WHERE kind = 'attempt_started' "
-                         "AND detail->>'worker' = 'first' AND saga_id IN (SELECT saga_id FROM wsflow.saga_events "
-                         "WHERE detail->>'worker' = 'second')"),
+  EXPECT_GT(scalar(dsn_,
+                   "SELECT count(DISTINCT saga_id) FROM wsflow.saga_events WHERE kind = 'attempt_started' "
+                   "AND detail->>'worker' = 'first' AND saga_id IN (SELECT saga_id FROM wsflow.saga_events "
+                   "WHERE detail->>'worker' = 'second')"),
             0);
 }
 
@@ -142,9 +143,9 @@ steps:
   EXPECT_EQ(max_effects_per_key(dsn_), 1);
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), kSagas * 2);
   for (const char* worker : {"worker-a", "worker-b"}) {
-    EXPECT_GT(scalar(dsn_, std::string("SELECT count(*) FROM wsflow.saga_events WHERE detail->>'worker' = '") +
-                               worker + "'"),
-              0)
+    EXPECT_GT(
+        scalar(dsn_, std::string("SELECT count(*) FROM wsflow.saga_events WHERE detail->>'worker' = '") + worker + "'"),
+        0)
         << worker << " did no work";
   }
   a->signal(SIGTERM);
@@ -188,8 +189,8 @@ steps:
     const SagaDefinition def = testing::definition(yaml);
     for (int i = 0; i < kSagas; ++i) client.start_saga(def, nlohmann::json::object(), {});
   }
-  auto serve = testing::start_serve(dsn, dir.path(), "survivor", dir.path() / "serve.log",
-                                    {"--lease", "2s", "--poll", "100ms"});
+  auto serve =
+      testing::start_serve(dsn, dir.path(), "survivor", dir.path() / "serve.log", {"--lease", "2s", "--poll", "100ms"});
   ASSERT_TRUE(wait_until([&] { return scalar(dsn, "SELECT count(*) FROM wsflow.test_effects") >= 5; }, 30s))
       << serve->log();
   cluster->restart();  // every connection of the engine is cut mid-saga

@@ -36,9 +36,10 @@ NewKey create_api_key(pqxx::work& tx, const std::string& workspace_id, const std
   NewKey key;
   key.prefix = "wsf_" + random_hex(4);
   key.key = key.prefix + "_" + random_hex(20);
-  key.id = tx.exec_params("INSERT INTO wsflow.api_keys (workspace_id, member_id, name, prefix, key_hash, scopes) "
-                          "VALUES (NULLIF($1, '')::uuid, NULLIF($2, '')::uuid, $3, $4, $5, $6::text[]) RETURNING id::text",
-                          workspace_id, member_id, name, key.prefix, sha256_hex(key.key), to_pg_array(scopes))[0][0]
+  key.id = tx.exec_params(
+                 "INSERT INTO wsflow.api_keys (workspace_id, member_id, name, prefix, key_hash, scopes) "
+                 "VALUES (NULLIF($1, '')::uuid, NULLIF($2, '')::uuid, $3, $4, $5, $6::text[]) RETURNING id::text",
+                 workspace_id, member_id, name, key.prefix, sha256_hex(key.key), to_pg_array(scopes))[0][0]
                .as<std::string>();
   return key;
 }
@@ -72,9 +73,10 @@ std::optional<Principal> authenticate(pqxx::work& tx, const std::string& key) {
   if (!p.is_operator && p.member_id.empty()) return std::nullopt;  // its member was removed
   tx.exec_params("UPDATE wsflow.api_keys SET last_used_at = now() WHERE id = $1::uuid", p.key_id);
   if (!p.member_id.empty()) {
-    tx.exec_params("UPDATE wsflow.members SET last_active_at = now(), request_count = request_count + 1 "
-                   "WHERE id = $1::uuid",
-                   p.member_id);
+    tx.exec_params(
+        "UPDATE wsflow.members SET last_active_at = now(), request_count = request_count + 1 "
+        "WHERE id = $1::uuid",
+        p.member_id);
   }
   return p;
 }

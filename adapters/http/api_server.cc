@@ -44,9 +44,10 @@ std::optional<Reply> claim_idempotency_key(pqxx::connection& conn, const Princip
     tx.commit();
     return std::nullopt;
   }
-  auto row = tx.exec_params("SELECT fingerprint, status, coalesce(body, '') FROM wsflow.http_idempotency "
-                            "WHERE api_key_id = $1::uuid AND key = $2",
-                            principal.key_id, key);
+  auto row = tx.exec_params(
+      "SELECT fingerprint, status, coalesce(body, '') FROM wsflow.http_idempotency "
+      "WHERE api_key_id = $1::uuid AND key = $2",
+      principal.key_id, key);
   if (row[0][0].as<std::string>() != fingerprint) {
     throw ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
                    "Idempotency-Key");
@@ -54,10 +55,11 @@ std::optional<Reply> claim_idempotency_key(pqxx::connection& conn, const Princip
   if (row[0][1].is_null()) {
     // A first request whose process died leaves its claim behind: after a
     // minute the key may be used again.
-    auto taken = tx.exec_params("UPDATE wsflow.http_idempotency SET created_at = now() WHERE api_key_id = $1::uuid "
-                                "AND key = $2 AND status IS NULL AND created_at < now() - interval '1 minute' "
-                                "RETURNING 1",
-                                principal.key_id, key);
+    auto taken = tx.exec_params(
+        "UPDATE wsflow.http_idempotency SET created_at = now() WHERE api_key_id = $1::uuid "
+        "AND key = $2 AND status IS NULL AND created_at < now() - interval '1 minute' "
+        "RETURNING 1",
+        principal.key_id, key);
     if (!taken.empty()) {
       tx.commit();
       return std::nullopt;
@@ -73,7 +75,8 @@ void finish_idempotency_key(pqxx::connection& conn, const Principal& principal, 
   pqxx::work tx(conn);
   if (reply.status >= 500) {
     // Nothing was done: let a retry with the same key run again.
-    tx.exec_params("DELETE FROM wsflow.http_idempotency WHERE api_key_id = $1::uuid AND key = $2", principal.key_id, key);
+    tx.exec_params("DELETE FROM wsflow.http_idempotency WHERE api_key_id = $1::uuid AND key = $2", principal.key_id,
+                   key);
   } else {
     tx.exec_params("UPDATE wsflow.http_idempotency SET status = $3, body = $4 WHERE api_key_id = $1::uuid AND key = $2",
                    principal.key_id, key, reply.status, reply.body.dump());
@@ -162,7 +165,8 @@ nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_o
   if (need == Need::kManage && p.role != "owner" && p.role != "admin") {
     throw ApiError(403, "forbidden", "only an owner or admin may do this");
   }
-  if (need == Need::kOwner && p.role != "owner") throw ApiError(403, "forbidden", "only the workspace owner may do this");
+  if (need == Need::kOwner && p.role != "owner")
+    throw ApiError(403, "forbidden", "only the workspace owner may do this");
   return workspace;
 }
 
@@ -192,10 +196,14 @@ void ApiServer::routes() {
     auto run = [this, handler](const httplib::Request& req, httplib::Response& res) {
       serve(deps_, handler, req, res);
     };
-    if (method == "GET") s.Get(pattern, run);
-    else if (method == "POST") s.Post(pattern, run);
-    else if (method == "DELETE") s.Delete(pattern, run);
-    else throw std::logic_error("unsupported method " + method);
+    if (method == "GET")
+      s.Get(pattern, run);
+    else if (method == "POST")
+      s.Post(pattern, run);
+    else if (method == "DELETE")
+      s.Delete(pattern, run);
+    else
+      throw std::logic_error("unsupported method " + method);
   };
   add_workspace_routes(add);
   add_saga_routes(add);
@@ -204,13 +212,13 @@ void ApiServer::routes() {
   s.set_error_handler([max = deps_.max_body_bytes](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (res.status == 413) {
-      send_json(res, 413, error_body("payload_too_large",
-                                     "request body larger than " + std::to_string(max) + " bytes", ""));
+      send_json(res, 413,
+                error_body("payload_too_large", "request body larger than " + std::to_string(max) + " bytes", ""));
     } else if (res.status == 404) {
       send_json(res, 404, error_body("not_found", "no such endpoint", ""));
     } else {
-      send_json(res, res.status, error_body("bad_request",
-                                            "malformed HTTP request (a POST needs a body or Content-Length: 0)", ""));
+      send_json(res, res.status,
+                error_body("bad_request", "malformed HTTP request (a POST needs a body or Content-Length: 0)", ""));
     }
   });
 }

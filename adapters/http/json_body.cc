@@ -31,8 +31,8 @@ std::optional<std::string> string_field(const nlohmann::json& object, const std:
   if (!object[field].is_string()) throw ApiError(400, "invalid_field", "'" + name + "' must be a string", name);
   const std::string value = object[field].get<std::string>();
   if (value.empty() || value.size() > max_length) {
-    throw ApiError(400, "invalid_field",
-                   "'" + name + "' must be 1 to " + std::to_string(max_length) + " characters", name);
+    throw ApiError(400, "invalid_field", "'" + name + "' must be 1 to " + std::to_string(max_length) + " characters",
+                   name);
   }
   return value;
 }

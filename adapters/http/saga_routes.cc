@@ -11,9 +11,10 @@ namespace {
 
 // The saga's workspace, after checking the caller may see the saga (404 if not).
 std::string visible_saga(RequestContext& ctx, const std::string& saga_id) {
-  auto rows = pg::is_uuid(saga_id) ? ctx.tx.exec_params("SELECT coalesce(workspace_id::text, '') FROM wsflow.sagas "
-                                                        "WHERE id = $1::uuid",
-                                                        saga_id)
+  auto rows = pg::is_uuid(saga_id) ? ctx.tx.exec_params(
+                                         "SELECT coalesce(workspace_id::text, '') FROM wsflow.sagas "
+                                         "WHERE id = $1::uuid",
+                                         saga_id)
                                    : pqxx::result();
   if (rows.empty() || (!ctx.principal.is_operator && rows[0][0].as<std::string>() != ctx.principal.workspace_id)) {
     throw ApiError(404, "saga_not_found", "no saga '" + saga_id + "'");

@@ -84,16 +84,19 @@ Reply create_workspace(RequestContext& ctx) {
   if (!body["owner"].is_object()) throw ApiError(400, "invalid_field", "'owner' must be an object", "owner");
   const nlohmann::json& owner = body["owner"];
   for (const auto& [key, value] : owner.items()) {
-    if (key != "user_id" && key != "email") throw ApiError(400, "unknown_field", "unknown field 'owner." + key + "'", "owner." + key);
+    if (key != "user_id" && key != "email")
+      throw ApiError(400, "unknown_field", "unknown field 'owner." + key + "'", "owner." + key);
   }
   const std::string user_id = *string_field(owner, "user_id", 200, true, "owner.");
   const std::string email = *string_field(owner, "email", 320, true, "owner.");
   if (!std::regex_match(email, std::regex(R"([^@\s]+@[^@\s]+\.[^@\s]+)"))) {
     throw ApiError(400, "invalid_field", "'owner.email' is not an email address", "owner.email");
   }
-  sagas::LifecycleRequest request{"create", new_uuid(ctx.tx),
+  sagas::LifecycleRequest request{"create",
+                                  new_uuid(ctx.tx),
                                   {{"name", name}, {"plan", plan}, {"owner_user_id", user_id}, {"owner_email", email}},
-                                  ctx.principal.actor(), ""};
+                                  ctx.principal.actor(),
+                                  ""};
   const auto started = sagas::fire_event(ctx.tx, ctx.deps.machine, ctx.deps.definitions, request);
   return {202, {{"workspace_id", request.workspace_id}, {"saga_id", started.saga_id}, {"status", started.status}}};
 }

@@ -83,9 +83,7 @@ std::unique_ptr<EmbeddedCluster> EmbeddedCluster::start(const ClusterOptions& op
   const fs::path data = root / "data";
   const fs::path log = root / "server.log";
   hand_to_cluster_user(root);
-  {
-    std::ofstream touch(log, std::ios::app);
-  }
+  { std::ofstream touch(log, std::ios::app); }
   hand_to_cluster_user(log);
   if (running_as_root() && run({"test", "-w", root.string()}, log) != 0) {
     throw std::runtime_error("the postgres user cannot write to " + root.string() +

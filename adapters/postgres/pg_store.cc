@@ -36,7 +36,7 @@ const std::pair<const char*, std::string> kStatements[] = {
      "SELECT id, name, payload::text FROM wsflow.signals WHERE saga_id = $1::uuid AND consumed_at IS NULL "
      "ORDER BY id"},
     {"events_of", "SELECT id, kind, step, branch, detail::text, " WSF_MS("at") " FROM wsflow.saga_events "
-                  "WHERE saga_id = $1::uuid ORDER BY id"},
+                                                                               "WHERE saga_id = $1::uuid ORDER BY id"},
     {"notify_runnable", std::string("SELECT pg_notify('") + kRunnableChannel + "', $1)"},
     {"insert_event",
      "INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) VALUES ($1::uuid, $2, $3, $4, $5::jsonb)"},
@@ -53,13 +53,11 @@ const std::pair<const char*, std::string> kStatements[] = {
      "UPDATE wsflow.sagas s SET lease_owner = $1, lease_token = gen_random_uuid(), "
      "lease_until = now() + $2::bigint * interval '1 ms' FROM c WHERE s.id = c.id "
      "RETURNING s.id::text, s.lease_token::text"},
-    {"renew",
-     "UPDATE wsflow.sagas SET lease_until = now() + $2::bigint * interval '1 ms' WHERE lease_owner = $1"},
+    {"renew", "UPDATE wsflow.sagas SET lease_until = now() + $2::bigint * interval '1 ms' WHERE lease_owner = $1"},
     {"release_all",
      "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, "
      "wake_at = CASE WHEN wake_at IS NULL THEN NULL ELSE now() END WHERE lease_owner = $1"},
-    {"fence",
-     "SELECT cancel_requested FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid FOR UPDATE"},
+    {"fence", "SELECT cancel_requested FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid FOR UPDATE"},
     {"fence_nolock", "SELECT 1 FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid"},
     {"db_now", "SELECT " WSF_MS("now()")},
     {"upsert_step",
@@ -82,8 +80,7 @@ const std::pair<const char*, std::string> kStatements[] = {
      "finished_at = CASE WHEN $2 IN ('completed','compensated','failed','cancelled') THEN now() END "
      "WHERE id = $1::uuid"},
     {"set_saga_error", "UPDATE wsflow.sagas SET error = NULLIF($2, ''), updated_at = now() WHERE id = $1::uuid"},
-    {"merge_context",
-     "UPDATE wsflow.sagas SET context = context || $2::jsonb, updated_at = now() WHERE id = $1::uuid"},
+    {"merge_context", "UPDATE wsflow.sagas SET context = context || $2::jsonb, updated_at = now() WHERE id = $1::uuid"},
     {"consume_signal",
      "UPDATE wsflow.signals SET consumed_at = now() WHERE id = $1 AND saga_id = $2::uuid AND consumed_at IS NULL"},
     {"release",
@@ -174,13 +171,14 @@ StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const 
     throw std::invalid_argument("workspace_id: expected a UUID");
   }
   if (!options.idempotency_key.empty()) {
-    auto existing = tx.exec_params("SELECT id::text FROM wsflow.sagas WHERE idempotency_key = $1",
-                                   options.idempotency_key);
+    auto existing =
+        tx.exec_params("SELECT id::text FROM wsflow.sagas WHERE idempotency_key = $1", options.idempotency_key);
     if (!existing.empty()) return {existing[0][0].as<std::string>(), false};
   }
-  tx.exec_params("INSERT INTO wsflow.definitions (hash, name, version, source) VALUES ($1, $2, $3, $4) "
-                 "ON CONFLICT (hash) DO NOTHING",
-                 definition.hash, definition.name, definition.version, definition.source);
+  tx.exec_params(
+      "INSERT INTO wsflow.definitions (hash, name, version, source) VALUES ($1, $2, $3, $4) "
+      "ON CONFLICT (hash) DO NOTHING",
+      definition.hash, definition.name, definition.version, definition.source);
   const long long deadline_ms = definition.deadline ? definition.deadline->count() : -1;
   // A concurrent start with the same key blocks on the unique index until the
   // first commits, then fails here: the caller's transaction is aborted and
@@ -311,8 +309,8 @@ SagaSnapshot PgStore::load(const Claim& claim) {
   snapshot.saga = saga_from(tx.exec_prepared("saga_by_id", claim.saga_id)[0]);
   snapshot.steps = steps_from(tx.exec_prepared("steps_of", claim.saga_id));
   for (const auto& r : tx.exec_prepared("signals_of", claim.saga_id)) {
-    snapshot.signals.push_back({r[0].as<long long>(), r[1].as<std::string>(),
-                                nlohmann::json::parse(r[2].as<std::string>())});
+    snapshot.signals.push_back(
+        {r[0].as<long long>(), r[1].as<std::string>(), nlohmann::json::parse(r[2].as<std::string>())});
   }
   snapshot.db_now = *time_of(tx.exec_prepared("db_now")[0][0]);
   return snapshot;
@@ -328,10 +326,9 @@ void apply_transition(pqxx::work& tx, const Claim& claim, const Transition& t, c
     // A transactional action's output is only known now.
     const bool has_output = w.output.has_value() || action != nullptr;
     const nlohmann::json output = w.output ? *w.output : action ? action->output : nullptr;
-    tx.exec_prepared("upsert_step", claim.saga_id, w.step, w.branch, w.step_index, to_string(w.state),
-                     w.add_attempts, w.add_compensation_attempts, output.dump(), w.error.value_or(""),
-                     static_cast<long long>(w.wake_in ? w.wake_in->count() : -1), has_output,
-                     w.error.has_value());
+    tx.exec_prepared("upsert_step", claim.saga_id, w.step, w.branch, w.step_index, to_string(w.state), w.add_attempts,
+                     w.add_compensation_attempts, output.dump(), w.error.value_or(""),
+                     static_cast<long long>(w.wake_in ? w.wake_in->count() : -1), has_output, w.error.has_value());
   }
   nlohmann::json context_updates = t.context_updates.is_object() ? t.context_updates : nlohmann::json::object();
   if (action && action->context_updates.is_object()) context_updates.update(action->context_updates);

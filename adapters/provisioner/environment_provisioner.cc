@@ -82,7 +82,8 @@ EnvironmentNames environment_names(const std::string& workspace_id, const std::s
   static const std::regex kUuid("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}");
   static const std::regex kEnv("[a-z][a-z0-9]{0,15}");
   if (!std::regex_match(workspace_id, kUuid)) throw std::invalid_argument("workspace id must be a lower-case UUID");
-  if (!std::regex_match(environment, kEnv)) throw std::invalid_argument("invalid environment name '" + environment + "'");
+  if (!std::regex_match(environment, kEnv))
+    throw std::invalid_argument("invalid environment name '" + environment + "'");
   std::string hex;
   for (char ch : workspace_id) {
     if (ch != '-') hex.push_back(ch);

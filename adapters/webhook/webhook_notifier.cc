@@ -11,8 +11,8 @@ namespace wsflow {
 std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-            reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest, &length)) {
+  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+            data.size(), digest, &length)) {
     throw std::runtime_error("HMAC-SHA256 failed");
   }
   static constexpr char kHex[] = "0123456789abcdef";
@@ -28,7 +28,8 @@ WebhookNotifier::WebhookNotifier(WebhookConfig config) : config_(std::move(confi
   static const std::regex kUrl(R"((https?://[^/\s]+)(/[^\s]*)?)");
   for (const std::string& url : config_.urls) {
     std::smatch m;
-    if (!std::regex_match(url, m, kUrl)) throw std::invalid_argument("webhook URL '" + url + "' is not http(s)://host/path");
+    if (!std::regex_match(url, m, kUrl))
+      throw std::invalid_argument("webhook URL '" + url + "' is not http(s)://host/path");
     targets_.push_back({m[1].str(), m[2].matched ? m[2].str() : "/"});
   }
 }

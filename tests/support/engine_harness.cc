@@ -17,9 +17,8 @@ const ActionRegistry& test_registry() {
 }
 
 SagaDefinition definition(const std::string& yaml) {
-  LoadResult loaded = load_definition(yaml, "inline.yaml", [](const std::string& n) {
-    return test_registry().contains(n);
-  });
+  LoadResult loaded =
+      load_definition(yaml, "inline.yaml", [](const std::string& n) { return test_registry().contains(n); });
   for (const auto& e : loaded.errors) ADD_FAILURE() << e.to_string();
   if (!loaded.definition) throw std::runtime_error("test definition does not load");
   return *loaded.definition;

@@ -27,8 +27,8 @@ void TempDir::write(const std::string& name, const std::string& text) const { st
 std::unique_ptr<Process> start_serve(const std::string& dsn, const std::filesystem::path& definitions,
                                      const std::string& worker, const std::filesystem::path& log,
                                      std::vector<std::string> extra) {
-  std::vector<std::string> argv = {WSFLOW_BINARY, "--database-url", dsn, "--definitions", definitions.string(),
-                                   "serve",       "--worker-id",    worker};
+  std::vector<std::string> argv = {WSFLOW_BINARY,        "--database-url", dsn,           "--definitions",
+                                   definitions.string(), "serve",          "--worker-id", worker};
   argv.insert(argv.end(), extra.begin(), extra.end());
   // Several servers run at once in tests: each takes a free port unless told otherwise.
   if (std::find(extra.begin(), extra.end(), "--listen") == extra.end()) {
