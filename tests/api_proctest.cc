@@ -195,8 +195,10 @@ class Server {
 
   long long scalar(const std::string& sql) {
     pqxx::connection conn(dsn_);
-    pqxx::read_transaction tx(conn);
-    return tx.exec(sql)[0][0].as<long long>();
+    pqxx::work tx(conn);
+    const long long value = tx.exec(sql)[0][0].as<long long>();
+    tx.commit();
+    return value;
   }
   long long schemas_of(const std::string& workspace_id) {
     std::string hex = workspace_id;
@@ -485,6 +487,21 @@ TEST_F(Api, WebhookDeliveryIsRetriedWithTheSameIdempotencyKey) {
   const auto deliveries = hooks_->deliveries_for(id);
   ASSERT_GE(deliveries.size(), 3u);
   EXPECT_EQ(deliveries[0].idempotency_key, deliveries[2].idempotency_key);
+}
+
+TEST_F(Api, AuditLogIsAppendOnly) {
+  const std::string id = api().create_workspace("Audited");
+  EXPECT_GT(api().scalar("SELECT count(*) FROM wsflow.audit_log WHERE workspace_id = '" + id + "'"), 0);
+  for (const std::string& sql : {"UPDATE wsflow.audit_log SET action = 'forged' WHERE workspace_id = '" + id +
+                                     "' RETURNING 1",
+                                 "DELETE FROM wsflow.audit_log WHERE workspace_id = '" + id + "' RETURNING 1"}) {
+    try {
+      api().scalar(sql);
+      ADD_FAILURE() << "audit rows changed: " << sql;
+    } catch (const pqxx::sql_error& e) {
+      EXPECT_NE(std::string(e.what()).find("append-only"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST_F(Api, HealthAndReadiness) {
