@@ -120,7 +120,9 @@ struct Engine::Impl {
       co_await heartbeat_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       if (finished || active.empty()) continue;
       try {
-        co_await rt.on_pool([&] { return rt.store.renew_leases(rt.options.owner, rt.options.lease); });
+        std::vector<Claim> held;
+        for (const auto& [token, saga_id] : active) held.push_back({saga_id, token});
+        co_await rt.on_pool([&] { return rt.store.renew_leases(held, rt.options.lease); });
       } catch (const std::exception& e) {
         log_warn(std::string("renewing leases failed: ") + e.what());
       }

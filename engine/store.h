@@ -191,8 +191,10 @@ class Store {
   // --- executor ---
   // Leases up to `limit` runnable sagas (due, and not leased or lease expired).
   virtual std::vector<Claim> claim(const std::string& owner, Millis lease, int limit) = 0;
-  // Extends every lease `owner` holds. Returns how many.
-  virtual int renew_leases(const std::string& owner, Millis lease) = 0;
+  // Extends the leases named by `claims` (a process's sagas in flight; a
+  // saga it let go of after an error is not renewed, so its lease expires
+  // and it runs again). Returns how many were still held.
+  virtual int renew_leases(const std::vector<Claim>& claims, Millis lease) = 0;
   // Gives up every lease `owner` holds, making those sagas runnable now.
   virtual void release_all(const std::string& owner) = 0;
   // Throws LeaseLost if the claim is stale.

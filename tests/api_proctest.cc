@@ -492,9 +492,9 @@ TEST_F(Api, WebhookDeliveryIsRetriedWithTheSameIdempotencyKey) {
 TEST_F(Api, AuditLogIsAppendOnly) {
   const std::string id = api().create_workspace("Audited");
   EXPECT_GT(api().scalar("SELECT count(*) FROM wsflow.audit_log WHERE workspace_id = '" + id + "'"), 0);
-  for (const std::string& sql : {"UPDATE wsflow.audit_log SET action = 'forged' WHERE workspace_id = '" + id +
-                                     "' RETURNING 1",
-                                 "DELETE FROM wsflow.audit_log WHERE workspace_id = '" + id + "' RETURNING 1"}) {
+  for (const std::string& sql :
+       {"UPDATE wsflow.audit_log SET action = 'forged' WHERE workspace_id = '" + id + "' RETURNING 1",
+        "DELETE FROM wsflow.audit_log WHERE workspace_id = '" + id + "' RETURNING 1"}) {
     try {
       api().scalar(sql);
       ADD_FAILURE() << "audit rows changed: " << sql;

@@ -555,6 +555,17 @@ TEST_F(EngineTest, StaleClaimIsFencedOff) {
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 1);
 }
 
+TEST_F(EngineTest, HeartbeatRenewsOnlyTheLeasesNamed) {
+  const auto def = definition(kApproval);
+  start(def);
+  start(def);
+  const std::vector<Claim> claims = client_.claim("process-a", Millis(1000), 10);
+  ASSERT_EQ(claims.size(), 2u);
+  EXPECT_EQ(client_.renew_leases({claims[0]}, Millis(600'000)), 1);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.sagas WHERE lease_until > now() + interval '5 minutes'"), 1);
+  EXPECT_EQ(client_.renew_leases({}, Millis(600'000)), 0);
+}
+
 TEST_F(EngineTest, GroupCommitSkipsOnlyTheStaleClaim) {
   const auto def = definition(kApproval);
   const std::string a = start(def), b = start(def);

@@ -211,6 +211,8 @@ const std::vector<Migration>& migrations() {
   static const std::vector<Migration> all = {
       {1, "initial schema", kInitialSchema},
       {2, "workspace domain", kWorkspaceDomain},
+      {3, "lease token index",
+       "CREATE INDEX sagas_lease_token ON wsflow.sagas (lease_token) WHERE lease_token IS NOT NULL"},
   };
   return all;
 }

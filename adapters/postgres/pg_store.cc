@@ -53,7 +53,9 @@ const std::pair<const char*, std::string> kStatements[] = {
      "UPDATE wsflow.sagas s SET lease_owner = $1, lease_token = gen_random_uuid(), "
      "lease_until = now() + $2::bigint * interval '1 ms' FROM c WHERE s.id = c.id "
      "RETURNING s.id::text, s.lease_token::text"},
-    {"renew", "UPDATE wsflow.sagas SET lease_until = now() + $2::bigint * interval '1 ms' WHERE lease_owner = $1"},
+    {"renew",
+     "UPDATE wsflow.sagas SET lease_until = now() + $2::bigint * interval '1 ms' "
+     "WHERE lease_token = ANY($1::uuid[])"},
     {"release_all",
      "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, "
      "wake_at = CASE WHEN wake_at IS NULL THEN NULL ELSE now() END WHERE lease_owner = $1"},
@@ -286,10 +288,14 @@ std::vector<Claim> PgStore::claim(const std::string& owner, Millis lease, int li
   return claims;
 }
 
-int PgStore::renew_leases(const std::string& owner, Millis lease) {
+int PgStore::renew_leases(const std::vector<Claim>& claims, Millis lease) {
+  if (claims.empty()) return 0;
+  std::string tokens = "{";
+  for (const Claim& c : claims) tokens += (tokens.size() > 1 ? "," : "") + c.lease_token;
+  tokens += "}";
   auto conn = pool_.acquire();
   pqxx::work tx(*conn);
-  auto result = tx.exec_prepared("renew", owner, static_cast<long long>(lease.count()));
+  auto result = tx.exec_prepared("renew", tokens, static_cast<long long>(lease.count()));
   tx.commit();
   return static_cast<int>(result.affected_rows());
 }
