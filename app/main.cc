@@ -1,5 +1,5 @@
-// The wsflow binary: wiring only. Subcommands: serve, migrate, validate,
-// start, signal, cancel, status.
+// The wsflow binary: wiring only. Subcommands: serve, migrate, keys create,
+// validate, start, signal, cancel, retry, status.
 
 #include <pthread.h>
 #include <signal.h>
@@ -276,6 +276,9 @@ int main(int argc, char** argv) {
   auto* cancel_cmd = cli.add_subcommand("cancel", "cancel a saga (it compensates, then ends cancelled)");
   cancel_cmd->add_option("saga_id", saga_id)->required();
 
+  auto* retry_cmd = cli.add_subcommand("retry", "retry the compensation of a failed saga (after fixing its cause)");
+  retry_cmd->add_option("saga_id", saga_id)->required();
+
   auto* status_cmd = cli.add_subcommand("status", "print a saga with its steps as JSON");
   status_cmd->add_option("saga_id", saga_id)->required();
 
@@ -325,6 +328,11 @@ int main(int argc, char** argv) {
     if (*cancel_cmd) {
       if (!store.request_cancel(saga_id)) throw std::runtime_error("no saga " + saga_id);
       std::cout << "cancel requested\n";
+      return 0;
+    }
+    if (*retry_cmd) {
+      if (!store.retry(saga_id)) throw std::runtime_error("no saga " + saga_id);
+      std::cout << "retry requested\n";
       return 0;
     }
     if (*status_cmd) {

@@ -182,6 +182,10 @@ class Store {
   // Asks a saga to stop: it compensates and ends `cancelled`. Throws
   // IllegalTransition if the saga has already finished; false if unknown.
   virtual bool request_cancel(const std::string& saga_id) = 0;
+  // An operator's repair of a `failed` saga (its compensation gave up): the
+  // failed compensations get a fresh retry budget and the saga compensates
+  // again. Throws IllegalTransition unless the saga is failed; false if unknown.
+  virtual bool retry(const std::string& saga_id) = 0;
   virtual std::optional<SagaRecord> find_saga(const std::string& saga_id) = 0;
   virtual std::vector<StepRecord> steps(const std::string& saga_id) = 0;
   virtual std::vector<EventRecord> events(const std::string& saga_id) = 0;

@@ -50,6 +50,15 @@ void register_testing_actions(ActionRegistry& registry) {
                                  },
                                  {}});
 
+  registry.add("testing.fail_until",
+               {{}, [](const ActionCall& call, pqxx::work& tx) {
+                  const std::string flag = call.input.value("flag", "");
+                  if (tx.exec_params("SELECT 1 FROM wsflow.test_effects WHERE idempotency_key = $1", flag).empty()) {
+                    return ActionResult::failure("not_fixed", "flag '" + flag + "' is not set");
+                  }
+                  return succeed(call);
+                }});
+
   registry.add("testing.effect", {{}, [](const ActionCall& call, pqxx::work& tx) {
                                     tx.exec_params(
                                         "INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, "

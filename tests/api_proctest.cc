@@ -18,8 +18,10 @@
 #include <sstream>
 #include <thread>
 
+#include "adapters/postgres/pg_store.h"
 #include "adapters/webhook/webhook_notifier.h"
 #include "engine/sha256.h"
+#include "tests/support/engine_harness.h"
 #include "tests/support/serve_fixture.h"
 #include "tests/support/test_cluster.h"
 
@@ -207,6 +209,7 @@ class Server {
   }
 
   const std::string& operator_key() const { return operator_key_; }
+  const std::string& dsn() const { return dsn_; }
   std::string log() const { return process_->log(); }
 
  private:
@@ -502,6 +505,58 @@ TEST_F(Api, AuditLogIsAppendOnly) {
       EXPECT_NE(std::string(e.what()).find("append-only"), std::string::npos) << e.what();
     }
   }
+}
+
+TEST_F(Api, OperatorsFindStuckSagasAndRepairThem) {
+  // A saga whose compensation needs an outside fix, run by the same server.
+  const SagaDefinition def = testing::definition(R"(saga: t.ops
+version: 1
+steps:
+  - name: first
+    action: testing.succeed
+    compensate: testing.fail_until
+    input: { flag: ops-fixed }
+    compensate_retry: { max_attempts: 2, initial: 10ms }
+  - name: second
+    action: testing.fail
+    input: { retryable: false }
+)");
+  pg::PgStore store(api().dsn(), 1);
+  const std::string id = store.start_saga(def, json::object(), {}).saga_id;
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  while (store.find_saga(id)->state != SagaState::kFailed && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(50ms);
+  }
+  const Response stuck = api().get("/v1/sagas?stuck=true&definition=t.ops", ops());
+  ASSERT_EQ(stuck.status, 200) << stuck.body.dump();
+  ASSERT_EQ(stuck.body["data"].size(), 1u);
+  EXPECT_EQ(stuck.body["data"][0]["id"], id);
+  EXPECT_EQ(stuck.body["data"][0]["state"], "failed");
+  const Response events = api().get("/v1/sagas/" + id + "/events?limit=100", ops());
+  std::string kinds;
+  for (const auto& e : events.body["data"]) kinds += e["kind"].get<std::string>() + " ";
+  EXPECT_NE(kinds.find("compensation_failed"), std::string::npos) << kinds;
+
+  EXPECT_EQ(api().post("/v1/sagas/" + id + "/cancel", ops()).body["error"]["code"], "invalid_transition");
+  api().scalar(
+      "INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, compensating) "
+      "VALUES ('ops-fixed', gen_random_uuid(), 'ops', '', false) RETURNING 1");
+  ASSERT_EQ(api().post("/v1/sagas/" + id + "/retry", ops()).status, 202);
+  while (store.find_saga(id)->state != SagaState::kCompensated && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(store.find_saga(id)->state, SagaState::kCompensated);
+  EXPECT_TRUE(api().get("/v1/sagas?stuck=true&definition=t.ops", ops()).body["data"].empty());
+  const Response retried_again = api().post("/v1/sagas/" + id + "/retry", ops());
+  EXPECT_EQ(retried_again.status, 409);
+  EXPECT_NE(retried_again.body["error"]["message"].get<std::string>().find("'compensated'"), std::string::npos);
+
+  EXPECT_EQ(api().get("/v1/sagas?state=exploded", ops()).body["error"]["field"], "state");
+  EXPECT_EQ(api().get("/v1/sagas?stuck=maybe", ops()).body["error"]["field"], "stuck");
+  const std::string ws = api().create_workspace("Ops Tenant", "olga");
+  const std::string member = api().member_key(ws, "olga");
+  EXPECT_EQ(api().get("/v1/sagas", member).status, 403);
+  EXPECT_EQ(api().post("/v1/sagas/" + id + "/retry", member).status, 404);  // not its workspace's saga
 }
 
 TEST_F(Api, HealthAndReadiness) {

@@ -271,6 +271,43 @@ steps:
   EXPECT_EQ(steps.at("first").compensation_attempts, 2);
 }
 
+TEST_F(EngineTest, OperatorRetryRepairsAFailedSaga) {
+  const auto def = definition(R"(saga: t.repair
+version: 1
+steps:
+  - name: first
+    action: testing.succeed
+    compensate: testing.fail_until
+    input: { flag: fixed }
+    compensate_retry: { max_attempts: 2, initial: 10ms }
+  - name: second
+    action: testing.fail
+    input: { retryable: false }
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kFailed);
+  EXPECT_THROW(client_.request_cancel(id), IllegalTransition);
+  {
+    pqxx::connection conn(dsn_);
+    pqxx::work tx(conn);  // the operator fixes what the compensation needed
+    tx.exec(
+        "INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, compensating) "
+        "VALUES ('fixed', gen_random_uuid(), 'ops', '', false)");
+    tx.commit();
+  }
+  ASSERT_TRUE(client_.retry(id));
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompensated);
+  const auto first = steps_by_label(client_, id).at("first");
+  EXPECT_EQ(first.state, StepState::kCompensated);
+  EXPECT_EQ(first.compensation_attempts, 1);  // a fresh budget after the retry
+  EXPECT_NE(client_.find_saga(id)->error.find("retried by an operator after: compensation of step first failed"),
+            std::string::npos)
+      << client_.find_saga(id)->error;
+  EXPECT_THROW(client_.retry(id), IllegalTransition);  // compensated: nothing to retry
+  EXPECT_FALSE(client_.retry("00000000-0000-0000-0000-000000000000"));
+}
+
 TEST_F(EngineTest, CompensationRetriesUntilItSucceeds) {
   const auto def = definition(R"(saga: t.comp_retry
 version: 1

@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <pqxx/pqxx>
+#include <regex>
 
 #include "adapters/http/request_context.h"
 #include "adapters/postgres/pg_store.h"
@@ -123,6 +124,8 @@ void serve(const ApiDependencies& deps, const Handler& handler, const httplib::R
     reply = error_reply(e.status, e.code, e.what(), e.field);
   } catch (const sagas::LifecycleError& e) {
     reply = error_reply(e.status, e.code, e.what());
+  } catch (const IllegalTransition& e) {
+    reply = error_reply(409, "invalid_transition", e.what());
   } catch (const std::exception& e) {
     log_error(std::string("HTTP ") + req.method + " " + req.path + ": " + e.what());
     reply = error_reply(500, "internal", "internal error");
@@ -138,6 +141,34 @@ void serve(const ApiDependencies& deps, const Handler& handler, const httplib::R
 }
 
 }  // namespace
+
+std::pair<int, std::string> page_params(const httplib::Request& req) {
+  int limit = 20;
+  if (req.has_param("limit")) {
+    const std::string text = req.get_param_value("limit");
+    if (!std::regex_match(text, std::regex("[0-9]{1,3}")) || std::stoi(text) < 1 || std::stoi(text) > 100) {
+      throw ApiError(400, "invalid_parameter", "limit must be an integer from 1 to 100", "limit");
+    }
+    limit = std::stoi(text);
+  }
+  return {limit, req.has_param("cursor") ? req.get_param_value("cursor") : ""};
+}
+
+nlohmann::json json_rows(pqxx::result rows) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : rows) out.push_back(nlohmann::json::parse(r[0].as<std::string>()));
+  return out;
+}
+
+Reply page(pqxx::result rows, int limit) {
+  nlohmann::json data = json_rows(std::move(rows));
+  nlohmann::json next = nullptr;
+  if (static_cast<int>(data.size()) > limit) {
+    data.erase(data.end() - 1);
+    next = data.back()["id"];
+  }
+  return {200, {{"data", data}, {"next_cursor", next}}};
+}
 
 nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_or_slug, Need need) {
   const bool by_id = pg::is_uuid(id_or_slug);

@@ -9,6 +9,7 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
+#include <pqxx/result>
 #include <pqxx/transaction>
 
 #include "adapters/http/api_error.h"
@@ -45,6 +46,17 @@ enum class Need {
 // kRead. 404 when it does not exist or the caller's key belongs to another
 // workspace; 403 when the caller lacks `need`.
 nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_or_slug, Need need);
+
+// limit (1..100, default 20) and the opaque cursor from the query string;
+// ApiError 400 naming the parameter when malformed.
+std::pair<int, std::string> page_params(const httplib::Request& req);
+
+// Rows of one JSON-text column as a JSON array.
+nlohmann::json json_rows(pqxx::result rows);
+
+// One page of `rows` (fetched with limit + 1): {data, next_cursor}, where the
+// cursor is the last item's id.
+Reply page(pqxx::result rows, int limit);
 
 // Route registration, by area.
 using RouteAdder = std::function<void(const std::string& method, const std::string& pattern, Handler handler)>;

@@ -1,5 +1,6 @@
 // /v1/sagas: status with steps, and signals.
 
+#include <algorithm>
 #include <pqxx/pqxx>
 
 #include "adapters/http/json_body.h"
@@ -63,11 +64,91 @@ Reply deliver_signal(RequestContext& ctx) {
   return {202, {{"saga_id", id}, {"signal", name}}};
 }
 
+void require_operator(const RequestContext& ctx, const char* what) {
+  if (!ctx.principal.is_operator) throw ApiError(403, "forbidden", std::string(what) + " needs an operator key");
+}
+
+// GET /v1/sagas?state=&definition=&workspace_id=&stuck=true&stuck_after=15m&limit=&cursor=
+// Stuck: failed (a compensation gave up), or not finished and not moving:
+// no change for stuck_after while it should be running, a wake-up overdue by
+// stuck_after, or an engine error being retried.
+Reply list_sagas(RequestContext& ctx) {
+  require_operator(ctx, "listing sagas");
+  const httplib::Request& req = ctx.request;
+  const auto [limit, cursor] = page_params(req);
+  if (!cursor.empty() && !pg::is_uuid(cursor)) throw ApiError(400, "invalid_parameter", "unknown cursor", "cursor");
+  const std::string state = req.has_param("state") ? req.get_param_value("state") : "";
+  if (!state.empty() && !saga_state_from_string(state)) {
+    throw ApiError(400, "invalid_parameter", "unknown saga state '" + state + "'", "state");
+  }
+  const std::string workspace = req.has_param("workspace_id") ? req.get_param_value("workspace_id") : "";
+  if (!workspace.empty() && !pg::is_uuid(workspace)) {
+    throw ApiError(400, "invalid_parameter", "workspace_id must be a UUID", "workspace_id");
+  }
+  const std::string stuck = req.has_param("stuck") ? req.get_param_value("stuck") : "false";
+  if (stuck != "true" && stuck != "false") throw ApiError(400, "invalid_parameter", "stuck is true or false", "stuck");
+  const std::optional<Millis> stuck_after =
+      try_parse_duration(req.has_param("stuck_after") ? req.get_param_value("stuck_after") : "15m");
+  if (!stuck_after) throw ApiError(400, "invalid_parameter", "stuck_after is a duration, e.g. 15m", "stuck_after");
+  const std::string sql = R"SQL(
+    SELECT json_build_object('id', id, 'definition', definition, 'version', version, 'workspace_id', workspace_id,
+                             'state', state, 'error', error, 'wake_at', wake_at, 'lease_owner', lease_owner,
+                             'created_at', created_at, 'updated_at', updated_at)::text
+    FROM wsflow.sagas s
+    WHERE ($1 = '' OR state = $1) AND ($2 = '' OR definition = $2)
+      AND ($3 = '' OR workspace_id = NULLIF($3, '')::uuid)
+      AND (NOT $4 OR state = 'failed'
+           OR (state IN ('pending', 'running', 'compensating')
+               AND updated_at < now() - $5::bigint * interval '1 ms')
+           OR (state = 'waiting' AND wake_at < now() - $5::bigint * interval '1 ms')
+           OR (state IN ('pending', 'running', 'waiting', 'compensating') AND error LIKE 'engine error%'))
+      AND ($6 = '' OR (created_at, id) > (SELECT created_at, id FROM wsflow.sagas WHERE id = NULLIF($6, '')::uuid))
+    ORDER BY created_at, id LIMIT $7)SQL";
+  return page(
+      ctx.tx.exec_params(sql, state, req.has_param("definition") ? req.get_param_value("definition") : "", workspace,
+                         stuck == "true", static_cast<long long>(stuck_after->count()), cursor, limit + 1),
+      limit);
+}
+
+Reply saga_events(RequestContext& ctx) {
+  const std::string id = ctx.path_param(1);
+  visible_saga(ctx, id);
+  if (!ctx.principal.is_operator && !ctx.principal.scopes.count("read")) {
+    throw ApiError(403, "forbidden", "this key lacks the 'read' scope");
+  }
+  const auto [limit, cursor] = page_params(ctx.request);
+  if (!cursor.empty() && !std::all_of(cursor.begin(), cursor.end(), ::isdigit)) {
+    throw ApiError(400, "invalid_parameter", "unknown cursor", "cursor");
+  }
+  return page(ctx.tx.exec_params("SELECT json_build_object('id', id::text, 'kind', kind, 'step', step, 'branch', "
+                                 "branch, 'detail', detail, 'at', at)::text FROM wsflow.saga_events "
+                                 "WHERE saga_id = $1::uuid AND id > $2::bigint ORDER BY id LIMIT $3",
+                                 id, cursor.empty() ? "0" : cursor.substr(0, 18), limit + 1),
+              limit);
+}
+
+// POST /v1/sagas/{id}/cancel and /retry: operator repairs through the Store,
+// refused with 409 when the saga's state does not allow them.
+Handler operator_command(const char* what, bool (Store::*command)(const std::string&)) {
+  return [what, command](RequestContext& ctx) -> Reply {
+    const std::string id = ctx.path_param(1);
+    visible_saga(ctx, id);
+    require_operator(ctx, what);
+    parse_object(ctx.request.body, {});
+    (ctx.deps.store.*command)(id);
+    return {202, {{"saga_id", id}}};
+  };
+}
+
 }  // namespace
 
 void add_saga_routes(const RouteAdder& add) {
+  add("GET", "/v1/sagas", list_sagas);
   add("GET", R"(/v1/sagas/([^/]+))", get_saga);
+  add("GET", R"(/v1/sagas/([^/]+)/events)", saga_events);
   add("POST", R"(/v1/sagas/([^/]+)/signals/([A-Za-z0-9_.-]{1,100}))", deliver_signal);
+  add("POST", R"(/v1/sagas/([^/]+)/cancel)", operator_command("cancelling a saga", &Store::request_cancel));
+  add("POST", R"(/v1/sagas/([^/]+)/retry)", operator_command("retrying a saga", &Store::retry));
 }
 
 }  // namespace wsflow::http

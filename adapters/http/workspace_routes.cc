@@ -17,41 +17,10 @@ constexpr const char* kWorkspacePath = R"(/v1/workspaces/([^/]+))";
 
 std::string new_uuid(pqxx::work& tx) { return tx.exec("SELECT gen_random_uuid()::text")[0][0].as<std::string>(); }
 
-// limit (1..100, default 20) and an opaque cursor from the query string.
-std::pair<int, std::string> page_params(const httplib::Request& req) {
-  int limit = 20;
-  if (req.has_param("limit")) {
-    const std::string text = req.get_param_value("limit");
-    if (!std::regex_match(text, std::regex("[0-9]{1,3}")) || std::stoi(text) < 1 || std::stoi(text) > 100) {
-      throw ApiError(400, "invalid_parameter", "limit must be an integer from 1 to 100", "limit");
-    }
-    limit = std::stoi(text);
-  }
-  return {limit, req.has_param("cursor") ? req.get_param_value("cursor") : ""};
-}
-
-nlohmann::json json_rows(pqxx::result rows) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& r : rows) out.push_back(nlohmann::json::parse(r[0].as<std::string>()));
-  return out;
-}
-
 // {data: rows of `select` (one JSON text column, $1 = the workspace id)}.
 Reply workspace_rows(RequestContext& ctx, const std::string& select) {
   const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Need::kRead);
   return {200, {{"data", json_rows(ctx.tx.exec_params(select, workspace["id"].get<std::string>()))}}};
-}
-
-// One page of `rows` (fetched with limit + 1): {data, next_cursor}, where the
-// cursor is the last item's id.
-Reply page(pqxx::result rows, int limit) {
-  nlohmann::json data = json_rows(std::move(rows));
-  nlohmann::json next = nullptr;
-  if (static_cast<int>(data.size()) > limit) {
-    data.erase(data.end() - 1);
-    next = data.back()["id"];
-  }
-  return {200, {{"data", data}, {"next_cursor", next}}};
 }
 
 // The workspace, for a write by an owner/admin: 409 unless it is active

@@ -240,6 +240,29 @@ bool PgStore::request_cancel(const std::string& saga_id) {
   return true;
 }
 
+bool PgStore::retry(const std::string& saga_id) {
+  if (!is_uuid(saga_id)) return false;
+  auto conn = pool_.acquire();
+  pqxx::work tx(*conn);
+  auto saga = tx.exec_prepared("lock_saga", saga_id);
+  if (saga.empty()) return false;
+  const SagaState state = saga_state_from_string(saga[0][0].as<std::string>()).value_or(SagaState::kFailed);
+  const SagaState next = next_state(state, SagaEvent::kRetry);  // throws unless failed
+  tx.exec_params(
+      "UPDATE wsflow.saga_steps SET state = 'compensating', compensation_attempts = 0, error = NULL, "
+      "updated_at = now() WHERE saga_id = $1::uuid AND state = 'compensation_failed'",
+      saga_id);
+  tx.exec_params(
+      "UPDATE wsflow.sagas SET state = $2, error = 'retried by an operator after: ' || coalesce(error, ''), "
+      "finished_at = NULL, wake_at = now(), updated_at = now() "
+      "WHERE id = $1::uuid",
+      saga_id, to_string(next));
+  insert_event(tx, saga_id, "retry_requested", "", "", nlohmann::json::object());
+  tx.exec_prepared("notify_runnable", saga_id);
+  tx.commit();
+  return true;
+}
+
 std::optional<SagaRecord> PgStore::find_saga(const std::string& saga_id) {
   if (!is_uuid(saga_id)) return std::nullopt;
   auto conn = pool_.acquire();

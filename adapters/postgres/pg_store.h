@@ -23,6 +23,7 @@ class PgStore final : public Store {
                          const StartOptions& options) override;
   bool deliver_signal(const std::string& saga_id, const std::string& name, const nlohmann::json& payload) override;
   bool request_cancel(const std::string& saga_id) override;
+  bool retry(const std::string& saga_id) override;
   std::optional<SagaRecord> find_saga(const std::string& saga_id) override;
   std::vector<StepRecord> steps(const std::string& saga_id) override;
   std::vector<EventRecord> events(const std::string& saga_id) override;
