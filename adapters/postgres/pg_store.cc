@@ -209,58 +209,61 @@ StartResult PgStore::start_saga(const SagaDefinition& definition, const nlohmann
   }
 }
 
-bool PgStore::deliver_signal(const std::string& saga_id, const std::string& name, const nlohmann::json& payload) {
+namespace {
+
+// Runs a client command on a saga under its row lock, then wakes the engines.
+// `apply` gets the transaction and the saga's state and returns false to
+// refuse (nothing is written). False too when there is no such saga.
+template <class Apply>
+bool on_locked_saga(ConnectionPool& pool, const std::string& saga_id, Apply apply) {
   if (!is_uuid(saga_id)) return false;
-  if (name.empty()) throw std::invalid_argument("signal name: must not be empty");
-  auto conn = pool_.acquire();
+  auto conn = pool.acquire();
   pqxx::work tx(*conn);
   auto saga = tx.exec_prepared("lock_saga", saga_id);
   if (saga.empty()) return false;
-  if (is_terminal(saga_state_from_string(saga[0][0].as<std::string>()).value_or(SagaState::kFailed))) return false;
-  const auto id = tx.exec_prepared("insert_signal", saga_id, name, payload.dump())[0][0].as<long long>();
-  insert_event(tx, saga_id, "signal_received", "", "", {{"signal", name}, {"signal_id", id}});
-  tx.exec_prepared("wake_now", saga_id, terminal_states_array());
+  const SagaState state = saga_state_from_string(saga[0][0].as<std::string>()).value_or(SagaState::kFailed);
+  if (!apply(tx, state)) return false;
   tx.exec_prepared("notify_runnable", saga_id);
   tx.commit();
   return true;
+}
+
+}  // namespace
+
+bool PgStore::deliver_signal(const std::string& saga_id, const std::string& name, const nlohmann::json& payload) {
+  if (name.empty()) throw std::invalid_argument("signal name: must not be empty");
+  return on_locked_saga(pool_, saga_id, [&](pqxx::work& tx, SagaState state) {
+    if (is_terminal(state)) return false;
+    const auto id = tx.exec_prepared("insert_signal", saga_id, name, payload.dump())[0][0].as<long long>();
+    insert_event(tx, saga_id, "signal_received", "", "", {{"signal", name}, {"signal_id", id}});
+    tx.exec_prepared("wake_now", saga_id, terminal_states_array());
+    return true;
+  });
 }
 
 bool PgStore::request_cancel(const std::string& saga_id) {
-  if (!is_uuid(saga_id)) return false;
-  auto conn = pool_.acquire();
-  pqxx::work tx(*conn);
-  auto saga = tx.exec_prepared("lock_saga", saga_id);
-  if (saga.empty()) return false;
-  const SagaState state = saga_state_from_string(saga[0][0].as<std::string>()).value_or(SagaState::kFailed);
-  if (state != SagaState::kCompensating) next_state(state, SagaEvent::kCancel);  // throws if refused
-  tx.exec_prepared("mark_cancel", saga_id);
-  insert_event(tx, saga_id, "cancel_requested", "", "", nlohmann::json::object());
-  tx.exec_prepared("notify_runnable", saga_id);
-  tx.commit();
-  return true;
+  return on_locked_saga(pool_, saga_id, [&](pqxx::work& tx, SagaState state) {
+    if (state != SagaState::kCompensating) next_state(state, SagaEvent::kCancel);  // throws if refused
+    tx.exec_prepared("mark_cancel", saga_id);
+    insert_event(tx, saga_id, "cancel_requested", "", "", nlohmann::json::object());
+    return true;
+  });
 }
 
 bool PgStore::retry(const std::string& saga_id) {
-  if (!is_uuid(saga_id)) return false;
-  auto conn = pool_.acquire();
-  pqxx::work tx(*conn);
-  auto saga = tx.exec_prepared("lock_saga", saga_id);
-  if (saga.empty()) return false;
-  const SagaState state = saga_state_from_string(saga[0][0].as<std::string>()).value_or(SagaState::kFailed);
-  const SagaState next = next_state(state, SagaEvent::kRetry);  // throws unless failed
-  tx.exec_params(
-      "UPDATE wsflow.saga_steps SET state = 'compensating', compensation_attempts = 0, error = NULL, "
-      "updated_at = now() WHERE saga_id = $1::uuid AND state = 'compensation_failed'",
-      saga_id);
-  tx.exec_params(
-      "UPDATE wsflow.sagas SET state = $2, error = 'retried by an operator after: ' || coalesce(error, ''), "
-      "finished_at = NULL, wake_at = now(), updated_at = now() "
-      "WHERE id = $1::uuid",
-      saga_id, to_string(next));
-  insert_event(tx, saga_id, "retry_requested", "", "", nlohmann::json::object());
-  tx.exec_prepared("notify_runnable", saga_id);
-  tx.commit();
-  return true;
+  return on_locked_saga(pool_, saga_id, [&](pqxx::work& tx, SagaState state) {
+    const SagaState next = next_state(state, SagaEvent::kRetry);  // throws unless failed
+    tx.exec_params(
+        "UPDATE wsflow.saga_steps SET state = 'compensating', compensation_attempts = 0, error = NULL, "
+        "updated_at = now() WHERE saga_id = $1::uuid AND state = 'compensation_failed'",
+        saga_id);
+    tx.exec_params(
+        "UPDATE wsflow.sagas SET state = $2, error = 'retried by an operator after: ' || coalesce(error, ''), "
+        "finished_at = NULL, wake_at = now(), updated_at = now() WHERE id = $1::uuid",
+        saga_id, to_string(next));
+    insert_event(tx, saga_id, "retry_requested", "", "", nlohmann::json::object());
+    return true;
+  });
 }
 
 std::optional<SagaRecord> PgStore::find_saga(const std::string& saga_id) {
