@@ -535,12 +535,24 @@ class SagaRun {
   }
 
   // --- compensation -------------------------------------------------------
+  // An attempt of an external action that was in flight when its process died
+  // may have taken effect: it is compensated too (compensations are
+  // idempotent and tolerate nothing to undo). A transactional action's effect
+  // commits only with its step, so a `running` row of one did nothing.
+  bool in_doubt(const Step& step, const StepRecord& row) const {
+    if (row.state != StepState::kRunning) return false;
+    const Action* action = rt_.actions.find(step.action);
+    return action == nullptr || !action->run_in_transaction;
+  }
+
   asio::awaitable<Outcome> compensate() {
     std::vector<const StepRecord*> todo;
     for (const auto& [key, row] : rows_) {
       const Step* step = def_->find_step(row.step);
       if (!step || step->compensate.empty()) continue;
-      if (row.state == StepState::kCompleted || row.state == StepState::kCompensating) todo.push_back(&row);
+      if (row.state == StepState::kCompleted || row.state == StepState::kCompensating || in_doubt(*step, row)) {
+        todo.push_back(&row);
+      }
     }
     // Undo in reverse order of completion (branches of a for_each included).
     std::sort(todo.begin(), todo.end(), [](const StepRecord* a, const StepRecord* b) {

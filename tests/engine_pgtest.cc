@@ -249,6 +249,37 @@ steps:
   for (int i = 0; i < 4; ++i) EXPECT_EQ(order[i].rfind("attempt_started:", 0), 0u) << order[i];
 }
 
+TEST_F(EngineTest, AnAttemptInFlightWhenItsProcessDiedIsCompensatedToo) {
+  const auto def = definition(R"(saga: t.in_doubt
+version: 1
+steps:
+  - name: provision
+    for_each: [x, y, z]
+    action: testing.succeed
+    compensate: testing.effect
+)");
+  const std::string id = start(def);
+  {
+    // What a process that died mid-step leaves: x in flight, y completed, z failed for good.
+    pqxx::connection conn(dsn_);
+    pqxx::work tx(conn);
+    tx.exec_params(
+        "INSERT INTO wsflow.saga_steps (saga_id, step, branch, step_index, state, attempts, completed_seq) VALUES "
+        "($1::uuid, 'provision', 'x', 0, 'running', 1, NULL), ($1::uuid, 'provision', 'y', 0, 'completed', 1, 1), "
+        "($1::uuid, 'provision', 'z', 0, 'failed', 3, NULL)",
+        id);
+    tx.exec_params("UPDATE wsflow.sagas SET state = 'running' WHERE id = $1::uuid", id);
+    tx.commit();
+  }
+  EngineHarness engine(dsn_);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompensated);
+  const auto steps = steps_by_label(client_, id);
+  EXPECT_EQ(steps.at("provision[x]").state, StepState::kCompensated);
+  EXPECT_EQ(steps.at("provision[y]").state, StepState::kCompensated);
+  EXPECT_EQ(steps.at("provision[z]").state, StepState::kFailed);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects WHERE compensating"), 2);
+}
+
 TEST_F(EngineTest, CompensationThatFailsForGoodLeavesTheSagaFailedWithTheReason) {
   const auto def = definition(R"(saga: t.stuck
 version: 1
