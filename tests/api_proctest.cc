@@ -210,6 +210,7 @@ class Server {
 
   const std::string& operator_key() const { return operator_key_; }
   const std::string& dsn() const { return dsn_; }
+  httplib::Client raw_client() const { return httplib::Client("127.0.0.1", port_); }
   std::string log() const { return process_->log(); }
 
  private:
@@ -557,6 +558,22 @@ steps:
   const std::string member = api().member_key(ws, "olga");
   EXPECT_EQ(api().get("/v1/sagas", member).status, 403);
   EXPECT_EQ(api().post("/v1/sagas/" + id + "/retry", member).status, 404);  // not its workspace's saga
+}
+
+TEST_F(Api, MetricsForOperators) {
+  api().create_workspace("Measured");
+  httplib::Client client = api().raw_client();
+  const auto anonymous = client.Get("/metrics");
+  ASSERT_TRUE(anonymous);
+  EXPECT_EQ(anonymous->status, 401);
+  const auto scraped = client.Get("/metrics", {{"Authorization", "Bearer " + ops()}});
+  ASSERT_TRUE(scraped);
+  EXPECT_EQ(scraped->status, 200);
+  EXPECT_NE(scraped->get_header_value("Content-Type").find("text/plain"), std::string::npos);
+  EXPECT_NE(scraped->body.find("wsflow_sagas{definition=\"workspace.create\",state=\"completed\"} "), std::string::npos)
+      << scraped->body;
+  EXPECT_NE(scraped->body.find("wsflow_workspaces{status=\"active\"} "), std::string::npos) << scraped->body;
+  EXPECT_NE(scraped->body.find("# TYPE wsflow_step_attempts_total counter"), std::string::npos);
 }
 
 TEST_F(Api, HealthAndReadiness) {

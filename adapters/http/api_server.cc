@@ -137,6 +137,11 @@ void serve(const ApiDependencies& deps, const Handler& handler, const httplib::R
       log_error(std::string("recording an idempotent response failed: ") + e.what());
     }
   }
+  if (reply.body.is_string()) {
+    res.status = reply.status;
+    res.set_content(reply.body.get<std::string>(), "text/plain; version=0.0.4");
+    return;
+  }
   send_json(res, reply.status, reply.body);
 }
 
@@ -238,6 +243,7 @@ void ApiServer::routes() {
   };
   add_workspace_routes(add);
   add_saga_routes(add);
+  add_metrics_route(add);
   // Errors cpp-httplib answers by itself (no route, body too large,
   // malformed request) get the same JSON shape as ours.
   s.set_error_handler([max = deps_.max_body_bytes](const httplib::Request&, httplib::Response& res) {

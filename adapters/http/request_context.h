@@ -20,7 +20,7 @@ namespace wsflow::http {
 
 struct Reply {
   int status = 200;
-  nlohmann::json body;
+  nlohmann::json body;  // sent as JSON, except a string body, sent as text/plain
 };
 
 struct RequestContext {
@@ -62,5 +62,6 @@ Reply page(pqxx::result rows, int limit);
 using RouteAdder = std::function<void(const std::string& method, const std::string& pattern, Handler handler)>;
 void add_workspace_routes(const RouteAdder& add);
 void add_saga_routes(const RouteAdder& add);
+void add_metrics_route(const RouteAdder& add);
 
 }  // namespace wsflow::http
