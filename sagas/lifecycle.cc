@@ -85,9 +85,12 @@ void apply_outcome(pqxx::work& tx, const Machine& machine, const SagaOutcome& ou
       target = "failed";
       what = "failed";
   }
-  if (target == kSourceState) target = transition->exclusive() ? from : row[0][0].as<std::string>();
-  // A transition without `via` (export) neither holds the lock nor changes the status on its own.
-  if (transition->exclusive() || target != row[0][0].as<std::string>()) {
+  const std::string current = row[0][0].as<std::string>();
+  if (target == kSourceState) target = transition->exclusive() ? from : current;
+  // A transition without `via` (export) runs beside whatever holds the lock:
+  // only its success may move the status, never its failure.
+  if (!transition->exclusive() && outcome.state != SagaState::kCompleted) target = current;
+  if (transition->exclusive() || target != current) {
     tx.exec_params(
         "UPDATE wsflow.workspaces SET status = $2, updated_at = now(), "
         "active_saga_id = CASE WHEN active_saga_id = $3::uuid THEN NULL ELSE active_saga_id END, "
