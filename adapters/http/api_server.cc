@@ -151,7 +151,8 @@ std::pair<int, std::string> page_params(const httplib::Request& req) {
   int limit = 20;
   if (req.has_param("limit")) {
     const std::string text = req.get_param_value("limit");
-    if (!std::regex_match(text, std::regex("[0-9]{1,3}")) || std::stoi(text) < 1 || std::stoi(text) > 100) {
+    static const std::regex kNumber("[0-9]{1,3}");
+    if (!std::regex_match(text, kNumber) || std::stoi(text) < 1 || std::stoi(text) > 100) {
       throw ApiError(400, "invalid_parameter", "limit must be an integer from 1 to 100", "limit");
     }
     limit = std::stoi(text);

@@ -58,7 +58,8 @@ Reply create_workspace(RequestContext& ctx) {
   }
   const std::string user_id = *string_field(owner, "user_id", 200, true, "owner.");
   const std::string email = *string_field(owner, "email", 320, true, "owner.");
-  if (!std::regex_match(email, std::regex(R"([^@\s]+@[^@\s]+\.[^@\s]+)"))) {
+  static const std::regex kEmail(R"([^@\s]+@[^@\s]+\.[^@\s]+)");
+  if (!std::regex_match(email, kEmail)) {
     throw ApiError(400, "invalid_field", "'owner.email' is not an email address", "owner.email");
   }
   sagas::LifecycleRequest request{"create",
@@ -95,7 +96,8 @@ Reply list_environments(RequestContext& ctx) {
 Reply audit_feed(RequestContext& ctx) {
   const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Need::kRead);
   const auto [limit, cursor] = page_params(ctx.request);
-  if (!cursor.empty() && !std::regex_match(cursor, std::regex("[0-9]{1,18}"))) {
+  static const std::regex kAuditId("[0-9]{1,18}");
+  if (!cursor.empty() && !std::regex_match(cursor, kAuditId)) {
     throw ApiError(400, "invalid_parameter", "unknown cursor", "cursor");
   }
   auto rows = ctx.tx.exec_params(
