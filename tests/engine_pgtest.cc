@@ -48,6 +48,15 @@ class EngineTest : public ::testing::Test {
   std::string start(const SagaDefinition& def, nlohmann::json input = nlohmann::json::object()) {
     return client_.start_saga(def, input, {}).saga_id;
   }
+
+  // Starts `def` and runs an engine until the saga ends (or 30 s pass).
+  std::string run_to_end(const SagaDefinition& def) {
+    EngineHarness engine(dsn_);
+    const std::string id = start(def);
+    wait_terminal(client_, id);
+    return id;
+  }
+  SagaState final_state(const std::string& id) { return client_.find_saga(id)->state; }
 };
 
 TEST_F(EngineTest, HappyPathCompletesEveryStepInOrder) {
@@ -116,9 +125,8 @@ steps:
     action: testing.fail
     input: { times: 2, code: unavailable }
 )");
-  EngineHarness engine(dsn_);
-  const std::string id = start(def);
-  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  const std::string id = run_to_end(def);
+  ASSERT_EQ(final_state(id), SagaState::kCompleted);
   EXPECT_EQ(steps_by_label(client_, id).at("flaky").attempts, 3);
   EXPECT_EQ(events_of(client_, id, {"attempt_failed", "step_completed"}),
             (std::vector<std::string>{"attempt_failed:flaky", "attempt_failed:flaky", "step_completed:flaky"}));
@@ -144,9 +152,8 @@ steps:
   - name: broken
     action: testing.fail
 )");
-  EngineHarness engine(dsn_);
-  const std::string id = start(def);
-  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompensated);
+  const std::string id = run_to_end(def);
+  ASSERT_EQ(final_state(id), SagaState::kCompensated);
   const auto steps = steps_by_label(client_, id);
   EXPECT_EQ(steps.at("broken").attempts, 3);
   EXPECT_EQ(steps.at("broken").state, StepState::kFailed);
@@ -190,9 +197,8 @@ steps:
     timeout: 300ms
     retry: { max_attempts: 2, initial: 10ms }
 )");
-  EngineHarness engine(dsn_);
-  const std::string id = start(def);
-  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  const std::string id = run_to_end(def);
+  ASSERT_EQ(final_state(id), SagaState::kCompleted);
   EXPECT_EQ(steps_by_label(client_, id).at("slow").attempts, 2);
   const auto failed = client_.events(id);
   auto it = std::find_if(failed.begin(), failed.end(), [](const EventRecord& e) { return e.kind == "attempt_failed"; });
@@ -215,9 +221,8 @@ steps:
   - name: activate
     action: testing.succeed
 )");
-  EngineHarness engine(dsn_);
-  const std::string id = start(def);
-  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompensated);
+  const std::string id = run_to_end(def);
+  ASSERT_EQ(final_state(id), SagaState::kCompensated);
   const auto steps = steps_by_label(client_, id);
   EXPECT_EQ(steps.at("provision[dev]").state, StepState::kCompensated);
   EXPECT_EQ(steps.at("provision[staging]").state, StepState::kCompensated);
@@ -239,9 +244,8 @@ steps:
     action: testing.sleep
     input: { ms: 600 }
 )");
-  EngineHarness engine(dsn_);
-  const std::string id = start(def);
-  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  const std::string id = run_to_end(def);
+  ASSERT_EQ(final_state(id), SagaState::kCompleted);
   // Run one after another, a branch would complete before the next started;
   // run concurrently, every branch starts before any completes.
   const auto order = events_of(client_, id, {"attempt_started", "step_completed"});
@@ -292,9 +296,8 @@ steps:
     action: testing.fail
     input: { retryable: false }
 )");
-  EngineHarness engine(dsn_);
-  const std::string id = start(def);
-  ASSERT_EQ(wait_terminal(client_, id), SagaState::kFailed);
+  const std::string id = run_to_end(def);
+  ASSERT_EQ(final_state(id), SagaState::kFailed);
   const auto saga = client_.find_saga(id);
   EXPECT_NE(saga->error.find("compensation of step first failed after 2 attempt(s)"), std::string::npos) << saga->error;
   const auto steps = steps_by_label(client_, id);
@@ -315,7 +318,7 @@ steps:
     action: testing.fail
     input: { retryable: false }
 )");
-  EngineHarness engine(dsn_);
+  EngineHarness engine(dsn_);  // kept running: it also carries out the retry
   const std::string id = start(def);
   ASSERT_EQ(wait_terminal(client_, id), SagaState::kFailed);
   EXPECT_THROW(client_.request_cancel(id), IllegalTransition);
@@ -352,9 +355,8 @@ steps:
     action: testing.fail
     input: { retryable: false }
 )");
-  EngineHarness engine(dsn_);
-  const std::string id = start(def);
-  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompensated);
+  const std::string id = run_to_end(def);
+  ASSERT_EQ(final_state(id), SagaState::kCompensated);
   EXPECT_EQ(steps_by_label(client_, id).at("first").compensation_attempts, 3);
 }
 
@@ -372,9 +374,8 @@ steps:
   - name: after
     action: testing.succeed
 )");
-  EngineHarness engine(dsn_);
-  const std::string id = start(def);
-  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  const std::string id = run_to_end(def);
+  ASSERT_EQ(final_state(id), SagaState::kCompleted);
   const auto steps = steps_by_label(client_, id);
   EXPECT_EQ(steps.at("notify").state, StepState::kSkipped);
   EXPECT_EQ(steps.at("notify").attempts, 2);
@@ -472,9 +473,8 @@ steps:
   - name: approval
     wait: { signal: approved, timeout: 500ms }
 )");
-  EngineHarness engine(dsn_);
-  const std::string id = start(def);
-  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompensated);
+  const std::string id = run_to_end(def);
+  ASSERT_EQ(final_state(id), SagaState::kCompensated);
   EXPECT_NE(client_.find_saga(id)->error.find("signal_timeout"), std::string::npos);
   EXPECT_EQ(steps_by_label(client_, id).at("prepare").state, StepState::kCompensated);
 }
@@ -490,9 +490,8 @@ steps:
   - name: approval
     wait: { signal: approved }
 )");
-  EngineHarness engine(dsn_);
-  const std::string id = start(def);
-  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompensated);
+  const std::string id = run_to_end(def);
+  ASSERT_EQ(final_state(id), SagaState::kCompensated);
   EXPECT_NE(client_.find_saga(id)->error.find("deadline_exceeded"), std::string::npos);
 }
 
