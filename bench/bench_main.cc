@@ -53,11 +53,9 @@ std::string capture(const std::string& command) {
 }
 
 std::string pgbench_path() {
-  for (const auto& entry : std::filesystem::directory_iterator("/usr/lib/postgresql")) {
-    auto candidate = entry.path() / "bin" / "pgbench";
-    if (std::filesystem::exists(candidate)) return candidate.string();
-  }
-  throw std::runtime_error("pgbench not found (install postgresql-contrib)");
+  const auto candidate = pg::server_bin_dir() / "pgbench";
+  if (!std::filesystem::exists(candidate)) throw std::runtime_error("pgbench not found (install postgresql-contrib)");
+  return candidate.string();
 }
 
 double pgbench_tps(const std::string& dsn, int clients, int seconds) {

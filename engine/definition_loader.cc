@@ -3,13 +3,13 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <fstream>
 #include <initializer_list>
 #include <regex>
 #include <set>
 #include <sstream>
 
 #include "engine/sha256.h"
+#include "engine/text_file.h"
 #include "engine/yaml_checker.h"
 
 namespace wsflow {
@@ -254,11 +254,7 @@ DefinitionSet load_definitions(const std::filesystem::path& path, const ActionLo
   std::vector<fs::path> files;
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
-    for (const auto& entry : fs::directory_iterator(path, ec)) {
-      const auto ext = entry.path().extension();
-      if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml")) files.push_back(entry.path());
-    }
-    std::sort(files.begin(), files.end());
+    files = yaml_files_in(path);
   } else if (fs::is_regular_file(path, ec)) {
     files.push_back(path);
   } else {
@@ -267,21 +263,19 @@ DefinitionSet load_definitions(const std::filesystem::path& path, const ActionLo
   }
   std::map<std::string, std::string> first_file_of;
   for (const fs::path& file : files) {
-    std::ifstream in(file, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    if (!in && !in.eof()) {
+    const std::optional<std::string> text = read_text_file(file);
+    if (!text) {
       set.errors.push_back({file.string(), 0, 0, "", "cannot read file"});
       continue;
     }
     // Only saga files are ours; the lifecycle machine has its own loader.
     try {
-      const YAML::Node root = YAML::Load(text.str());
+      const YAML::Node root = YAML::Load(*text);
       if (root.IsMap() && !root["saga"] && root["machine"]) continue;
     } catch (const YAML::Exception&) {
       // load_definition reports the syntax error with its place.
     }
-    LoadResult loaded = load_definition(text.str(), file.string(), known_action);
+    LoadResult loaded = load_definition(*text, file.string(), known_action);
     set.errors.insert(set.errors.end(), loaded.errors.begin(), loaded.errors.end());
     if (!loaded.definition) continue;
     const std::string name = loaded.definition->name;

@@ -1,10 +1,9 @@
 #include "sagas/machine.h"
 
 #include <algorithm>
-#include <fstream>
 #include <map>
-#include <sstream>
 
+#include "engine/text_file.h"
 #include "engine/yaml_checker.h"
 
 namespace wsflow::sagas {
@@ -122,26 +121,18 @@ MachineLoad load_machine(const std::string& yaml_text, const std::string& file,
 }
 
 MachineLoad load_workspace_machine(const std::filesystem::path& dir, const std::set<std::string>& saga_names) {
-  std::error_code ec;
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const auto ext = entry.path().extension();
-    if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml")) files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end());
-  for (const auto& file : files) {
-    std::ifstream in(file);
-    std::stringstream text;
-    text << in.rdbuf();
+  for (const auto& file : yaml_files_in(dir)) {
+    const std::optional<std::string> text = read_text_file(file);
+    if (!text) continue;  // the saga loader reports unreadable files
     try {
-      const YAML::Node root = YAML::Load(text.str());
+      const YAML::Node root = YAML::Load(*text);
       if (!root.IsMap() || !root["machine"] || !root["machine"].IsScalar() || root["machine"].Scalar() != "workspace") {
         continue;
       }
     } catch (const YAML::Exception&) {
       continue;  // the saga loader reports the syntax error
     }
-    return load_machine(text.str(), file.string(), saga_names);
+    return load_machine(*text, file.string(), saga_names);
   }
   MachineLoad missing;
   missing.errors.push_back({dir.string(), 0, 0, "", "no workspace state machine (a file with `machine: workspace`)"});

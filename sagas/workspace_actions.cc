@@ -88,6 +88,14 @@ ActionResult mark_offboarded(const ActionCall& call, pqxx::work& tx) {
   return ActionResult::success();
 }
 
+// Deletes every export archive of the workspace (idempotent).
+ActionResult remove_archives(const std::filesystem::path& export_dir, const std::string& workspace_id) {
+  std::error_code ec;
+  std::filesystem::remove_all(export_dir / workspace_id, ec);
+  if (ec) return ActionResult::failure("storage", "cannot remove archives: " + ec.message());
+  return ActionResult::success();
+}
+
 // The archive's files: each the JSON rows of one query ($1 = the workspace).
 void export_files(pqxx::work& tx, const std::string& id, std::map<std::string, std::string>& files) {
   static const std::pair<const char*, const char*> kFiles[] = {
@@ -151,10 +159,7 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
                  const std::string& id = workspace_of(call);
                  tx.exec("SET LOCAL wsflow.erasing = 'on'");
                  tx.exec_params("DELETE FROM wsflow.workspaces WHERE id = $1::uuid", id);
-                 std::error_code ec;
-                 std::filesystem::remove_all(export_dir / id, ec);
-                 if (ec) return ActionResult::failure("storage", "cannot remove archives: " + ec.message());
-                 return ActionResult::success();
+                 return remove_archives(export_dir, id);
                }));
 
   registry.add("export.write", transactional([export_dir](const ActionCall& call, pqxx::work& tx) {
@@ -174,9 +179,7 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
 
   registry.add("export.remove_all", transactional([export_dir](const ActionCall& call, pqxx::work& tx) {
                  const std::string& id = workspace_of(call);
-                 std::error_code ec;
-                 std::filesystem::remove_all(export_dir / id, ec);
-                 if (ec) return ActionResult::failure("storage", "cannot remove archives: " + ec.message());
+                 if (ActionResult removed = remove_archives(export_dir, id); !removed.ok) return removed;
                  tx.exec_params(
                      "UPDATE wsflow.exports SET status = 'deleted', path = NULL WHERE workspace_id = $1::uuid", id);
                  audit(tx, id, kActor, "storage.removed");

@@ -21,6 +21,7 @@
 #include "adapters/postgres/pg_store.h"
 #include "adapters/webhook/webhook_notifier.h"
 #include "engine/sha256.h"
+#include "engine/text_file.h"
 #include "tests/support/engine_harness.h"
 #include "tests/support/serve_fixture.h"
 #include "tests/support/test_cluster.h"
@@ -41,13 +42,6 @@ int free_port() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   close(fd);
   return ntohs(addr.sin_port);
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 // A webhook receiver that records deliveries and fails the first `fail_next` on demand.
@@ -112,7 +106,7 @@ class Server {
     const std::filesystem::path source = std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions";
     for (const auto& entry : std::filesystem::directory_iterator(source)) {
       if (!entry.is_regular_file()) continue;
-      std::string text = read_file(entry.path());
+      std::string text = read_text_file(entry.path()).value();
       text = std::regex_replace(text, std::regex("30d"), "2s");
       dir_.write(entry.path().filename().string(), text);
     }
@@ -343,16 +337,16 @@ TEST_F(Api, ExportArchiveChecksumsVerify) {
   }
   ASSERT_EQ(status.body["status"], "completed") << status.body.dump();
   const std::string location = status.body["location"];
-  const json manifest = json::parse(read_file(location + "/manifest.json"));
+  const json manifest = json::parse(read_text_file(location + "/manifest.json").value());
   EXPECT_EQ(manifest, status.body["manifest"]);
   for (const char* file : {"workspace.json", "members.json", "environments.json", "audit.json", "api_keys.json"}) {
     ASSERT_TRUE(manifest["files"].contains(file)) << file;
-    EXPECT_EQ(manifest["files"][file]["sha256"], sha256_hex(read_file(location + "/" + file))) << file;
+    EXPECT_EQ(manifest["files"][file]["sha256"], sha256_hex(read_text_file(location + "/" + file).value())) << file;
   }
-  const std::string keys = read_file(location + "/api_keys.json");
+  const std::string keys = read_text_file(location + "/api_keys.json").value();
   EXPECT_NE(keys.find("wsf_"), std::string::npos);      // the prefix is there
   EXPECT_EQ(keys.find("key_hash"), std::string::npos);  // secrets and hashes are not
-  EXPECT_EQ(json::parse(read_file(location + "/workspace.json"))["id"], id);
+  EXPECT_EQ(json::parse(read_text_file(location + "/workspace.json").value())["id"], id);
 }
 
 TEST_F(Api, OffboardRevokesKeysThenHardDeletesAfterTheWindow) {

@@ -11,6 +11,7 @@
 #include "adapters/export/archive_writer.h"
 #include "adapters/webhook/webhook_notifier.h"
 #include "engine/sha256.h"
+#include "engine/text_file.h"
 #include "sagas/machine.h"
 #include "sagas/workspace_actions.h"
 #include "tests/support/serve_fixture.h"
@@ -122,24 +123,17 @@ TEST(Webhook, DeliversSignedAndFailsOnNon2xx) {
   EXPECT_THROW(notifier.deliver("workspace.created", {}, "k3"), std::runtime_error);  // nobody listening
 }
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 TEST(Archive, ManifestChecksumsMatchAndRewritingReplaces) {
   testing::TempDir dir;
   const auto target = dir.path() / "export-1";
   const nlohmann::json manifest = write_archive(target, {{"a.json", "[1]"}, {"b.json", "{}"}});
   EXPECT_EQ(manifest["files"]["a.json"]["sha256"], sha256_hex("[1]"));
-  EXPECT_EQ(nlohmann::json::parse(slurp(target / "manifest.json")), manifest);
-  EXPECT_EQ(slurp(target / "b.json"), "{}");
+  EXPECT_EQ(nlohmann::json::parse(read_text_file(target / "manifest.json").value()), manifest);
+  EXPECT_EQ(read_text_file(target / "b.json").value(), "{}");
   write_archive(target, {{"a.json", "[2]"}});
   EXPECT_FALSE(std::filesystem::exists(target / "b.json"));
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "export-1.partial"));
-  EXPECT_EQ(slurp(target / "a.json"), "[2]");
+  EXPECT_EQ(read_text_file(target / "a.json").value(), "[2]");
 }
 
 }  // namespace

@@ -47,6 +47,13 @@ class Lifecycle : public ::testing::Test {
     tx.commit();
   }
 
+  void set_status(const std::string& workspace, const std::string& status) {
+    pqxx::connection conn(dsn_);
+    pqxx::work tx(conn);
+    tx.exec_params("UPDATE wsflow.workspaces SET status = $2 WHERE id = $1::uuid", workspace, status);
+    tx.commit();
+  }
+
   std::string status(const std::string& workspace) {
     pqxx::connection conn(dsn_);
     pqxx::read_transaction tx(conn);
@@ -85,13 +92,7 @@ TEST_F(Lifecycle, CreateTakesTheLockAndCompletionActivates) {
 TEST_F(Lifecycle, OnlyOneExclusiveSagaAtATimeButExportRunsBeside) {
   finish("workspace.create", fire("create", ws_, create_input_).saga_id, ws_, SagaState::kCompleted, "none");
   const auto offboard = fire("offboard", ws_);
-  // offboard marks the workspace offboarded itself while it waits out the window
-  {
-    pqxx::connection conn(dsn_);
-    pqxx::work tx(conn);
-    tx.exec_params("UPDATE wsflow.workspaces SET status = 'offboarded' WHERE id = $1::uuid", ws_);
-    tx.commit();
-  }
+  set_status(ws_, "offboarded");  // as offboard's own step does while it waits out the window
   const auto exported = fire("export", ws_, {{"export_id", "00000000-0000-0000-0000-000000000001"}});
   EXPECT_EQ(exported.status, "offboarded");  // export neither changes the status nor takes the lock
   EXPECT_EQ(status(ws_), "offboarded/" + offboard.saga_id);
@@ -109,13 +110,7 @@ TEST_F(Lifecycle, OnlyOneExclusiveSagaAtATimeButExportRunsBeside) {
 TEST_F(Lifecycle, OperationInProgressWhenTheLockIsHeld) {
   finish("workspace.create", fire("create", ws_, create_input_).saga_id, ws_, SagaState::kCompleted, "none");
   const auto freeze = fire("freeze", ws_);
-  {
-    // As if the status had already moved on while the saga still runs.
-    pqxx::connection conn(dsn_);
-    pqxx::work tx(conn);
-    tx.exec_params("UPDATE wsflow.workspaces SET status = 'active' WHERE id = $1::uuid", ws_);
-    tx.commit();
-  }
+  set_status(ws_, "active");  // as if the status had moved on while the saga still runs
   try {
     fire("freeze", ws_);
     FAIL() << "a second exclusive saga must be refused";

@@ -1,6 +1,7 @@
 #include "adapters/postgres/embedded_cluster.h"
 
 #include "adapters/os/child_process.h"
+#include "engine/text_file.h"
 
 #include <pwd.h>
 #include <sys/stat.h>
@@ -20,8 +21,9 @@ namespace {
 constexpr int kPort = 5432;  // only names the socket file; nothing listens on TCP
 constexpr const char* kClusterUser = "postgres";
 
-// The newest installed server version's bin directory, e.g. /usr/lib/postgresql/15/bin.
-fs::path find_bin_dir() {
+}  // namespace
+
+fs::path server_bin_dir() {
   std::vector<std::pair<int, fs::path>> found;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator("/usr/lib/postgresql", ec)) {
@@ -37,6 +39,8 @@ fs::path find_bin_dir() {
   }
   return std::max_element(found.begin(), found.end())->second;
 }
+
+namespace {
 
 bool running_as_root() { return geteuid() == 0; }
 
@@ -55,10 +59,7 @@ void hand_to_cluster_user(const fs::path& path) {
 }
 
 std::string tail_of(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string s = text.str();
+  const std::string s = read_text_file(file).value_or("");
   return s.size() > 4000 ? s.substr(s.size() - 4000) : s;
 }
 
@@ -77,7 +78,7 @@ EmbeddedCluster::EmbeddedCluster(ClusterOptions options, fs::path bin_dir, fs::p
     : options_(std::move(options)), bin_dir_(std::move(bin_dir)), socket_dir_(std::move(socket_dir)) {}
 
 std::unique_ptr<EmbeddedCluster> EmbeddedCluster::start(const ClusterOptions& options) {
-  const fs::path bin = find_bin_dir();
+  const fs::path bin = server_bin_dir();
   fs::create_directories(options.root);
   const fs::path root = fs::absolute(options.root);
   const fs::path data = root / "data";
@@ -160,7 +161,7 @@ void EmbeddedCluster::remove_abandoned(const fs::path& root) {
   try {
     const fs::path data = root / "data";
     if (fs::exists(data / "postmaster.pid")) {
-      run({(find_bin_dir() / "pg_ctl").string(), "-D", data.string(), "-m", "immediate", "-w", "stop"},
+      run({(server_bin_dir() / "pg_ctl").string(), "-D", data.string(), "-m", "immediate", "-w", "stop"},
           root / "server.log");
     }
     std::error_code ec;

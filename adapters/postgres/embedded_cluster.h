@@ -18,6 +18,10 @@
 
 namespace wsflow::pg {
 
+// The newest installed server version's bin directory, e.g.
+// /usr/lib/postgresql/15/bin. Throws std::runtime_error when there is none.
+std::filesystem::path server_bin_dir();
+
 struct ClusterOptions {
   std::filesystem::path root;  // holds data/ and server.log; created when missing
   bool ephemeral = false;      // files deleted on stop

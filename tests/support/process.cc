@@ -1,6 +1,7 @@
 #include "tests/support/process.h"
 
 #include "adapters/os/child_process.h"
+#include "engine/text_file.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -40,12 +41,7 @@ std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
   return status_;
 }
 
-std::string Process::log() const {
-  std::ifstream in(log_path_);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+std::string Process::log() const { return read_text_file(log_path_).value_or(""); }
 
 Output run_command(const std::vector<std::string>& argv) {
   char path[] = "/tmp/wsflow-cmd-XXXXXX";
