@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "engine/schedule_loader.h"
 #include "engine/sha256.h"
 #include "engine/text_file.h"
 #include "engine/yaml_checker.h"
@@ -268,12 +269,11 @@ DefinitionSet load_definitions(const std::filesystem::path& path, const ActionLo
       set.errors.push_back({file.string(), 0, 0, "", "cannot read file"});
       continue;
     }
-    // Only saga files are ours; the lifecycle machine has its own loader.
-    try {
-      const YAML::Node root = YAML::Load(*text);
-      if (root.IsMap() && !root["saga"] && root["machine"]) continue;
-    } catch (const YAML::Exception&) {
-      // load_definition reports the syntax error with its place.
+    // Only saga files are ours; the lifecycle machine and schedules have
+    // their own loaders. (A syntax error is reported by load_definition.)
+    if (!yaml_has_top_level_key(*text, "saga") &&
+        (yaml_has_top_level_key(*text, "machine") || yaml_has_top_level_key(*text, "schedule"))) {
+      continue;
     }
     LoadResult loaded = load_definition(*text, file.string(), known_action);
     set.errors.insert(set.errors.end(), loaded.errors.begin(), loaded.errors.end());

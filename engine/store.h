@@ -26,6 +26,7 @@
 #include "engine/definition.h"
 #include "engine/duration.h"
 #include "engine/lifecycle.h"
+#include "engine/schedule_state.h"
 
 namespace wsflow {
 
@@ -151,6 +152,7 @@ struct Transition {
 struct StartOptions {
   std::string idempotency_key;  // empty: none; else a repeat returns the first saga
   std::string workspace_id;     // empty: none
+  Millis delay{0};              // runnable this long after it is inserted (schedule jitter)
 };
 
 struct StartResult {
@@ -224,6 +226,36 @@ class Store {
     std::exception_ptr error;  // set when this item was not committed
   };
   virtual std::vector<BatchOutcome> commit_batch(const std::vector<BatchItem>& items) = 0;
+
+  // --- schedules ---
+  // Every time argument and result below is on the database's clock moved by
+  // `clock_offset` (zero in production; tests move it instead of sleeping).
+  //
+  // The database's now.
+  virtual TimePoint schedule_now(Millis clock_offset) = 0;
+  // Inserts new schedules and updates known ones (a changed timing_hash
+  // replaces next_due_at with first_due_at; pause state and history stay).
+  virtual void register_schedules(const std::vector<ScheduleRegistration>& schedules) = 0;
+  // Locks one schedule among `names` that is due (next_due_at reached, or a
+  // buffered run whose predecessor has finished) and not paused, skipping
+  // schedules another process holds; calls `plan` with it and applies the
+  // plan (starts its runs, advances next_due_at) in the same transaction.
+  // Returns false when none was due. `plan` may throw: nothing is written.
+  virtual bool fire_due_schedule(const std::vector<std::string>& names, Millis clock_offset,
+                                 const PlanFiring& plan) = 0;
+  // How long until the earliest due time among the unpaused `names`
+  // (zero or less: something is due now); nullopt when there is none.
+  virtual std::optional<Millis> until_next_due(const std::vector<std::string>& names, Millis clock_offset) = 0;
+  // Starts `runs` of `schedule` (operator trigger and backfill) and records
+  // the newest as the schedule's last run. Throws std::invalid_argument if the
+  // schedule is not registered.
+  virtual std::vector<RunStarted> start_schedule_runs(const std::string& schedule, const SagaDefinition& saga,
+                                                      const std::vector<ScheduledRun>& runs) = 0;
+  // Pauses or resumes; resuming sets next_due_at (slots passed while paused
+  // do not fire). False if the schedule is not registered.
+  virtual bool set_schedule_paused(const std::string& schedule, bool paused, const std::string& note,
+                                   std::optional<TimePoint> next_due_at) = 0;
+  virtual std::vector<ScheduleStatus> schedule_statuses() = 0;
 };
 
 }  // namespace wsflow

@@ -205,6 +205,22 @@ CREATE TABLE wsflow.http_idempotency (
 );
 )SQL";
 
+// Durable schedules (engine/scheduler.h): one row per schedule name.
+const char* kSchedules = R"SQL(
+ALTER TABLE wsflow.schedules RENAME COLUMN definition TO saga;
+ALTER TABLE wsflow.schedules
+  ADD COLUMN timing_hash     text NOT NULL DEFAULT '',
+  ADD COLUMN spec            jsonb NOT NULL DEFAULT '{}',
+  ADD COLUMN paused          boolean NOT NULL DEFAULT false,
+  ADD COLUMN note            text NOT NULL DEFAULT '',
+  ADD COLUMN last_due_at     timestamptz,
+  ADD COLUMN last_saga_id    uuid,
+  ADD COLUMN buffered_due_at timestamptz,
+  ADD COLUMN skipped_count   bigint NOT NULL DEFAULT 0,
+  ADD COLUMN created_at      timestamptz NOT NULL DEFAULT now();
+CREATE INDEX schedules_due ON wsflow.schedules (next_due_at) WHERE NOT paused;
+)SQL";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -213,6 +229,7 @@ const std::vector<Migration>& migrations() {
       {2, "workspace domain", kWorkspaceDomain},
       {3, "lease token index",
        "CREATE INDEX sagas_lease_token ON wsflow.sagas (lease_token) WHERE lease_token IS NOT NULL"},
+      {4, "schedules", kSchedules},
   };
   return all;
 }

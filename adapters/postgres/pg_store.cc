@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <regex>
 
+#include "adapters/postgres/sql_time.h"
+
 namespace wsflow::pg {
 namespace {
 
-// Timestamps cross the wire as integer epoch milliseconds.
-#define WSF_MS(col) "(extract(epoch from " col ") * 1000)::bigint"
 
 const char* kSagaColumns =
     "id::text, definition, version, definition_hash, coalesce(workspace_id::text, ''), state, input::text, "
@@ -25,7 +25,7 @@ const char* kInsertSaga =
     "INSERT INTO wsflow.sagas (definition, version, definition_hash, workspace_id, state, input, context, "
     "idempotency_key, deadline_at, wake_at) VALUES ($1, $2, $3, NULLIF($4, '')::uuid, 'pending', $5::jsonb, "
     "$5::jsonb, NULLIF($6, ''), CASE WHEN $7::bigint < 0 THEN NULL ELSE now() + $7::bigint * interval '1 ms' END, "
-    "now()) RETURNING id::text";
+    "now() + $8::bigint * interval '1 ms') RETURNING id::text";
 
 // name -> SQL, prepared on every pooled connection.
 const std::pair<const char*, std::string> kStatements[] = {
@@ -99,11 +99,6 @@ void prepare_all(pqxx::connection& conn) {
   for (const auto& [name, sql] : kStatements) conn.prepare(name, sql);
 }
 
-std::optional<TimePoint> time_of(const pqxx::field& f) {
-  if (f.is_null()) return std::nullopt;
-  return TimePoint(std::chrono::milliseconds(f.as<long long>()));
-}
-
 SagaRecord saga_from(const pqxx::row& r) {
   SagaRecord s;
   s.id = r[0].as<std::string>();
@@ -159,6 +154,20 @@ bool is_uuid(const std::string& text) {
   return std::regex_match(text, kUuid);
 }
 
+std::string text_array(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (const std::string& item : items) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : item) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
 PgStore::PgStore(std::string dsn, int pool_size) : pool_(std::move(dsn), pool_size, prepare_all) {}
 
 StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const nlohmann::json& input,
@@ -186,7 +195,8 @@ StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const 
   // first commits, then fails here: the caller's transaction is aborted and
   // its retry finds the first saga above.
   auto inserted = tx.exec_params(kInsertSaga, definition.name, definition.version, definition.hash,
-                                 options.workspace_id, input.dump(), options.idempotency_key, deadline_ms);
+                                 options.workspace_id, input.dump(), options.idempotency_key, deadline_ms,
+                                 static_cast<long long>(options.delay.count()));
   const std::string id = inserted[0][0].as<std::string>();
   insert_event(tx, id, "created", "", "",
                {{"definition", definition.name}, {"version", definition.version}, {"hash", definition.hash}});

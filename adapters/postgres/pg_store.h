@@ -37,6 +37,17 @@ class PgStore final : public Store {
                       std::optional<Millis> statement_timeout = std::nullopt) override;
   std::vector<BatchOutcome> commit_batch(const std::vector<BatchItem>& items) override;
 
+  // Schedules (pg_schedules.cc).
+  TimePoint schedule_now(Millis clock_offset) override;
+  void register_schedules(const std::vector<ScheduleRegistration>& schedules) override;
+  bool fire_due_schedule(const std::vector<std::string>& names, Millis clock_offset, const PlanFiring& plan) override;
+  std::optional<Millis> until_next_due(const std::vector<std::string>& names, Millis clock_offset) override;
+  std::vector<RunStarted> start_schedule_runs(const std::string& schedule, const SagaDefinition& saga,
+                                              const std::vector<ScheduledRun>& runs) override;
+  bool set_schedule_paused(const std::string& schedule, bool paused, const std::string& note,
+                           std::optional<TimePoint> next_due_at) override;
+  std::vector<ScheduleStatus> schedule_statuses() override;
+
  private:
   ConnectionPool pool_;
 };
@@ -49,5 +60,8 @@ StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const 
 
 // True if `text` is a UUID in canonical textual form.
 bool is_uuid(const std::string& text);
+
+// A Postgres text[] literal of `items` (each quoted, so commas and braces are safe).
+std::string text_array(const std::vector<std::string>& items);
 
 }  // namespace wsflow::pg
