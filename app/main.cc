@@ -1,5 +1,5 @@
 // The wsflow binary: wiring only. Subcommands: serve, migrate, keys create,
-// validate, start, signal, cancel, retry, status.
+// validate, start, signal, cancel, retry, status, schedules.
 
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +17,10 @@
 #include "app/database.h"
 #include "engine/definition_loader.h"
 #include "engine/engine.h"
+#include "engine/schedule_commands.h"
+#include "engine/schedule_loader.h"
+#include "engine/scheduler.h"
+#include "engine/sha256.h"
 #include "engine/log.h"
 #include "engine/testing_actions.h"
 #include "sagas/machine.h"
@@ -47,6 +51,7 @@ bool known_action(const std::string& name) {
 
 struct LoadedDefinitions {
   DefinitionSet sagas;
+  ScheduleSet schedules;
   sagas::Machine machine;  // empty when the directory has none
   bool ok = false;
 };
@@ -55,7 +60,9 @@ struct LoadedDefinitions {
 LoadedDefinitions load_or_report(const std::string& path) {
   LoadedDefinitions loaded;
   loaded.sagas = load_definitions(path, known_action);
+  loaded.schedules = load_schedules(path, loaded.sagas.definitions);
   DefinitionErrors errors = loaded.sagas.errors;
+  errors.insert(errors.end(), loaded.schedules.errors.begin(), loaded.schedules.errors.end());
   if (std::filesystem::is_directory(path)) {
     std::set<std::string> saga_names;
     for (const auto& [name, def] : loaded.sagas.definitions) saga_names.insert(name);
@@ -135,16 +142,22 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
                                                : std::filesystem::path(serve_options.export_dir);
   std::filesystem::create_directories(export_dir);
 
+  const SystemClock clock;
   ActionRegistry registry;
   register_testing_actions(registry);
   sagas::register_workspace_actions(
-      registry, {*provisioner, domain_db, webhooks, std::filesystem::absolute(export_dir), definitions.machine});
+      registry, {*provisioner, domain_db, webhooks, std::filesystem::absolute(export_dir), definitions.machine, clock});
 
   pg::PgStore store(db.dsn, options.blocking_threads + 2);
   Engine engine(store, registry, options);
   pg::NotifyListener listener(db.dsn, pg::kRunnableChannel, [&] { engine.wake(); });
+  Scheduler scheduler(store, definitions.schedules.schedules, definitions.sagas.definitions, clock);
+  std::thread scheduler_thread([&] { scheduler.run(); });
+  const ScheduleCommands schedule_commands(store, definitions.schedules.schedules, definitions.sagas.definitions,
+                                           clock);
   pg::ConnectionPool api_db(db.dsn, 8);
-  http::ApiServer api({api_db, store, definitions.machine, definitions.sagas.definitions});
+  http::ApiServer api({api_db, store, definitions.machine, definitions.sagas.definitions, schedule_commands, clock,
+                       [&] { scheduler.wake(); }});
   api.start(host, port);
   std::thread signal_waiter([&] {
     int received = 0;
@@ -152,9 +165,11 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
     log_info(std::string("received ") + (received == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
     engine.stop();
   });
-  log_info("serving " + std::to_string(definitions.sagas.definitions.size()) + " saga definition(s) from " +
-           common.definitions);
+  log_info("serving " + std::to_string(definitions.sagas.definitions.size()) + " saga definition(s) and " +
+           std::to_string(definitions.schedules.schedules.size()) + " schedule(s) from " + common.definitions);
   engine.run();
+  scheduler.stop();
+  scheduler_thread.join();
   api.stop();
   // run() returned: if that was not because of a signal, release the waiter.
   pthread_kill(signal_waiter.native_handle(), SIGTERM);
@@ -167,7 +182,7 @@ int create_operator_key(const Common& common, const std::string& name) {
   pqxx::connection conn(db.dsn);
   pg::migrate(conn);
   pqxx::work tx(conn);
-  const http::NewKey key = http::create_api_key(tx, "", "", name, {"ops"});
+  const http::NewKey key = http::create_api_key(tx, {"", "", "", "cli", ""}, name, {"ops"});
   tx.commit();
   std::cout << key.key << "\n";
   std::cerr << "operator key " << key.prefix << " created; it is shown only this once\n";
@@ -199,6 +214,53 @@ void print_saga(pg::PgStore& store, const std::string& id) {
                             {"error", s.error}});
   }
   std::cout << out.dump(2) << "\n";
+}
+
+struct ScheduleArgs {
+  std::string name, note, from, to;
+};
+
+TimePoint time_argument(const std::string& text, const char* option) {
+  if (auto at = parse_rfc3339(text)) return *at;
+  throw std::runtime_error(std::string(option) + ": expected an RFC 3339 time, e.g. 2026-11-24T00:00:00Z");
+}
+
+// `wsflow schedules …`: the same commands as the API's /v1/schedules.
+int schedules_command(const ScheduleCommands& commands, bool list, bool trigger, bool pause, bool backfill,
+                      const ScheduleArgs& args) {
+  if (list) {
+    for (const ScheduleStatus& s : commands.list()) {
+      const std::string zone = s.spec.value("timezone", "UTC");
+      std::cout << s.name << "  "
+                << (s.spec.contains("cron") ? "cron \"" + s.spec["cron"].get<std::string>() + "\" " + zone
+                                            : "every " + s.spec.value("every", "?"))
+                << "  next " << format_in_zone(s.next_due_at, zone) << (s.paused ? "  PAUSED" : "")
+                << (s.note.empty() ? "" : "  (" + s.note + ")") << "\n    last run: "
+                << (s.last_saga_id.empty() ? "none" : s.last_saga_id + " " + s.last_saga_state) << ", skipped "
+                << s.skipped_count << "\n";
+    }
+    return 0;
+  }
+  if (trigger) {
+    const RunStarted run = commands.trigger(args.name, random_hex(8));
+    std::cout << run.saga_id << "\n";
+    return 0;
+  }
+  if (backfill) {
+    for (const RunStarted& run : commands.backfill(args.name, time_argument(args.from, "--from"),
+                                                   time_argument(args.to, "--to"))) {
+      std::cout << format_utc(run.due) << " " << run.saga_id << (run.created ? "" : " (had run already)") << "\n";
+    }
+    return 0;
+  }
+  if (pause) {
+    commands.pause(args.name, args.note);
+    std::cout << "paused " << args.name << "\n";
+  } else {
+    commands.resume(args.name, args.note);
+    std::cout << "resumed " << args.name << "\n";
+  }
+  return 0;
 }
 
 }  // namespace
@@ -282,6 +344,24 @@ int main(int argc, char** argv) {
   auto* status_cmd = cli.add_subcommand("status", "print a saga with its steps as JSON");
   status_cmd->add_option("saga_id", saga_id)->required();
 
+  auto* schedules_cmd = cli.add_subcommand("schedules", "durable schedules (run by serve)");
+  schedules_cmd->require_subcommand(1);
+  std::string schedule_name, schedule_note, backfill_from, backfill_to;
+  auto* schedules_list_cmd = schedules_cmd->add_subcommand("list", "every schedule with its next due time and last run");
+  auto* schedules_trigger_cmd = schedules_cmd->add_subcommand("trigger", "start one run now");
+  auto* schedules_pause_cmd = schedules_cmd->add_subcommand("pause", "stop firing until resumed");
+  auto* schedules_resume_cmd = schedules_cmd->add_subcommand("resume", "fire again from the next due time");
+  auto* schedules_backfill_cmd =
+      schedules_cmd->add_subcommand("backfill", "run every slot of a past range, each once");
+  for (auto* sub : {schedules_trigger_cmd, schedules_pause_cmd, schedules_resume_cmd, schedules_backfill_cmd}) {
+    sub->add_option("name", schedule_name, "schedule name")->required();
+  }
+  for (auto* sub : {schedules_pause_cmd, schedules_resume_cmd}) {
+    sub->add_option("--note", schedule_note, "why (shown in the list)");
+  }
+  schedules_backfill_cmd->add_option("--from", backfill_from, "RFC 3339 start, e.g. 2026-11-24T00:00:00Z")->required();
+  schedules_backfill_cmd->add_option("--to", backfill_to, "RFC 3339 end (included)")->required();
+
   CLI11_PARSE(cli, argc, argv);
 
   try {
@@ -291,7 +371,8 @@ int main(int argc, char** argv) {
     if (*validate_cmd) {
       const LoadedDefinitions loaded = load_or_report(validate_path);
       if (!loaded.ok) return 1;
-      std::cout << loaded.sagas.definitions.size() << " saga definition(s) valid"
+      std::cout << loaded.sagas.definitions.size() << " saga definition(s) and "
+                << loaded.schedules.schedules.size() << " schedule(s) valid"
                 << (loaded.machine.transitions.empty() ? "" : ", workspace machine valid") << "\n";
       return 0;
     }
@@ -338,6 +419,15 @@ int main(int argc, char** argv) {
     if (*status_cmd) {
       print_saga(store, saga_id);
       return 0;
+    }
+    if (*schedules_cmd) {
+      const LoadedDefinitions loaded = load_or_report(common.definitions);
+      if (!loaded.ok) return 2;
+      const SystemClock clock;
+      const ScheduleCommands commands(store, loaded.schedules.schedules, loaded.sagas.definitions, clock);
+      return schedules_command(commands, schedules_list_cmd->parsed(), schedules_trigger_cmd->parsed(),
+                               schedules_pause_cmd->parsed(), schedules_backfill_cmd->parsed(),
+                               {schedule_name, schedule_note, backfill_from, backfill_to});
     }
   } catch (const std::exception& e) {
     std::cerr << "wsflow: " << e.what() << "\n";

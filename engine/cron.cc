@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstdio>
 #include <map>
+#include <regex>
 #include <stdexcept>
 #include <vector>
 
@@ -209,6 +210,31 @@ TimePoint ScheduleTiming::next_after(TimePoint after) const {
     }
   }
   throw std::runtime_error("the cron expression never matches");
+}
+
+std::string format_in_zone(TimePoint at, const std::string& zone_name) {
+  const date::time_zone* zone = find_time_zone(zone_name);
+  if (!zone) zone = find_time_zone("UTC");
+  return date::format("%FT%T%Ez", date::make_zoned(zone, std::chrono::floor<std::chrono::seconds>(at)));
+}
+
+std::optional<TimePoint> parse_rfc3339(const std::string& text) {
+  using namespace std::chrono;
+  static const std::regex kShape(
+      R"((\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?(?:Z|([+-])(\d{2}):(\d{2})))");
+  std::smatch m;
+  if (!std::regex_match(text, m, kShape)) return std::nullopt;
+  const auto number = [&](int group) { return m[group].matched ? std::stoi(m[group].str()) : 0; };
+  const date::year_month_day day{date::year(number(1)), date::month(static_cast<unsigned>(number(2))),
+                                 date::day(static_cast<unsigned>(number(3)))};
+  if (!day.ok() || number(4) > 23 || number(5) > 59 || number(6) > 60 || number(9) > 23 || number(10) > 59) {
+    return std::nullopt;
+  }
+  std::string fraction = m[7].matched ? m[7].str() : "0";
+  fraction.resize(3, '0');
+  const minutes offset = (m[8].matched && m[8].str() == "-" ? -1 : 1) * (hours(number(9)) + minutes(number(10)));
+  return TimePoint(date::sys_days(day) + hours(number(4)) + minutes(number(5)) + seconds(number(6)) +
+                   milliseconds(std::stoi(fraction)) - offset);
 }
 
 std::string format_utc(TimePoint at) {

@@ -72,6 +72,14 @@ class ScheduleTiming {
   Millis interval_{0};
 };
 
+// RFC 3339 in the zone named `zone` with its offset at that instant, e.g.
+// "2026-11-25T18:00:00+01:00" (UTC, or an unknown zone: "+00:00").
+std::string format_in_zone(TimePoint at, const std::string& zone);
+
+// Parses RFC 3339 with a `Z` or a numeric offset ("2026-11-25T17:00:00Z",
+// "2026-11-25T18:00:00.250+01:00"); nullopt for anything else.
+std::optional<TimePoint> parse_rfc3339(const std::string& text);
+
 // "2026-11-25T17:00:00Z" for a time point, in UTC, with milliseconds only
 // when there are some. Used in idempotency keys, so it must not change.
 std::string format_utc(TimePoint at);

@@ -271,8 +271,8 @@ DefinitionSet load_definitions(const std::filesystem::path& path, const ActionLo
     }
     // Only saga files are ours; the lifecycle machine and schedules have
     // their own loaders. (A syntax error is reported by load_definition.)
-    if (!yaml_has_top_level_key(*text, "saga") &&
-        (yaml_has_top_level_key(*text, "machine") || yaml_has_top_level_key(*text, "schedule"))) {
+    if (yaml_has_top_level_key(*text, "schedule") ||
+        (!yaml_has_top_level_key(*text, "saga") && yaml_has_top_level_key(*text, "machine"))) {
       continue;
     }
     LoadResult loaded = load_definition(*text, file.string(), known_action);

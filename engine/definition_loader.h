@@ -27,7 +27,8 @@ struct LoadResult {
 LoadResult load_definition(const std::string& yaml_text, const std::string& file, const ActionLookup& known_action);
 
 // All saga definitions of a directory (every *.yaml / *.yml file with a
-// top-level `saga:` key; other YAML files are left to their own loaders) or a
+// top-level `saga:` key and no `schedule:` key; other YAML files are left to
+// their own loaders) or a
 // single file. Errors include duplicate saga names across files and unreadable
 // files. `definitions` is keyed by saga name and filled only for valid files.
 struct DefinitionSet {

@@ -1,10 +1,26 @@
 #include "engine/sha256.h"
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include <stdexcept>
 
 namespace wsflow {
+
+namespace {
+
+std::string to_hex(const unsigned char* bytes, std::size_t length) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(length * 2);
+  for (std::size_t i = 0; i < length; ++i) {
+    hex.push_back(kHex[bytes[i] >> 4]);
+    hex.push_back(kHex[bytes[i] & 0xf]);
+  }
+  return hex;
+}
+
+}  // namespace
 
 std::string sha256_hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -12,14 +28,15 @@ std::string sha256_hex(std::string_view data) {
   if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
     throw std::runtime_error("EVP_Digest(sha256) failed");
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 0xf]);
+  return to_hex(digest, length);
+}
+
+std::string random_hex(std::size_t bytes) {
+  std::string buffer(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(buffer.data()), static_cast<int>(bytes)) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
   }
-  return hex;
+  return to_hex(reinterpret_cast<const unsigned char*>(buffer.data()), bytes);
 }
 
 }  // namespace wsflow

@@ -15,17 +15,17 @@
 
 #include "engine/action_registry.h"
 #include "engine/definition.h"
+#include "sagas/domain_error.h"
 #include "sagas/machine.h"
 
 namespace wsflow::sagas {
 
-// A refusal the API turns into an HTTP error.
-class LifecycleError : public std::runtime_error {
+// A refusal the API turns into an HTTP error: 404 workspace_not_found, 409
+// invalid_transition or operation_in_progress.
+class LifecycleError : public DomainError {
  public:
   LifecycleError(int status, std::string code, const std::string& message)
-      : std::runtime_error(message), status(status), code(std::move(code)) {}
-  int status;        // 404 unknown workspace, 409 not allowed now
-  std::string code;  // workspace_not_found, invalid_transition, operation_in_progress
+      : DomainError(status, std::move(code), message) {}
 };
 
 struct LifecycleRequest {

@@ -5,6 +5,7 @@
 #include "adapters/export/archive_writer.h"
 #include "sagas/audit.h"
 #include "sagas/lifecycle.h"
+#include "sagas/team.h"
 
 namespace wsflow::sagas {
 namespace {
@@ -61,6 +62,8 @@ ActionResult record_owner(const ActionCall& call, pqxx::work& tx) {
 
 ActionResult remove_members(const ActionCall& call, pqxx::work& tx) {
   const std::string& id = workspace_of(call);
+  tx.exec_params("UPDATE wsflow.api_keys SET revoked_at = now() WHERE workspace_id = $1::uuid AND revoked_at IS NULL",
+                 id);
   const auto removed = tx.exec_params("DELETE FROM wsflow.members WHERE workspace_id = $1::uuid", id).affected_rows();
   audit(tx, id, kActor, "members.removed", {{"count", removed}});
   return ActionResult::success({{"removed", removed}});
@@ -86,6 +89,36 @@ ActionResult mark_offboarded(const ActionCall& call, pqxx::work& tx) {
       id, static_cast<long long>(window.count()));
   audit(tx, id, kActor, "workspace.offboarded", {{"hard_delete_in", format_duration(window)}});
   return ActionResult::success();
+}
+
+ActionResult set_plan(const ActionCall& call, pqxx::work& tx) {
+  const std::string& id = workspace_of(call);
+  const std::string plan = call.saga_input.at("plan").get<std::string>();
+  try {
+    check_plan_change(tx, id, plan, Millis(0));
+  } catch (const DomainError& e) {
+    return ActionResult::failure(e.code, e.what(), false);
+  }
+  const std::string from =
+      tx.exec_params("SELECT plan FROM wsflow.workspaces WHERE id = $1::uuid FOR UPDATE", id)[0][0].as<std::string>();
+  tx.exec_params("UPDATE wsflow.workspaces SET plan = $2, updated_at = now() WHERE id = $1::uuid", id, plan);
+  audit(tx, id, kActor, "workspace.plan_changed", {{"from", from}, {"to", plan}});
+  return ActionResult::success({{"from", from}, {"to", plan}});
+}
+
+// At most this many expired invitations are listed in the saga context (and
+// so in the webhook event); the count is always exact.
+constexpr std::size_t kExpiredListed = 100;
+
+ActionResult expire_invitations(const Clock& clock, const ActionCall& call, pqxx::work& tx) {
+  const int batch = call.input.value("batch", 500);
+  const std::vector<ExpiredInvitation> expired = expire_due_invitations(tx, batch, offset_from_system(clock));
+  nlohmann::json listed = nlohmann::json::array();
+  for (std::size_t i = 0; i < expired.size() && i < kExpiredListed; ++i) {
+    listed.push_back({{"id", expired[i].id}, {"workspace_id", expired[i].workspace_id}, {"email", expired[i].email}});
+  }
+  return ActionResult::success({{"expired", expired.size()}},
+                               {{"expired_count", expired.size()}, {"expired", std::move(listed)}});
 }
 
 // Deletes every export archive of the workspace (idempotent).
@@ -142,7 +175,8 @@ const std::vector<std::string>& workspace_action_names() {
                                                  "workspace.revoke_keys",   "workspace.mark_offboarded",
                                                  "workspace.hard_delete",   "environment.provision",
                                                  "environment.deprovision", "export.write",
-                                                 "export.remove_all",       "webhook.notify"};
+                                                 "export.remove_all",       "webhook.notify",
+                                                 "workspace.set_plan",      "invitations.expire"};
   return names;
 }
 
@@ -153,6 +187,11 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
   registry.add("workspace.remove_members", transactional(remove_members));
   registry.add("workspace.revoke_keys", transactional(revoke_keys));
   registry.add("workspace.mark_offboarded", transactional(mark_offboarded));
+  registry.add("workspace.set_plan", transactional(set_plan));
+  const Clock* clock = &services.clock;
+  registry.add("invitations.expire", transactional([clock](const ActionCall& call, pqxx::work& tx) {
+                 return expire_invitations(*clock, call, tx);
+               }));
 
   const std::filesystem::path export_dir = services.export_dir;
   registry.add("workspace.hard_delete", transactional([export_dir](const ActionCall& call, pqxx::work& tx) {
@@ -220,8 +259,14 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
   const WebhookNotifier* webhooks = &services.webhooks;
   registry.add("webhook.notify", blocking_action([webhooks](const ActionCall& call) {
                  const std::string event = call.input.value("event", call.saga_name);
-                 webhooks->deliver(event, {{"workspace_id", workspace_of(call)}, {"saga_id", call.saga_id}},
-                                   call.idempotency_key);
+                 nlohmann::json payload = {{"saga_id", call.saga_id}};
+                 if (call.saga_input.contains("workspace_id")) payload["workspace_id"] = workspace_of(call);
+                 // `data: NAME` adds the saga context's NAME (e.g. the invitations a run expired).
+                 if (call.input.contains("data")) {
+                   const std::string field = call.input["data"].get<std::string>();
+                   payload["data"] = call.context.value(field, nlohmann::json());
+                 }
+                 webhooks->deliver(event, payload, call.idempotency_key);
                  return ActionResult::success();
                }));
 

@@ -8,6 +8,8 @@
 //   workspace.revoke_keys                   every API key of the workspace (tx)
 //   workspace.mark_offboarded               status offboarded, hard-delete time (tx)
 //   workspace.hard_delete                   erases the workspace's rows and archives (tx)
+//   workspace.set_plan                      the plan in the saga input, if the members fit it (tx)
+//   invitations.expire                      every invitation past its 7 days, in batches (tx)
 //   environment.provision / deprovision     a schema + role per environment (provisioner)
 //   export.write / export.remove_all        archives under the export directory (tx)
 //   webhook.notify                          the lifecycle event to the webhooks
@@ -20,6 +22,7 @@
 #include "adapters/provisioner/environment_provisioner.h"
 #include "adapters/webhook/webhook_notifier.h"
 #include "engine/action_registry.h"
+#include "engine/clock.h"
 #include "sagas/machine.h"
 
 namespace wsflow::sagas {
@@ -31,6 +34,7 @@ struct DomainServices {
   const WebhookNotifier& webhooks;
   std::filesystem::path export_dir;
   const Machine& machine;
+  const Clock& clock;  // moves the database's now for time-based rules (invitation expiry)
 };
 
 void register_workspace_actions(ActionRegistry& registry, const DomainServices& services);

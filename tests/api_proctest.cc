@@ -153,7 +153,8 @@ class Server {
   std::string create_workspace(const std::string& name, const std::string& owner = "owner-1") {
     const Response r =
         post("/v1/workspaces", operator_key_,
-             json{{"name", name}, {"owner", {{"user_id", owner}, {"email", owner + "@example.com"}}}}.dump());
+             json{{"name", name}, {"plan", "pro"}, {"owner", {{"user_id", owner}, {"email", owner + "@example.com"}}}}
+                 .dump());
     EXPECT_EQ(r.status, 202) << r.body.dump();
     const std::string id = r.body.value("workspace_id", "");
     wait_status(id, {"active", "deleted", "failed"});
@@ -175,11 +176,13 @@ class Server {
     return status;
   }
 
-  // A key for `user_id` (a member of the workspace) with `scopes`.
+  // A key for `user_id` (a member of the workspace) with `scopes`, minted by
+  // the operator (break-glass, audited).
   std::string member_key(const std::string& workspace, const std::string& user_id,
                          const json& scopes = json::array({"read", "write"})) {
-    const Response r = post("/v1/workspaces/" + workspace + "/keys", operator_key_,
-                            json{{"user_id", user_id}, {"scopes", scopes}}.dump());
+    const Response r =
+        post("/v1/workspaces/" + workspace + "/keys", operator_key_,
+             json{{"on_behalf_of", user_id}, {"reason", "test fixture"}, {"scopes", scopes}}.dump());
     EXPECT_EQ(r.status, 201) << r.body.dump();
     return r.body.value("key", "");
   }
@@ -287,11 +290,10 @@ TEST_F(Api, FreezeBlocksWritesButServesReadsAndExport) {
   ASSERT_EQ(api().post("/v1/workspaces/" + id + "/freeze", owner).status, 202);
   api().wait_status(id, {"frozen"});
 
-  const Response write =
-      api().post("/v1/workspaces/" + id + "/members", owner, R"({"user_id":"u9","email":"u9@example.com"})");
+  const Response write = api().post("/v1/workspaces/" + id + "/invitations", owner, R"({"email":"u9@example.com"})");
   EXPECT_EQ(write.status, 409);
   EXPECT_EQ(write.body["error"]["code"], "workspace_frozen");
-  EXPECT_EQ(api().post("/v1/workspaces/" + id + "/keys", owner, R"({"user_id":"owner-1"})").body["error"]["code"],
+  EXPECT_EQ(api().post("/v1/workspaces/" + id + "/keys", owner, R"({"name":"ci"})").body["error"]["code"],
             "workspace_frozen");
   EXPECT_EQ(api().get("/v1/workspaces/" + id, owner).status, 200);
   EXPECT_EQ(api().get("/v1/workspaces/" + id + "/members", owner).status, 200);
@@ -301,16 +303,14 @@ TEST_F(Api, FreezeBlocksWritesButServesReadsAndExport) {
   EXPECT_EQ(again.body["error"]["code"], "invalid_transition");
   const std::string message = again.body["error"]["message"];
   EXPECT_NE(message.find("'frozen'"), std::string::npos) << message;
-  EXPECT_NE(message.find("allowed: unfreeze, export, offboard, delete"), std::string::npos) << message;
+  EXPECT_NE(message.find("allowed: unfreeze, export, offboard, delete, change_plan"), std::string::npos) << message;
 
   const Response exported = api().post("/v1/workspaces/" + id + "/export", owner);
   EXPECT_EQ(exported.status, 202) << exported.body.dump();
 
   ASSERT_EQ(api().post("/v1/workspaces/" + id + "/unfreeze", owner).status, 202);
   api().wait_status(id, {"active"});
-  EXPECT_EQ(
-      api().post("/v1/workspaces/" + id + "/members", owner, R"({"user_id":"u9","email":"u9@example.com"})").status,
-      201);
+  EXPECT_EQ(api().post("/v1/workspaces/" + id + "/invitations", owner, R"({"email":"u9@example.com"})").status, 201);
 }
 
 TEST_F(Api, OneLifecycleOperationAtATime) {

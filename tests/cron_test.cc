@@ -144,5 +144,17 @@ TEST(TimeZones, UnknownZoneIsNull) {
   EXPECT_EQ(find_time_zone("Mars/Olympus_Mons"), nullptr);
 }
 
+TEST(Rfc3339, FormatsInTheScheduleZoneAndParsesOffsets) {
+  const TimePoint t = utc(2026, 11, 25, 17, 0);
+  EXPECT_EQ(format_in_zone(t, "Europe/Berlin"), "2026-11-25T18:00:00+01:00");
+  EXPECT_EQ(format_in_zone(t, "UTC"), "2026-11-25T17:00:00+00:00");
+  EXPECT_EQ(parse_rfc3339("2026-11-25T18:00:00+01:00"), t);
+  EXPECT_EQ(parse_rfc3339("2026-11-25T17:00:00Z"), t);
+  EXPECT_EQ(parse_rfc3339("2026-11-25T17:00:00.250Z"), t + std::chrono::milliseconds(250));
+  EXPECT_FALSE(parse_rfc3339("2026-11-25 17:00"));
+  EXPECT_FALSE(parse_rfc3339("yesterday"));
+  EXPECT_FALSE(parse_rfc3339("2026-13-45T17:00:00Z"));
+}
+
 }  // namespace
 }  // namespace wsflow

@@ -25,13 +25,14 @@ sagas::MachineLoad load(const std::string& yaml) { return sagas::load_machine(ya
 
 TEST(Machine, TheShippedWorkspaceMachineLoads) {
   const std::set<std::string> sagas = {"workspace.create", "workspace.freeze",   "workspace.unfreeze",
-                                       "workspace.export", "workspace.offboard", "workspace.delete"};
+                                       "workspace.export", "workspace.offboard", "workspace.delete",
+                                       "workspace.change_plan"};
   const auto m = sagas::load_workspace_machine(std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions", sagas);
   for (const auto& e : m.errors) ADD_FAILURE() << e.to_string();
   ASSERT_TRUE(m.machine.has_value());
   EXPECT_EQ(m.machine->allowed_events("none"), std::vector<std::string>{"create"});
   EXPECT_EQ(m.machine->allowed_events("frozen"),
-            (std::vector<std::string>{"unfreeze", "export", "offboard", "delete"}));
+            (std::vector<std::string>{"unfreeze", "export", "offboard", "delete", "change_plan"}));
   EXPECT_TRUE(m.machine->allowed_events("deleted").empty());
   ASSERT_NE(m.machine->find("freeze", "active"), nullptr);
   EXPECT_EQ(m.machine->find("freeze", "active")->via, "freezing");

@@ -47,7 +47,7 @@ bool eventually_state(const std::vector<std::string>& base, const std::string& i
 TEST(Cli, ValidateAcceptsTheExamples) {
   const auto out = run_command({kBinary, "validate", kExamples});
   EXPECT_EQ(out.status, 0) << out.text;
-  EXPECT_TRUE(contains(out.text, "saga definition(s) valid")) << out.text;
+  EXPECT_TRUE(contains(out.text, "saga definition(s) and 0 schedule(s) valid")) << out.text;
 }
 
 TEST(Cli, ValidatePrintsEveryErrorWithItsPlaceAndFails) {

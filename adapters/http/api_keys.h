@@ -1,9 +1,10 @@
 #pragma once
 // Bearer API keys. A key is "wsf_<8 hex prefix>_<40 hex secret>"; only its
 // SHA-256 is stored, with the prefix for people to recognise it. A key is an
-// operator key (no workspace: may do everything, including ops endpoints) or
-// belongs to one member of one workspace and acts with that member's role,
-// limited by its scopes (read, write).
+// operator key (no workspace: operator endpoints, and every workspace except
+// where the owner alone may act) or belongs to one member of one workspace
+// and acts with that member's role, narrowed by its scopes
+// (sagas/team_policy.h). Removing the member revokes the key.
 
 #include <optional>
 #include <set>
@@ -14,19 +15,19 @@
 
 namespace wsflow::http {
 
-inline const std::vector<std::string> kWorkspaceScopes = {"read", "write"};
-
 struct Principal {
   std::string key_id;
   bool is_operator = false;
   std::string workspace_id;  // empty for operator keys
   std::string member_id;
   std::string user_id;
-  std::string role;  // owner, admin, member; empty for operator keys
-  std::set<std::string> scopes;
+  std::string role;              // owner, admin, member; empty for operator keys
+  std::set<std::string> scopes;  // expanded: aliases resolved
 
   // How the audit log names this caller.
   std::string actor() const { return is_operator ? "operator:" + key_id : "user:" + user_id; }
+  // Whether the key's scopes grant `scope` (operator keys: always).
+  bool allows(const std::string& scope) const;
 };
 
 struct NewKey {
@@ -35,11 +36,23 @@ struct NewKey {
   std::string prefix;
 };
 
-// Creates a key. `workspace_id` and `member_id` both empty for an operator key.
-NewKey create_api_key(pqxx::work& tx, const std::string& workspace_id, const std::string& member_id,
-                      const std::string& name, const std::vector<std::string>& scopes);
+// Who a workspace key is for, and who minted it (both in the keys list and
+// the audit feed).
+struct KeyOwner {
+  std::string workspace_id;  // empty (with member_id and user_id) for an operator key
+  std::string member_id;
+  std::string user_id;
+  std::string created_by;   // the minting actor
+  std::string mint_reason;  // an operator's break-glass reason; empty otherwise
+};
 
-// The principal of a valid, unrevoked key (recording its use), or nullopt.
+// Creates a key with `scopes` as given (aliases are kept, and expanded when
+// the key is used).
+NewKey create_api_key(pqxx::work& tx, const KeyOwner& owner, const std::string& name,
+                      const std::vector<std::string>& scopes);
+
+// The principal of a valid, unrevoked key whose member still belongs to the
+// workspace (recording its use), or nullopt.
 std::optional<Principal> authenticate(pqxx::work& tx, const std::string& key);
 
 }  // namespace wsflow::http

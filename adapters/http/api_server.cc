@@ -5,11 +5,12 @@
 #include <pqxx/pqxx>
 #include <regex>
 
+#include "adapters/http/json_body.h"
 #include "adapters/http/request_context.h"
 #include "adapters/postgres/pg_store.h"
 #include "engine/log.h"
 #include "engine/sha256.h"
-#include "sagas/lifecycle.h"
+#include "sagas/domain_error.h"
 
 namespace wsflow::http {
 namespace {
@@ -89,41 +90,58 @@ Reply error_reply(int status, const std::string& code, const std::string& messag
   return {status, error_body(code, message, field)};
 }
 
-// Authenticates, applies Idempotency-Key, runs the handler in a transaction
+// Runs the handler in its own transaction, committed when it returns.
+Reply handle(const ApiDependencies& deps, const Handler& handler, const Principal& principal, pqxx::connection& conn,
+             const httplib::Request& req) {
+  pqxx::work tx(conn);
+  RequestContext ctx{req, principal, tx, deps};
+  Reply reply = handler(ctx);
+  tx.commit();
+  return reply;
+}
+
+// Authenticates (Auth::kApiKey), applies Idempotency-Key, runs the handler
 // and turns every failure into the error format.
-void serve(const ApiDependencies& deps, const Handler& handler, const httplib::Request& req, httplib::Response& res) {
+void serve(const ApiDependencies& deps, const Handler& handler, Auth auth, const httplib::Request& req,
+           httplib::Response& res) {
   Reply reply;
   std::optional<Principal> principal;
   std::string idempotency_key;
   std::optional<pg::ConnectionPool::Lease> conn;
   try {
     conn.emplace(deps.db.acquire());
-    {
-      pqxx::work tx(**conn);
-      principal = authenticate(tx, bearer_token(req));
-      tx.commit();
-    }
-    if (!principal) throw ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)");
-    if (req.method == "POST" && req.has_header("Idempotency-Key")) {
-      idempotency_key = req.get_header_value("Idempotency-Key");
-      if (idempotency_key.empty() || idempotency_key.size() > 200) {
-        throw ApiError(400, "invalid_header", "Idempotency-Key must be 1 to 200 characters", "Idempotency-Key");
+    if (auth == Auth::kInvitationToken) {
+      reply = handle(deps, handler, Principal{}, **conn, req);  // the handler checks the token
+    } else {
+      {
+        pqxx::work tx(**conn);
+        principal = authenticate(tx, bearer_token(req));
+        tx.commit();
       }
-      const std::string fingerprint = req.method + " " + req.path + " " + sha256_hex(req.body);
-      if (auto replay = claim_idempotency_key(**conn, *principal, idempotency_key, fingerprint)) {
-        res.set_header("Idempotent-Replayed", "true");
-        send_json(res, replay->status, replay->body);
-        return;
+      if (!principal) {
+        throw ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)");
       }
+      if (req.method == "POST" && req.has_header("Idempotency-Key")) {
+        idempotency_key = req.get_header_value("Idempotency-Key");
+        if (idempotency_key.empty() || idempotency_key.size() > 200) {
+          throw ApiError(400, "invalid_header", "Idempotency-Key must be 1 to 200 characters", "Idempotency-Key");
+        }
+        const std::string fingerprint = req.method + " " + req.path + " " + sha256_hex(req.body);
+        if (auto replay = claim_idempotency_key(**conn, *principal, idempotency_key, fingerprint)) {
+          res.set_header("Idempotent-Replayed", "true");
+          send_json(res, replay->status, replay->body);
+          return;
+        }
+      }
+      reply = handle(deps, handler, *principal, **conn, req);
     }
-    pqxx::work tx(**conn);
-    RequestContext ctx{req, *principal, tx, deps};
-    reply = handler(ctx);
-    tx.commit();
   } catch (const ApiError& e) {
     reply = error_reply(e.status, e.code, e.what(), e.field);
-  } catch (const sagas::LifecycleError& e) {
-    reply = error_reply(e.status, e.code, e.what());
+  } catch (const sagas::DomainError& e) {
+    reply = error_reply(e.status, e.code, e.what(), e.field);
+    reply.body["error"].update(e.details);
+  } catch (const UnknownSchedule& e) {
+    reply = error_reply(404, "schedule_not_found", e.what());
   } catch (const IllegalTransition& e) {
     reply = error_reply(409, "invalid_transition", e.what());
   } catch (const std::exception& e) {
@@ -176,15 +194,17 @@ Reply page(pqxx::result rows, int limit) {
   return {200, {{"data", data}, {"next_cursor", next}}};
 }
 
-nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_or_slug, Need need) {
+nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_or_slug,
+                                    sagas::Permission permission) {
   const bool by_id = pg::is_uuid(id_or_slug);
+  const bool read_only = permission == sagas::Permission::kRead || permission == sagas::Permission::kReadAudit;
   auto rows = ctx.tx.exec_params(
       std::string("SELECT json_build_object('id', id, 'slug', slug, 'name', name, 'plan', plan, 'status', status, "
                   "'active_saga_id', active_saga_id, 'hard_delete_at', hard_delete_at, 'created_at', created_at, "
                   "'updated_at', updated_at)::text FROM wsflow.workspaces WHERE ") +
           (by_id ? "id = $1::uuid" : "slug = $1") +
-          // Writes hold the row so a concurrent lifecycle change cannot slip between check and write.
-          (need == Need::kRead ? "" : " FOR UPDATE"),
+          // Writes hold the row so a concurrent lifecycle or team change cannot slip between check and write.
+          (read_only ? "" : " FOR UPDATE"),
       id_or_slug);
   const Principal& p = ctx.principal;
   if (rows.empty()) throw ApiError(404, "workspace_not_found", "no workspace '" + id_or_slug + "'");
@@ -193,18 +213,55 @@ nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_o
   if (!p.is_operator && workspace["id"] != p.workspace_id) {
     throw ApiError(404, "workspace_not_found", "no workspace '" + id_or_slug + "'");
   }
+  const sagas::PermissionRule& rule = sagas::rule_of(permission);
   if (p.is_operator) {
-    if (need == Need::kOwner) throw ApiError(403, "forbidden", "only the workspace owner may do this");
+    if (!rule.operator_allowed) throw ApiError(403, "forbidden", sagas::role_refusal(permission));
     return workspace;
   }
-  const char* scope = need == Need::kRead ? "read" : "write";
-  if (!p.scopes.count(scope)) throw ApiError(403, "forbidden", std::string("this key lacks the '") + scope + "' scope");
-  if (need == Need::kManage && p.role != "owner" && p.role != "admin") {
-    throw ApiError(403, "forbidden", "only an owner or admin may do this");
-  }
-  if (need == Need::kOwner && p.role != "owner")
-    throw ApiError(403, "forbidden", "only the workspace owner may do this");
+  if (!sagas::role_allows(p.role, permission)) throw ApiError(403, "forbidden", sagas::role_refusal(permission));
+  require_scope(ctx, rule.scope);
   return workspace;
+}
+
+nlohmann::json writable_workspace(RequestContext& ctx, sagas::Permission permission) {
+  nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), permission);
+  if (workspace["status"] == "frozen") {
+    throw ApiError(409, "workspace_frozen", "the workspace is frozen: it accepts no writes until it is unfrozen");
+  }
+  if (workspace["status"] != "active") throw ApiError(409, "workspace_not_active", "the workspace is not active");
+  return workspace;
+}
+
+Reply workspace_rows(RequestContext& ctx, const std::string& select) {
+  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), sagas::Permission::kRead);
+  return {200, {{"data", json_rows(ctx.tx.exec_params(select, workspace["id"].get<std::string>()))}}};
+}
+
+std::string new_uuid(pqxx::work& tx) { return tx.exec("SELECT gen_random_uuid()::text")[0][0].as<std::string>(); }
+
+std::string email_field(const nlohmann::json& body, const std::string& field, const std::string& prefix) {
+  const std::string email = *string_field(body, field, 320, true, prefix);
+  static const std::regex kEmail(R"([^@\s]+@[^@\s]+\.[^@\s]+)");
+  if (!std::regex_match(email, kEmail)) {
+    throw ApiError(400, "invalid_field", "'" + prefix + field + "' is not an email address", prefix + field);
+  }
+  return email;
+}
+
+void require_scope(const RequestContext& ctx, const std::string& scope) {
+  if (!ctx.principal.allows(scope)) {
+    throw ApiError(403, "forbidden", "this key lacks the '" + scope + "' scope");
+  }
+}
+
+void require_operator(const RequestContext& ctx, const std::string& what) {
+  if (!ctx.principal.is_operator) throw ApiError(403, "forbidden", what + " needs an operator key");
+}
+
+Millis clock_offset(const RequestContext& ctx) { return offset_from_system(ctx.deps.clock); }
+
+sagas::Caller team_caller(const RequestContext& ctx) {
+  return {ctx.principal.actor(), ctx.principal.user_id, ctx.principal.role};
 }
 
 ApiServer::ApiServer(ApiDependencies deps) : deps_(deps), server_(std::make_unique<httplib::Server>()) {
@@ -229,20 +286,27 @@ void ApiServer::routes() {
       send_json(res, 503, error_body("not_ready", "the database is not reachable", ""));
     }
   });
-  const RouteAdder add = [this, &s](const std::string& method, const std::string& pattern, Handler handler) {
-    auto run = [this, handler](const httplib::Request& req, httplib::Response& res) {
-      serve(deps_, handler, req, res);
+  const RouteAdder add = [this, &s](const std::string& method, const std::string& pattern, Handler handler,
+                                    Auth auth) {
+    auto run = [this, handler, auth](const httplib::Request& req, httplib::Response& res) {
+      serve(deps_, handler, auth, req, res);
     };
     if (method == "GET")
       s.Get(pattern, run);
     else if (method == "POST")
       s.Post(pattern, run);
+    else if (method == "PATCH")
+      s.Patch(pattern, run);
     else if (method == "DELETE")
       s.Delete(pattern, run);
     else
       throw std::logic_error("unsupported method " + method);
   };
   add_workspace_routes(add);
+  add_member_routes(add);
+  add_invitation_routes(add);
+  add_key_routes(add);
+  add_schedule_routes(add);
   add_saga_routes(add);
   add_metrics_route(add);
   // Errors cpp-httplib answers by itself (no route, body too large,

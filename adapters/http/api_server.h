@@ -1,19 +1,24 @@
 #pragma once
 // The HTTP API (cpp-httplib, JSON via nlohmann-json) over /v1: workspaces
-// and their lifecycle, environments, members, keys, audit feed, exports,
-// sagas and signals, plus /healthz and /readyz. Every /v1 endpoint requires a
-// bearer API key; errors are {"error":{"code","message","field"}}. POSTs may
+// and their lifecycle, environments, members, invitations, keys, ownership,
+// plans, audit feed, exports, sagas and signals, schedules, plus /healthz and
+// /readyz. Every /v1 endpoint requires a bearer API key, except accepting and
+// declining an invitation, where its token is the credential; errors are
+// {"error":{"code","message","field"}}. POSTs may
 // carry Idempotency-Key: a repeat returns the first response and starts
 // nothing. Request bodies over `max_body_bytes` get 413.
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "adapters/postgres/connection_pool.h"
+#include "engine/clock.h"
 #include "engine/definition.h"
+#include "engine/schedule_commands.h"
 #include "engine/store.h"
 #include "sagas/machine.h"
 
@@ -28,6 +33,9 @@ struct ApiDependencies {
   Store& store;
   const sagas::Machine& machine;
   const std::map<std::string, SagaDefinition>& definitions;
+  const ScheduleCommands& schedules;
+  const Clock& clock;
+  std::function<void()> wake_scheduler;  // after a resume, so it looks at the new due time
   std::size_t max_body_bytes = 64 * 1024;
 };
 

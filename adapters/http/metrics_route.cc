@@ -25,7 +25,7 @@ std::string label(const std::string& value) {
 }
 
 Reply metrics(RequestContext& ctx) {
-  if (!ctx.principal.is_operator) throw ApiError(403, "forbidden", "metrics need an operator key");
+  require_operator(ctx, "reading metrics");
   std::ostringstream out;
   out << "# HELP wsflow_sagas Sagas by definition and state.\n# TYPE wsflow_sagas gauge\n";
   for (const auto& r :
@@ -59,6 +59,6 @@ Reply metrics(RequestContext& ctx) {
 
 }  // namespace
 
-void add_metrics_route(const RouteAdder& add) { add("GET", "/metrics", metrics); }
+void add_metrics_route(const RouteAdder& add) { add("GET", "/metrics", metrics, Auth::kApiKey); }
 
 }  // namespace wsflow::http

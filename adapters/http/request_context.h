@@ -15,8 +15,13 @@
 #include "adapters/http/api_error.h"
 #include "adapters/http/api_keys.h"
 #include "adapters/http/api_server.h"
+#include "sagas/team.h"
+#include "sagas/team_policy.h"
 
 namespace wsflow::http {
+
+// Routes under one workspace; the capture is its UUID or slug.
+inline constexpr const char* kWorkspacePath = R"(/v1/workspaces/([^/]+))";
 
 struct Reply {
   int status = 200;
@@ -35,17 +40,37 @@ struct RequestContext {
 
 using Handler = std::function<Reply(RequestContext&)>;
 
-// What a caller needs for a workspace operation.
-enum class Need {
-  kRead,    // any member (read scope) or an operator
-  kManage,  // owner or admin (write scope) or an operator
-  kOwner,   // the owner (write scope) only
-};
+// The workspace (by UUID or slug) as JSON, locked FOR UPDATE unless
+// `permission` is a read. 404 when it does not exist or the caller's key
+// belongs to another workspace; 403 when the caller's role or key scope does
+// not grant `permission` (sagas/team_policy.h).
+nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_or_slug, sagas::Permission permission);
 
-// The workspace (by UUID or slug) as JSON, locked FOR UPDATE unless `need` is
-// kRead. 404 when it does not exist or the caller's key belongs to another
-// workspace; 403 when the caller lacks `need`.
-nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_or_slug, Need need);
+// authorized_workspace for a change to the workspace's team or keys: also
+// 409 unless it is active (`workspace_frozen` when frozen).
+nlohmann::json writable_workspace(RequestContext& ctx, sagas::Permission permission);
+
+// {data: rows of `select` (one JSON text column, $1 = the workspace id)} for
+// a caller who may read the workspace of path parameter 1.
+Reply workspace_rows(RequestContext& ctx, const std::string& select);
+
+// A new UUID from the database, for ids a handler needs before inserting.
+std::string new_uuid(pqxx::work& tx);
+
+// A required request field holding an email address (400 naming it otherwise).
+std::string email_field(const nlohmann::json& body, const std::string& field, const std::string& prefix = "");
+
+// The caller's key lacks `scope` (403 naming it), unless it has it.
+void require_scope(const RequestContext& ctx, const std::string& scope);
+
+// 403 unless the caller holds an operator key.
+void require_operator(const RequestContext& ctx, const std::string& what);
+
+// The database clock offset of the server's clock (zero in production).
+Millis clock_offset(const RequestContext& ctx);
+
+// How the team rules see the caller.
+sagas::Caller team_caller(const RequestContext& ctx);
 
 // limit (1..100, default 20) and the opaque cursor from the query string;
 // ApiError 400 naming the parameter when malformed.
@@ -58,9 +83,20 @@ nlohmann::json json_rows(pqxx::result rows);
 // cursor is the last item's id.
 Reply page(pqxx::result rows, int limit);
 
+// How a route authenticates its caller.
+enum class Auth {
+  kApiKey,           // a bearer API key (every route but the two below)
+  kInvitationToken,  // the invitation token in the body is the credential (accept, decline)
+};
+
 // Route registration, by area.
-using RouteAdder = std::function<void(const std::string& method, const std::string& pattern, Handler handler)>;
+using RouteAdder =
+    std::function<void(const std::string& method, const std::string& pattern, Handler handler, Auth auth)>;
 void add_workspace_routes(const RouteAdder& add);
+void add_member_routes(const RouteAdder& add);
+void add_invitation_routes(const RouteAdder& add);
+void add_key_routes(const RouteAdder& add);
+void add_schedule_routes(const RouteAdder& add);
 void add_saga_routes(const RouteAdder& add);
 void add_metrics_route(const RouteAdder& add);
 

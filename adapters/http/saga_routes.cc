@@ -26,9 +26,7 @@ std::string visible_saga(RequestContext& ctx, const std::string& saga_id) {
 Reply get_saga(RequestContext& ctx) {
   const std::string id = ctx.path_param(1);
   visible_saga(ctx, id);
-  if (!ctx.principal.is_operator && !ctx.principal.scopes.count("read")) {
-    throw ApiError(403, "forbidden", "this key lacks the 'read' scope");
-  }
+  require_scope(ctx, "workspace:read");
   const std::string sql = R"SQL(
     SELECT json_build_object(
       'id', s.id, 'definition', s.definition, 'version', s.version, 'definition_hash', s.definition_hash,
@@ -48,7 +46,7 @@ Reply deliver_signal(RequestContext& ctx) {
   const std::string id = ctx.path_param(1);
   const std::string name = ctx.path_param(2);
   visible_saga(ctx, id);  // first: a stranger learns nothing, not even a 403
-  if (!ctx.principal.is_operator) throw ApiError(403, "forbidden", "delivering signals needs an operator key");
+  require_operator(ctx, "delivering signals");
   nlohmann::json payload = nlohmann::json::object();
   if (!ctx.request.body.empty()) {
     try {
@@ -62,10 +60,6 @@ Reply deliver_signal(RequestContext& ctx) {
     throw ApiError(409, "saga_finished", "saga " + id + " has finished and takes no signals");
   }
   return {202, {{"saga_id", id}, {"signal", name}}};
-}
-
-void require_operator(const RequestContext& ctx, const char* what) {
-  if (!ctx.principal.is_operator) throw ApiError(403, "forbidden", std::string(what) + " needs an operator key");
 }
 
 // GET /v1/sagas?state=&definition=&workspace_id=&stuck=true&stuck_after=15m&limit=&cursor=
@@ -113,9 +107,7 @@ Reply list_sagas(RequestContext& ctx) {
 Reply saga_events(RequestContext& ctx) {
   const std::string id = ctx.path_param(1);
   visible_saga(ctx, id);
-  if (!ctx.principal.is_operator && !ctx.principal.scopes.count("read")) {
-    throw ApiError(403, "forbidden", "this key lacks the 'read' scope");
-  }
+  require_scope(ctx, "workspace:read");
   const auto [limit, cursor] = page_params(ctx.request);
   if (!cursor.empty() && !std::all_of(cursor.begin(), cursor.end(), ::isdigit)) {
     throw ApiError(400, "invalid_parameter", "unknown cursor", "cursor");
@@ -143,12 +135,12 @@ Handler operator_command(const char* what, bool (Store::*command)(const std::str
 }  // namespace
 
 void add_saga_routes(const RouteAdder& add) {
-  add("GET", "/v1/sagas", list_sagas);
-  add("GET", R"(/v1/sagas/([^/]+))", get_saga);
-  add("GET", R"(/v1/sagas/([^/]+)/events)", saga_events);
-  add("POST", R"(/v1/sagas/([^/]+)/signals/([A-Za-z0-9_.-]{1,100}))", deliver_signal);
-  add("POST", R"(/v1/sagas/([^/]+)/cancel)", operator_command("cancelling a saga", &Store::request_cancel));
-  add("POST", R"(/v1/sagas/([^/]+)/retry)", operator_command("retrying a saga", &Store::retry));
+  add("GET", "/v1/sagas", list_sagas, Auth::kApiKey);
+  add("GET", R"(/v1/sagas/([^/]+))", get_saga, Auth::kApiKey);
+  add("GET", R"(/v1/sagas/([^/]+)/events)", saga_events, Auth::kApiKey);
+  add("POST", R"(/v1/sagas/([^/]+)/signals/([A-Za-z0-9_.-]{1,100}))", deliver_signal, Auth::kApiKey);
+  add("POST", R"(/v1/sagas/([^/]+)/cancel)", operator_command("cancelling a saga", &Store::request_cancel), Auth::kApiKey);
+  add("POST", R"(/v1/sagas/([^/]+)/retry)", operator_command("retrying a saga", &Store::retry), Auth::kApiKey);
 }
 
 }  // namespace wsflow::http

@@ -1,7 +1,6 @@
 // /v1/workspaces and everything under it.
 
 #include <pqxx/pqxx>
-#include <random>
 #include <regex>
 
 #include "adapters/http/json_body.h"
@@ -9,30 +8,12 @@
 #include "adapters/postgres/pg_store.h"
 #include "sagas/audit.h"
 #include "sagas/lifecycle.h"
+#include "sagas/team_policy.h"
 
 namespace wsflow::http {
 namespace {
 
-constexpr const char* kWorkspacePath = R"(/v1/workspaces/([^/]+))";
-
-std::string new_uuid(pqxx::work& tx) { return tx.exec("SELECT gen_random_uuid()::text")[0][0].as<std::string>(); }
-
-// {data: rows of `select` (one JSON text column, $1 = the workspace id)}.
-Reply workspace_rows(RequestContext& ctx, const std::string& select) {
-  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Need::kRead);
-  return {200, {{"data", json_rows(ctx.tx.exec_params(select, workspace["id"].get<std::string>()))}}};
-}
-
-// The workspace, for a write by an owner/admin: 409 unless it is active
-// (`workspace_frozen` when frozen).
-nlohmann::json writable_workspace(RequestContext& ctx) {
-  nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Need::kManage);
-  if (workspace["status"] == "frozen") {
-    throw ApiError(409, "workspace_frozen", "the workspace is frozen: it accepts no writes until it is unfrozen");
-  }
-  if (workspace["status"] != "active") throw ApiError(409, "workspace_not_active", "the workspace is not active");
-  return workspace;
-}
+using sagas::Permission;
 
 // Runs a lifecycle event on an authorized workspace.
 Reply lifecycle_event(RequestContext& ctx, const nlohmann::json& workspace, const std::string& event,
@@ -43,12 +24,14 @@ Reply lifecycle_event(RequestContext& ctx, const nlohmann::json& workspace, cons
   return {202, {{"workspace_id", request.workspace_id}, {"saga_id", started.saga_id}, {"status", started.status}}};
 }
 
+// Operators create workspaces. The owner's first key (every scope) is in the
+// response, shown once: the one way the owner's own keys begin.
 Reply create_workspace(RequestContext& ctx) {
-  if (!ctx.principal.is_operator) throw ApiError(403, "forbidden", "creating workspaces needs an operator key");
+  require_operator(ctx, "creating workspaces");
   const nlohmann::json body = parse_object(ctx.request.body, {"name", "plan", "owner"});
   const std::string name = *string_field(body, "name", 100, true);
   const std::string plan = string_field(body, "plan", 20, false).value_or("free");
-  require_one_of(plan, {"free", "pro", "enterprise"}, "plan");
+  require_one_of(plan, sagas::plans(), "plan");
   if (!body.contains("owner")) throw ApiError(400, "missing_field", "'owner' is required", "owner");
   if (!body["owner"].is_object()) throw ApiError(400, "invalid_field", "'owner' must be an object", "owner");
   const nlohmann::json& owner = body["owner"];
@@ -57,18 +40,30 @@ Reply create_workspace(RequestContext& ctx) {
       throw ApiError(400, "unknown_field", "unknown field 'owner." + key + "'", "owner." + key);
   }
   const std::string user_id = *string_field(owner, "user_id", 200, true, "owner.");
-  const std::string email = *string_field(owner, "email", 320, true, "owner.");
-  static const std::regex kEmail(R"([^@\s]+@[^@\s]+\.[^@\s]+)");
-  if (!std::regex_match(email, kEmail)) {
-    throw ApiError(400, "invalid_field", "'owner.email' is not an email address", "owner.email");
-  }
+  const std::string email = email_field(owner, "email", "owner.");
   sagas::LifecycleRequest request{"create",
                                   new_uuid(ctx.tx),
                                   {{"name", name}, {"plan", plan}, {"owner_user_id", user_id}, {"owner_email", email}},
                                   ctx.principal.actor(),
                                   ""};
   const auto started = sagas::fire_event(ctx.tx, ctx.deps.machine, ctx.deps.definitions, request);
-  return {202, {{"workspace_id", request.workspace_id}, {"saga_id", started.saga_id}, {"status", started.status}}};
+  // The owner exists from the start (the saga's record_owner step finds it),
+  // so the first key can be handed out now.
+  const std::string member_id =
+      ctx.tx
+          .exec_params("INSERT INTO wsflow.members (workspace_id, user_id, email, role) VALUES ($1::uuid, $2, $3, "
+                       "'owner') RETURNING id::text",
+                       request.workspace_id, user_id, email)[0][0]
+          .as<std::string>();
+  const NewKey key = create_api_key(ctx.tx, {request.workspace_id, member_id, user_id, ctx.principal.actor(), ""},
+                                    "owner's first key", {"*"});
+  sagas::audit(ctx.tx, request.workspace_id, ctx.principal.actor(), "api_key.created",
+               {{"key_id", key.id}, {"prefix", key.prefix}, {"user_id", user_id}, {"scopes", {"*"}}});
+  return {202,
+          {{"workspace_id", request.workspace_id},
+           {"saga_id", started.saga_id},
+           {"status", started.status},
+           {"owner_key", {{"id", key.id}, {"key", key.key}, {"prefix", key.prefix}, {"scopes", {"*"}}}}}};
 }
 
 Reply list_workspaces(RequestContext& ctx) {
@@ -94,7 +89,7 @@ Reply list_environments(RequestContext& ctx) {
 }
 
 Reply audit_feed(RequestContext& ctx) {
-  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Need::kRead);
+  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Permission::kReadAudit);
   const auto [limit, cursor] = page_params(ctx.request);
   static const std::regex kAuditId("[0-9]{1,18}");
   if (!cursor.empty() && !std::regex_match(cursor, kAuditId)) {
@@ -109,7 +104,7 @@ Reply audit_feed(RequestContext& ctx) {
 
 Reply start_export(RequestContext& ctx) {
   parse_object(ctx.request.body, {});
-  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Need::kManage);
+  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Permission::kExport);
   const std::string export_id = new_uuid(ctx.tx);
   ctx.tx.exec_params("INSERT INTO wsflow.exports (id, workspace_id, status) VALUES ($1::uuid, $2::uuid, 'pending')",
                      export_id, workspace["id"].get<std::string>());
@@ -121,7 +116,7 @@ Reply start_export(RequestContext& ctx) {
 }
 
 Reply get_export(RequestContext& ctx) {
-  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Need::kRead);
+  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Permission::kRead);
   const std::string export_id = ctx.path_param(2);
   if (!pg::is_uuid(export_id)) throw ApiError(404, "export_not_found", "no export '" + export_id + "'");
   auto rows = ctx.tx.exec_params(
@@ -133,73 +128,52 @@ Reply get_export(RequestContext& ctx) {
   return {200, nlohmann::json::parse(rows[0][0].as<std::string>())};
 }
 
-Reply list_members(RequestContext& ctx) {
-  return workspace_rows(
-      ctx,
-      "SELECT json_build_object('id', id, 'user_id', user_id, 'email', email, 'role', role, 'last_active_at', "
-      "last_active_at, 'request_count', request_count, 'created_at', created_at)::text FROM wsflow.members "
-      "WHERE workspace_id = $1::uuid ORDER BY created_at, id");
-}
-
-Reply add_member(RequestContext& ctx) {
-  const nlohmann::json body = parse_object(ctx.request.body, {"user_id", "email", "role"});
-  const nlohmann::json workspace = writable_workspace(ctx);
-  const std::string user_id = *string_field(body, "user_id", 200, true);
-  const std::string email = *string_field(body, "email", 320, true);
-  const std::string role = string_field(body, "role", 20, false).value_or("member");
-  require_one_of(role, {"admin", "member"}, "role");  // ownership moves only by transfer
-  const std::string id = workspace["id"].get<std::string>();
-  auto inserted = ctx.tx.exec_params(
-      "INSERT INTO wsflow.members (workspace_id, user_id, email, role) VALUES ($1::uuid, $2, $3, $4) "
-      "ON CONFLICT (workspace_id, user_id) DO NOTHING RETURNING json_build_object('id', id, 'user_id', user_id, "
-      "'email', email, 'role', role, 'created_at', created_at)::text",
-      id, user_id, email, role);
-  if (inserted.empty()) throw ApiError(409, "member_exists", "'" + user_id + "' is already a member", "user_id");
-  sagas::audit(ctx.tx, id, ctx.principal.actor(), "member.added", {{"user_id", user_id}, {"role", role}});
-  return {201, nlohmann::json::parse(inserted[0][0].as<std::string>())};
-}
-
-Reply create_key(RequestContext& ctx) {
-  const nlohmann::json body = parse_object(ctx.request.body, {"user_id", "name", "scopes"});
-  const nlohmann::json workspace = writable_workspace(ctx);
-  const std::string user_id = *string_field(body, "user_id", 200, true);
-  const std::string name = string_field(body, "name", 100, false).value_or("api key");
-  const std::vector<std::string> scopes = enum_list_field(body, "scopes", kWorkspaceScopes).value_or(kWorkspaceScopes);
-  const std::string id = workspace["id"].get<std::string>();
-  auto member = ctx.tx.exec_params("SELECT id::text FROM wsflow.members WHERE workspace_id = $1::uuid AND user_id = $2",
-                                   id, user_id);
-  if (member.empty()) throw ApiError(404, "member_not_found", "'" + user_id + "' is not a member", "user_id");
-  const NewKey key = create_api_key(ctx.tx, id, member[0][0].as<std::string>(), name, scopes);
-  sagas::audit(ctx.tx, id, ctx.principal.actor(), "api_key.created",
-               {{"key_id", key.id}, {"prefix", key.prefix}, {"user_id", user_id}});
-  return {201, {{"id", key.id}, {"key", key.key}, {"prefix", key.prefix}, {"scopes", scopes}, {"user_id", user_id}}};
+// The owner changes the plan (a lifecycle event: the change_plan saga sets
+// it); a downgrade below the members and pending invitations is refused now
+// with the figures, and again by the saga if the team grew meanwhile.
+Reply change_plan(RequestContext& ctx) {
+  const nlohmann::json body = parse_object(ctx.request.body, {"plan"});
+  const std::string plan = *string_field(body, "plan", 20, true);
+  require_one_of(plan, sagas::plans(), "plan");
+  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Permission::kBilling);
+  if (workspace["plan"] == plan) throw ApiError(409, "plan_unchanged", "the workspace is on the " + plan + " plan already", "plan");
+  sagas::check_plan_change(ctx.tx, workspace["id"], plan, clock_offset(ctx));
+  Reply reply = lifecycle_event(ctx, workspace, "change_plan", {{"plan", plan}});
+  reply.body["plan"] = plan;
+  return reply;
 }
 
 }  // namespace
 
 void add_workspace_routes(const RouteAdder& add) {
   const std::string ws = kWorkspacePath;
-  add("POST", "/v1/workspaces", create_workspace);
-  add("GET", "/v1/workspaces", list_workspaces);
-  add("GET", ws, [](RequestContext& ctx) -> Reply {
-    return {200, authorized_workspace(ctx, ctx.path_param(1), Need::kRead)};
-  });
-  add("GET", ws + "/environments", list_environments);
-  add("GET", ws + "/audit", audit_feed);
-  add("GET", ws + "/members", list_members);
-  add("POST", ws + "/members", add_member);
-  add("POST", ws + "/keys", create_key);
+  const Auth key = Auth::kApiKey;
+  add("POST", "/v1/workspaces", create_workspace, key);
+  add("GET", "/v1/workspaces", list_workspaces, key);
+  add(
+      "GET", ws,
+      [](RequestContext& ctx) -> Reply { return {200, authorized_workspace(ctx, ctx.path_param(1), Permission::kRead)}; },
+      key);
+  add("GET", ws + "/environments", list_environments, key);
+  add("GET", ws + "/audit", audit_feed, key);
   for (const char* event : {"freeze", "unfreeze", "offboard"}) {
-    add("POST", ws + "/" + event, [event = std::string(event)](RequestContext& ctx) {
-      parse_object(ctx.request.body, {});
-      return lifecycle_event(ctx, authorized_workspace(ctx, ctx.path_param(1), Need::kManage), event);
-    });
+    add(
+        "POST", ws + "/" + event,
+        [event = std::string(event)](RequestContext& ctx) {
+          parse_object(ctx.request.body, {});
+          return lifecycle_event(ctx, authorized_workspace(ctx, ctx.path_param(1), Permission::kLifecycle), event);
+        },
+        key);
   }
-  add("POST", ws + "/export", start_export);
-  add("GET", ws + R"(/exports/([^/]+))", get_export);
-  add("DELETE", ws, [](RequestContext& ctx) {
-    return lifecycle_event(ctx, authorized_workspace(ctx, ctx.path_param(1), Need::kOwner), "delete");
-  });
+  add("POST", ws + "/export", start_export, key);
+  add("GET", ws + R"(/exports/([^/]+))", get_export, key);
+  add("POST", ws + "/plan", change_plan, key);
+  add(
+      "DELETE", ws,
+      [](RequestContext& ctx) {
+        return lifecycle_event(ctx, authorized_workspace(ctx, ctx.path_param(1), Permission::kDelete), "delete");
+      },
+      key);
 }
 
 }  // namespace wsflow::http

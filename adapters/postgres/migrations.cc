@@ -221,6 +221,45 @@ ALTER TABLE wsflow.schedules
 CREATE INDEX schedules_due ON wsflow.schedules (next_due_at) WHERE NOT paused;
 )SQL";
 
+// The team model: plans, exactly one owner, invitations, keys that outlive
+// their member (revoked) and say who minted them.
+const char* kTeam = R"SQL(
+ALTER TABLE wsflow.workspaces
+  ADD CONSTRAINT workspaces_plan CHECK (plan IN ('free', 'starter', 'pro', 'byok', 'enterprise'));
+CREATE UNIQUE INDEX members_one_owner ON wsflow.members (workspace_id) WHERE role = 'owner';
+CREATE INDEX members_user ON wsflow.members (user_id);
+
+ALTER TABLE wsflow.api_keys DROP CONSTRAINT api_keys_check;
+ALTER TABLE wsflow.api_keys DROP CONSTRAINT api_keys_member_id_fkey;
+ALTER TABLE wsflow.api_keys ADD CONSTRAINT api_keys_member_id_fkey
+  FOREIGN KEY (member_id) REFERENCES wsflow.members(id) ON DELETE SET NULL;
+ALTER TABLE wsflow.api_keys
+  ADD COLUMN user_id     text,                    -- whose key it is (kept after the member leaves)
+  ADD COLUMN created_by  text NOT NULL DEFAULT '', -- the actor that minted it
+  ADD COLUMN mint_reason text;                    -- an operator's break-glass reason
+UPDATE wsflow.api_keys k SET user_id = m.user_id FROM wsflow.members m WHERE m.id = k.member_id;
+CREATE INDEX api_keys_workspace ON wsflow.api_keys (workspace_id, created_at) WHERE workspace_id IS NOT NULL;
+CREATE INDEX api_keys_member ON wsflow.api_keys (member_id) WHERE member_id IS NOT NULL;
+
+CREATE TABLE wsflow.invitations (
+  id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  workspace_id  uuid NOT NULL REFERENCES wsflow.workspaces(id) ON DELETE CASCADE,
+  email         text NOT NULL,
+  role          text NOT NULL CHECK (role IN ('admin', 'member')),
+  state         text NOT NULL CHECK (state IN ('pending', 'accepted', 'declined', 'expired', 'cancelled')),
+  token_hash    text NOT NULL UNIQUE,  -- SHA-256 of the current token; the token itself is never stored
+  invited_by    text NOT NULL,
+  expires_at    timestamptz NOT NULL,
+  accepted_by   text,                  -- the user_id that accepted
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  updated_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX invitations_one_pending ON wsflow.invitations (workspace_id, lower(email)) WHERE state = 'pending';
+CREATE INDEX invitations_due ON wsflow.invitations (expires_at) WHERE state = 'pending';
+CREATE INDEX invitations_pending_email ON wsflow.invitations (lower(email)) WHERE state = 'pending';
+CREATE INDEX invitations_workspace ON wsflow.invitations (workspace_id, created_at, id);
+)SQL";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -230,6 +269,7 @@ const std::vector<Migration>& migrations() {
       {3, "lease token index",
        "CREATE INDEX sagas_lease_token ON wsflow.sagas (lease_token) WHERE lease_token IS NOT NULL"},
       {4, "schedules", kSchedules},
+      {5, "team model", kTeam},
   };
   return all;
 }
