@@ -138,14 +138,10 @@ ScheduleLoad load_schedule(const std::string& yaml_text, const std::string& file
   }
   if (root["input"] && !root["input"].IsMap()) c.error(root["input"], "input", "expected a mapping");
 
-  if (auto misfire = c.string(root, "", "misfire", false)) {
-    if (*misfire == "fire_once")
-      schedule.misfire = Misfire::kFireOnce;
-    else if (*misfire == "catch_up")
-      schedule.misfire = Misfire::kCatchUp;
-    else
-      c.error(root["misfire"], "misfire", "expected fire_once or catch_up, got '" + *misfire + "'");
-  }
+  schedule.misfire = c.choice<Misfire>(root, "", "misfire",
+                                       {{to_string(Misfire::kFireOnce), Misfire::kFireOnce},
+                                        {to_string(Misfire::kCatchUp), Misfire::kCatchUp}})
+                         .value_or(Misfire::kFireOnce);
   if (auto max = c.integer(root, "", "max_catch_up", false, 1)) {
     if (schedule.misfire != Misfire::kCatchUp) {
       c.error(root["max_catch_up"], "max_catch_up", "goes with misfire: catch_up");
@@ -154,16 +150,11 @@ ScheduleLoad load_schedule(const std::string& yaml_text, const std::string& file
     }
     schedule.max_catch_up = static_cast<int>(*max);
   }
-  if (auto overlap = c.string(root, "", "overlap", false)) {
-    if (*overlap == "skip")
-      schedule.overlap = Overlap::kSkip;
-    else if (*overlap == "buffer_one")
-      schedule.overlap = Overlap::kBufferOne;
-    else if (*overlap == "allow")
-      schedule.overlap = Overlap::kAllow;
-    else
-      c.error(root["overlap"], "overlap", "expected skip, buffer_one or allow, got '" + *overlap + "'");
-  }
+  schedule.overlap = c.choice<Overlap>(root, "", "overlap",
+                                       {{to_string(Overlap::kSkip), Overlap::kSkip},
+                                        {to_string(Overlap::kBufferOne), Overlap::kBufferOne},
+                                        {to_string(Overlap::kAllow), Overlap::kAllow}})
+                         .value_or(Overlap::kSkip);
   schedule.jitter = parse_jitter(c, root);
   schedule.timing_hash = sha256_hex(schedule.cron + "|" + std::to_string(schedule.every.count()) + "|" +
                                     schedule.timezone);

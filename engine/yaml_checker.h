@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -146,6 +147,25 @@ class YamlChecker {
     return items;
   }
 
+  // One of a fixed set of names, mapped to its value; an unknown name is
+  // reported with the names allowed ("expected a, b or c, got 'x'").
+  template <class T>
+  std::optional<T> choice(const YAML::Node& parent, const std::string& field, const char* key,
+                          std::initializer_list<std::pair<std::string_view, T>> options) {
+    const std::optional<std::string> name = string(parent, field, key, false);
+    if (!name) return std::nullopt;
+    std::string names;
+    std::size_t index = 0;
+    for (const auto& [option, value] : options) {
+      if (option == *name) return value;
+      if (index > 0) names += index + 1 == options.size() ? " or " : ", ";
+      names += option;
+      ++index;
+    }
+    error(parent[key], join(field, key), "expected " + names + ", got '" + *name + "'");
+    return std::nullopt;
+  }
+
   // retry: {...} merged onto `base`.
   RetryPolicy retry(const YAML::Node& parent, const std::string& field, const char* key, RetryPolicy base) {
     const YAML::Node node = parent[key];
@@ -153,25 +173,14 @@ class YamlChecker {
     const std::string f = join(field, key);
     if (!map(node, f, {"max_attempts", "backoff", "initial", "max", "jitter", "non_retryable"})) return base;
     if (auto v = integer(node, f, "max_attempts", false, 1)) base.max_attempts = static_cast<int>(*v);
-    if (auto v = string(node, f, "backoff", false)) {
-      if (*v == "exponential")
-        base.backoff = Backoff::kExponential;
-      else if (*v == "fixed")
-        base.backoff = Backoff::kFixed;
-      else
-        error(node["backoff"], join(f, "backoff"), "expected exponential or fixed, got '" + *v + "'");
+    if (auto v = choice<Backoff>(node, f, "backoff", {{"exponential", Backoff::kExponential}, {"fixed", Backoff::kFixed}})) {
+      base.backoff = *v;
     }
     if (auto v = duration(node, f, "initial", false)) base.initial = *v;
     if (auto v = duration(node, f, "max", false)) base.max = *v;
-    if (auto v = string(node, f, "jitter", false)) {
-      if (*v == "full")
-        base.jitter = Jitter::kFull;
-      else if (*v == "equal")
-        base.jitter = Jitter::kEqual;
-      else if (*v == "none")
-        base.jitter = Jitter::kNone;
-      else
-        error(node["jitter"], join(f, "jitter"), "expected full, equal or none, got '" + *v + "'");
+    if (auto v = choice<Jitter>(node, f, "jitter",
+                                {{"full", Jitter::kFull}, {"equal", Jitter::kEqual}, {"none", Jitter::kNone}})) {
+      base.jitter = *v;
     }
     if (auto v = string_list(node, f, "non_retryable")) base.non_retryable = {v->begin(), v->end()};
     if (base.initial > base.max) error(node, f, "initial delay is longer than max delay");

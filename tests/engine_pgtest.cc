@@ -34,11 +34,7 @@ std::map<std::string, StepRecord> steps_by_label(Store& store, const std::string
   return out;
 }
 
-long long scalar(const std::string& dsn, const std::string& sql) {
-  pqxx::connection conn(dsn);
-  pqxx::read_transaction tx(conn);
-  return tx.exec(sql)[0][0].as<long long>();
-}
+using testing::scalar;
 
 class EngineTest : public ::testing::Test {
  protected:

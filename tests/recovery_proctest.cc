@@ -23,11 +23,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-long long scalar(const std::string& dsn, const std::string& sql) {
-  pqxx::connection conn(dsn);
-  pqxx::read_transaction tx(conn);
-  return tx.exec(sql)[0][0].as<long long>();
-}
+using testing::scalar;
 
 long long completed(const std::string& dsn) {
   return scalar(dsn, "SELECT count(*) FROM wsflow.sagas WHERE state = 'completed'");

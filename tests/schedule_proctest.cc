@@ -20,13 +20,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-long long scalar(const std::string& dsn, const std::string& sql) {
-  pqxx::connection conn(dsn);
-  pqxx::work tx(conn);
-  const long long value = tx.exec(sql)[0][0].as<long long>();
-  tx.commit();
-  return value;
-}
+using testing::scalar;
 
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds poll = 50ms) {

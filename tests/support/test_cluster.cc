@@ -66,4 +66,12 @@ std::string fresh_database() {
   return dsn;
 }
 
+long long scalar(const std::string& dsn, const std::string& sql) {
+  pqxx::connection conn(dsn);
+  pqxx::work tx(conn);
+  const long long value = tx.exec(sql)[0][0].as<long long>();
+  tx.commit();
+  return value;
+}
+
 }  // namespace wsflow::testing

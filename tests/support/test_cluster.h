@@ -13,4 +13,8 @@ std::string fresh_database();
 // DSN of a new database without migrations.
 std::string fresh_unmigrated_database();
 
+// The first column of the first row of `sql` on `dsn`, as a number (run in
+// its own committed transaction, so `… RETURNING 1` statements work too).
+long long scalar(const std::string& dsn, const std::string& sql);
+
 }  // namespace wsflow::testing
