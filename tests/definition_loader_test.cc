@@ -1,4 +1,5 @@
 #include "engine/definition_loader.h"
+#include "engine/schedule_loader.h"
 
 #include <gtest/gtest.h>
 
@@ -277,6 +278,11 @@ TEST(DefinitionExamples, EveryDocumentedExampleLoads) {
                                        [](const std::string& n) { return testing::test_registry().contains(n); });
   for (const auto& e : set.errors) ADD_FAILURE() << e.to_string();
   EXPECT_GE(set.definitions.size(), 3u);
+  const ScheduleSet schedules =
+      load_schedules(std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions" / "examples", set.definitions);
+  for (const auto& e : schedules.errors) ADD_FAILURE() << e.to_string();
+  ASSERT_EQ(schedules.schedules.count("example.nightly"), 1u);
+  EXPECT_EQ(schedules.schedules.at("example.nightly").overlap, Overlap::kBufferOne);
 }
 
 }  // namespace

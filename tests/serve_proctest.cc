@@ -47,7 +47,7 @@ bool eventually_state(const std::vector<std::string>& base, const std::string& i
 TEST(Cli, ValidateAcceptsTheExamples) {
   const auto out = run_command({kBinary, "validate", kExamples});
   EXPECT_EQ(out.status, 0) << out.text;
-  EXPECT_TRUE(contains(out.text, "saga definition(s) and 0 schedule(s) valid")) << out.text;
+  EXPECT_TRUE(contains(out.text, "3 saga definition(s) and 1 schedule(s) valid")) << out.text;
 }
 
 TEST(Cli, ValidatePrintsEveryErrorWithItsPlaceAndFails) {
@@ -60,6 +60,18 @@ TEST(Cli, ValidatePrintsEveryErrorWithItsPlaceAndFails) {
   EXPECT_TRUE(contains(out.text, "bad.yaml:5:13: steps[0].action: unknown action 'nope.nothing'")) << out.text;
   EXPECT_TRUE(contains(out.text, "bad.yaml:6:14: steps[0].timeout: invalid duration 'soon'")) << out.text;
   EXPECT_TRUE(contains(out.text, "bad.yaml:7:11: steps[1].name: duplicate step name 'a'")) << out.text;
+}
+
+TEST(Cli, ValidateReportsScheduleErrorsWithTheirPlace) {
+  testing::TempDir dir;
+  dir.write("job.yaml", "saga: job\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n");
+  dir.write("tick.yaml", "schedule: tick\ncron: \"*/5 * * *\"\ntimezone: Nowhere/City\nsaga: job\njitter: soon\n");
+  const auto out = run_command({kBinary, "validate", dir.path().string()});
+  EXPECT_EQ(out.status, 1);
+  EXPECT_TRUE(contains(out.text, "tick.yaml:3:11: timezone: unknown time zone 'Nowhere/City'")) << out.text;
+  EXPECT_TRUE(contains(out.text, "tick.yaml:2:7: cron: invalid cron expression '*/5 * * *': expected 5 fields"))
+      << out.text;
+  EXPECT_TRUE(contains(out.text, "tick.yaml:5:9: jitter: invalid duration")) << out.text;
 }
 
 TEST(Cli, ServeRefusesToStartOnAnInvalidDefinition) {

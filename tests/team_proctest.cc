@@ -391,6 +391,25 @@ TEST_F(Team, PlanLimitsCountPendingInvitationsAndDowngradesAreRefused) {
   EXPECT_EQ(outcome(api().post("/v1/workspaces/" + ws + "/invitations", owner, R"({"email":"five@example.com"})")), "201");
 }
 
+TEST_F(Team, OneUserBelongsToManyWorkspacesWithADifferentRoleInEach) {
+  const std::string first = api().create_workspace("First Home", "f-owner");
+  const std::string second = api().create_workspace("Second Home", "s-owner");
+  const std::string as_admin = join(first, "multi", "admin");
+  const std::string as_member = join(second, "multi", "member");
+  EXPECT_EQ(outcome(api().post("/v1/workspaces/" + first + "/invitations", as_admin, R"({"email":"z@example.com"})")),
+            "201");
+  EXPECT_EQ(outcome(api().post("/v1/workspaces/" + second + "/invitations", as_member, R"({"email":"z@example.com"})")),
+            "403 forbidden");
+  EXPECT_EQ(outcome(api().get("/v1/workspaces/" + second, as_admin)), "404 workspace_not_found");  // keys stay home
+  const Response members = api().get("/v1/workspaces/" + first + "/members", as_admin);
+  for (const auto& m : members.body["data"]) {
+    if (m["user_id"] != "multi") continue;
+    EXPECT_EQ(m["role"], "admin");
+    EXPECT_GE(m["request_count"].get<int>(), 2);  // the invitation and this list
+    EXPECT_FALSE(m["last_active_at"].is_null());
+  }
+}
+
 // --- schedules ----------------------------------------------------------------
 
 TEST_F(Team, SchedulesAreListedPausedResumedAndBackfilledByOperators) {
