@@ -262,6 +262,25 @@ TEST_F(Team, InvitationIsAcceptedOnceWithTheTokenAlone) {
             "409 member_exists");
 }
 
+TEST_F(Team, SecretsAreShownOnceEvenToAnIdempotentReplay) {
+  const std::string ws = api().create_workspace("Secretive", "sly");
+  const std::string owner = api().owner_key(ws);
+  const Response first =
+      api().post("/v1/workspaces/" + ws + "/invitations", owner, R"({"email":"s@example.com"})", "invite-s");
+  const Response replay =
+      api().post("/v1/workspaces/" + ws + "/invitations", owner, R"({"email":"s@example.com"})", "invite-s");
+  ASSERT_EQ(first.status, 201);
+  EXPECT_EQ(replay.status, 201);
+  EXPECT_EQ(replay.body["id"], first.body["id"]);
+  EXPECT_TRUE(first.body["token"].is_string());
+  EXPECT_TRUE(replay.body["token"].is_null());
+  const Response key = api().post("/v1/workspaces/" + ws + "/keys", owner, R"({"name":"once"})", "key-once");
+  EXPECT_TRUE(api().post("/v1/workspaces/" + ws + "/keys", owner, R"({"name":"once"})", "key-once").body["key"].is_null());
+  EXPECT_EQ(api().scalar("SELECT count(*) FROM wsflow.http_idempotency WHERE body LIKE '%wsi\\_%' OR body LIKE "
+                         "'%\"" + key.body["key"].get<std::string>() + "\"%'"),
+            0);
+}
+
 TEST_F(Team, ResendKillsTheOldTokenDeclineAndCancelEndIt) {
   const std::string ws = api().create_workspace("Resends", "rae");
   const std::string owner = api().owner_key(ws);

@@ -72,6 +72,20 @@ std::optional<Reply> claim_idempotency_key(pqxx::connection& conn, const Princip
   return Reply{row[0][1].as<int>(), nlohmann::json::parse(row[0][2].as<std::string>())};
 }
 
+// Secrets (API keys, invitation tokens) are shown once and stored nowhere:
+// the stored copy of a response has them replaced by null, so a replay says
+// that the secret was issued without repeating it.
+nlohmann::json without_secrets(const nlohmann::json& body) {
+  static const std::regex kSecret("wsf_[0-9a-f]{8}_[0-9a-f]{40}|wsi_[0-9a-f]{40}");
+  if (body.is_string()) {
+    return std::regex_match(body.get_ref<const std::string&>(), kSecret) ? nlohmann::json(nullptr) : body;
+  }
+  if (!body.is_structured()) return body;
+  nlohmann::json copy = body;
+  for (auto& item : copy) item = without_secrets(item);
+  return copy;
+}
+
 void finish_idempotency_key(pqxx::connection& conn, const Principal& principal, const std::string& key,
                             const Reply& reply) {
   pqxx::work tx(conn);
@@ -81,7 +95,7 @@ void finish_idempotency_key(pqxx::connection& conn, const Principal& principal, 
                    key);
   } else {
     tx.exec_params("UPDATE wsflow.http_idempotency SET status = $3, body = $4 WHERE api_key_id = $1::uuid AND key = $2",
-                   principal.key_id, key, reply.status, reply.body.dump());
+                   principal.key_id, key, reply.status, without_secrets(reply.body).dump());
   }
   tx.commit();
 }
