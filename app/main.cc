@@ -17,11 +17,11 @@
 #include "app/database.h"
 #include "engine/definition_loader.h"
 #include "engine/engine.h"
+#include "engine/log.h"
 #include "engine/schedule_commands.h"
 #include "engine/schedule_loader.h"
 #include "engine/scheduler.h"
 #include "engine/sha256.h"
-#include "engine/log.h"
 #include "engine/testing_actions.h"
 #include "sagas/machine.h"
 #include "sagas/workspace_actions.h"
@@ -235,9 +235,9 @@ int schedules_command(const ScheduleCommands& commands, bool list, bool trigger,
                 << (s.spec.contains("cron") ? "cron \"" + s.spec["cron"].get<std::string>() + "\" " + zone
                                             : "every " + s.spec.value("every", "?"))
                 << "  next " << format_in_zone(s.next_due_at, zone) << (s.paused ? "  PAUSED" : "")
-                << (s.note.empty() ? "" : "  (" + s.note + ")") << "\n    last run: "
-                << (s.last_saga_id.empty() ? "none" : s.last_saga_id + " " + s.last_saga_state) << ", skipped "
-                << s.skipped_count << "\n";
+                << (s.note.empty() ? "" : "  (" + s.note + ")")
+                << "\n    last run: " << (s.last_saga_id.empty() ? "none" : s.last_saga_id + " " + s.last_saga_state)
+                << ", skipped " << s.skipped_count << "\n";
     }
     return 0;
   }
@@ -247,8 +247,8 @@ int schedules_command(const ScheduleCommands& commands, bool list, bool trigger,
     return 0;
   }
   if (backfill) {
-    for (const RunStarted& run : commands.backfill(args.name, time_argument(args.from, "--from"),
-                                                   time_argument(args.to, "--to"))) {
+    for (const RunStarted& run :
+         commands.backfill(args.name, time_argument(args.from, "--from"), time_argument(args.to, "--to"))) {
       std::cout << format_utc(run.due) << " " << run.saga_id << (run.created ? "" : " (had run already)") << "\n";
     }
     return 0;
@@ -347,12 +347,12 @@ int main(int argc, char** argv) {
   auto* schedules_cmd = cli.add_subcommand("schedules", "durable schedules (run by serve)");
   schedules_cmd->require_subcommand(1);
   std::string schedule_name, schedule_note, backfill_from, backfill_to;
-  auto* schedules_list_cmd = schedules_cmd->add_subcommand("list", "every schedule with its next due time and last run");
+  auto* schedules_list_cmd =
+      schedules_cmd->add_subcommand("list", "every schedule with its next due time and last run");
   auto* schedules_trigger_cmd = schedules_cmd->add_subcommand("trigger", "start one run now");
   auto* schedules_pause_cmd = schedules_cmd->add_subcommand("pause", "stop firing until resumed");
   auto* schedules_resume_cmd = schedules_cmd->add_subcommand("resume", "fire again from the next due time");
-  auto* schedules_backfill_cmd =
-      schedules_cmd->add_subcommand("backfill", "run every slot of a past range, each once");
+  auto* schedules_backfill_cmd = schedules_cmd->add_subcommand("backfill", "run every slot of a past range, each once");
   for (auto* sub : {schedules_trigger_cmd, schedules_pause_cmd, schedules_resume_cmd, schedules_backfill_cmd}) {
     sub->add_option("name", schedule_name, "schedule name")->required();
   }
@@ -371,9 +371,9 @@ int main(int argc, char** argv) {
     if (*validate_cmd) {
       const LoadedDefinitions loaded = load_or_report(validate_path);
       if (!loaded.ok) return 1;
-      std::cout << loaded.sagas.definitions.size() << " saga definition(s) and "
-                << loaded.schedules.schedules.size() << " schedule(s) valid"
-                << (loaded.machine.transitions.empty() ? "" : ", workspace machine valid") << "\n";
+      std::cout << loaded.sagas.definitions.size() << " saga definition(s) and " << loaded.schedules.schedules.size()
+                << " schedule(s) valid" << (loaded.machine.transitions.empty() ? "" : ", workspace machine valid")
+                << "\n";
       return 0;
     }
     app::Database db = app::open_database(common.database_url, common.data_dir, false);

@@ -24,8 +24,11 @@ const std::vector<std::string> kMonthNames = {"JAN", "FEB", "MAR", "APR", "MAY",
 const std::vector<std::string> kWeekdayNames = {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"};
 
 const FieldSpec kFields[] = {
-    {"minute", 0, 59, nullptr},     {"hour", 0, 23, nullptr},          {"day-of-month", 1, 31, nullptr},
-    {"month", 1, 12, &kMonthNames}, {"day-of-week", 0, 7, &kWeekdayNames},
+    {"minute", 0, 59, nullptr},
+    {"hour", 0, 23, nullptr},
+    {"day-of-month", 1, 31, nullptr},
+    {"month", 1, 12, &kMonthNames},
+    {"day-of-week", 0, 7, &kWeekdayNames},
 };
 
 std::vector<std::string> split(const std::string& text, char separator) {
@@ -55,8 +58,7 @@ std::optional<int> value_of(const FieldSpec& field, const std::string& text, std
     auto it = std::find(field.names->begin(), field.names->end(), upper);
     if (it != field.names->end()) return field.min + static_cast<int>(it - field.names->begin());
   }
-  error = std::string(field.name) + ": '" + text + "' is not a " +
-          (field.names ? "number or name" : "number");
+  error = std::string(field.name) + ": '" + text + "' is not a " + (field.names ? "number or name" : "number");
   return std::nullopt;
 }
 
@@ -138,7 +140,8 @@ std::optional<CronExpression> parse_cron(const std::string& text, std::string& e
   }
   CronExpression cron;
   std::bitset<8> weekdays;
-  if (!parse_field(kFields[0], fields[0], cron.minutes, error) || !parse_field(kFields[1], fields[1], cron.hours, error) ||
+  if (!parse_field(kFields[0], fields[0], cron.minutes, error) ||
+      !parse_field(kFields[1], fields[1], cron.hours, error) ||
       !parse_field(kFields[2], fields[2], cron.days_of_month, error) ||
       !parse_field(kFields[3], fields[3], cron.months, error) || !parse_field(kFields[4], fields[4], weekdays, error)) {
     return std::nullopt;
@@ -177,7 +180,8 @@ TimePoint ScheduleTiming::next_after(TimePoint after) const {
   using namespace std::chrono;
   if (!cron_) {
     const auto since_epoch = duration_cast<Millis>(after.time_since_epoch());
-    const auto slots = since_epoch.count() >= 0 ? since_epoch / interval_ : (since_epoch - interval_ + Millis(1)) / interval_;
+    const auto slots =
+        since_epoch.count() >= 0 ? since_epoch / interval_ : (since_epoch - interval_ + Millis(1)) / interval_;
     return TimePoint(duration_cast<system_clock::duration>(interval_ * (slots + 1)));
   }
   // Local candidates earlier than this cannot map past `after`: no zone's

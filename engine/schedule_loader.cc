@@ -102,8 +102,9 @@ ScheduleLoad load_schedule(const std::string& yaml_text, const std::string& file
   if (!parsed) return result;
   const YAML::Node& root = *parsed;
   YamlChecker c(file, result.errors);
-  if (!c.map(root, "", {"schedule", "description", "cron", "every", "timezone", "saga", "input", "misfire",
-                        "max_catch_up", "overlap", "jitter"})) {
+  if (!c.map(root, "",
+             {"schedule", "description", "cron", "every", "timezone", "saga", "input", "misfire", "max_catch_up",
+              "overlap", "jitter"})) {
     return result;
   }
   ScheduleDefinition schedule;
@@ -156,8 +157,8 @@ ScheduleLoad load_schedule(const std::string& yaml_text, const std::string& file
                                         {to_string(Overlap::kAllow), Overlap::kAllow}})
                          .value_or(Overlap::kSkip);
   schedule.jitter = parse_jitter(c, root);
-  schedule.timing_hash = sha256_hex(schedule.cron + "|" + std::to_string(schedule.every.count()) + "|" +
-                                    schedule.timezone);
+  schedule.timing_hash =
+      sha256_hex(schedule.cron + "|" + std::to_string(schedule.every.count()) + "|" + schedule.timezone);
   if (result.errors.empty()) result.schedule = std::move(schedule);
   return result;
 }
@@ -175,8 +176,8 @@ ScheduleSet load_schedules(const std::filesystem::path& path, const std::map<std
     if (!loaded.schedule) continue;
     const std::string name = loaded.schedule->name;
     if (auto it = set.schedules.find(name); it != set.schedules.end()) {
-      set.errors.push_back({file.string(), 1, 1, "schedule", "schedule '" + name + "' is already defined in " +
-                                                                 it->second.file});
+      set.errors.push_back(
+          {file.string(), 1, 1, "schedule", "schedule '" + name + "' is already defined in " + it->second.file});
       continue;
     }
     set.schedules.emplace(name, std::move(*loaded.schedule));

@@ -44,7 +44,7 @@ ScheduledRun scheduled_run(const ScheduleDefinition& schedule, TimePoint due);
 FirePlan plan_firing(const ScheduleDefinition& schedule, const SagaDefinition& saga, const DueSchedule& due);
 
 struct SchedulerOptions {
-  Millis max_sleep{Millis(60'000)};  // looks again at least this often (a schedule resumed elsewhere)
+  Millis max_sleep{Millis(60'000)};     // looks again at least this often (a schedule resumed elsewhere)
   Millis buffered_poll{Millis(1'000)};  // how often a buffered run checks whether its predecessor ended
   Millis error_backoff{Millis(2'000)};
 };

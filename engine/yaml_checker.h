@@ -173,7 +173,8 @@ class YamlChecker {
     const std::string f = join(field, key);
     if (!map(node, f, {"max_attempts", "backoff", "initial", "max", "jitter", "non_retryable"})) return base;
     if (auto v = integer(node, f, "max_attempts", false, 1)) base.max_attempts = static_cast<int>(*v);
-    if (auto v = choice<Backoff>(node, f, "backoff", {{"exponential", Backoff::kExponential}, {"fixed", Backoff::kFixed}})) {
+    if (auto v =
+            choice<Backoff>(node, f, "backoff", {{"exponential", Backoff::kExponential}, {"fixed", Backoff::kFixed}})) {
       base.backoff = *v;
     }
     if (auto v = duration(node, f, "initial", false)) base.initial = *v;

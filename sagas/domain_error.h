@@ -18,9 +18,9 @@ class DomainError : public std::runtime_error {
         code(std::move(code)),
         field(std::move(field)),
         details(std::move(details)) {}
-  int status;            // 403, 404, 409, 410
-  std::string code;      // e.g. plan_limit, invitation_expired
-  std::string field;     // the request field at fault, when there is one
+  int status;              // 403, 404, 409, 410
+  std::string code;        // e.g. plan_limit, invitation_expired
+  std::string field;       // the request field at fault, when there is one
   nlohmann::json details;  // figures the client can act on (plan_limit: plan, limit, count)
 };
 

@@ -72,11 +72,12 @@ TokenInvitation pending_by_token(pqxx::work& tx, const std::string& token, Milli
 
 long long seats_taken(pqxx::work& tx, const std::string& workspace_id, Millis clock_offset) {
   return tx
-      .exec_params("SELECT (SELECT count(*) FROM wsflow.members WHERE workspace_id = $1::uuid) + "
-                   "(SELECT count(*) FROM wsflow.invitations WHERE workspace_id = $1::uuid AND state = 'pending' "
-                   "AND expires_at > " +
-                       now_plus("$2") + ")",
-                   workspace_id, ms(clock_offset))[0][0]
+      .exec_params(
+          "SELECT (SELECT count(*) FROM wsflow.members WHERE workspace_id = $1::uuid) + "
+          "(SELECT count(*) FROM wsflow.invitations WHERE workspace_id = $1::uuid AND state = 'pending' "
+          "AND expires_at > " +
+              now_plus("$2") + ")",
+          workspace_id, ms(clock_offset))[0][0]
       .as<long long>();
 }
 
@@ -97,8 +98,7 @@ void check_member_capacity(pqxx::work& tx, const std::string& workspace_id, cons
   if (taken + adding > *limit) throw plan_limit(plan, *limit, taken, "upgrade the plan or remove someone first");
 }
 
-void check_plan_change(pqxx::work& tx, const std::string& workspace_id, const std::string& plan,
-                       Millis clock_offset) {
+void check_plan_change(pqxx::work& tx, const std::string& workspace_id, const std::string& plan, Millis clock_offset) {
   if (!is_plan(plan)) throw DomainError(400, "invalid_field", "unknown plan '" + plan + "'", "plan");
   const std::optional<int> limit = member_limit(plan);
   if (!limit) return;
@@ -128,14 +128,14 @@ IssuedInvitation invite(pqxx::work& tx, const std::string& workspace_id, const s
   }
   check_member_capacity(tx, workspace_id, plan, 1, clock_offset);
   const std::string token = new_token();
-  auto row = tx.exec_params("INSERT INTO wsflow.invitations AS i (workspace_id, email, role, state, token_hash, "
-                            "invited_by, expires_at) VALUES ($1::uuid, $2, $3, 'pending', $4, $5, " +
-                                now_plus("$6") + " + $7::bigint * interval '1 ms') RETURNING i.id::text, " +
-                                kInvitationJson,
-                            workspace_id, email, role, sha256_hex(token), caller.actor, ms(clock_offset),
-                            ms(kInvitationValidity));
+  auto row = tx.exec_params(
+      "INSERT INTO wsflow.invitations AS i (workspace_id, email, role, state, token_hash, "
+      "invited_by, expires_at) VALUES ($1::uuid, $2, $3, 'pending', $4, $5, " +
+          now_plus("$6") + " + $7::bigint * interval '1 ms') RETURNING i.id::text, " + kInvitationJson,
+      workspace_id, email, role, sha256_hex(token), caller.actor, ms(clock_offset), ms(kInvitationValidity));
   const std::string id = row[0][0].as<std::string>();
-  audit(tx, workspace_id, caller.actor, "invitation.created", {{"invitation_id", id}, {"email", email}, {"role", role}});
+  audit(tx, workspace_id, caller.actor, "invitation.created",
+        {{"invitation_id", id}, {"email", email}, {"role", role}});
   return {id, token, parse(row[0][1])};
 }
 
@@ -172,9 +172,9 @@ IssuedInvitation resend_invitation(pqxx::work& tx, const std::string& workspace_
 
 nlohmann::json cancel_invitation(pqxx::work& tx, const std::string& workspace_id, const std::string& invitation_id,
                                  const Caller& caller) {
-  auto row = tx.exec_params(
-      "SELECT state FROM wsflow.invitations WHERE id = $1::uuid AND workspace_id = $2::uuid FOR UPDATE",
-      invitation_id, workspace_id);
+  auto row =
+      tx.exec_params("SELECT state FROM wsflow.invitations WHERE id = $1::uuid AND workspace_id = $2::uuid FOR UPDATE",
+                     invitation_id, workspace_id);
   if (row.empty()) throw DomainError(404, "invitation_not_found", "no invitation '" + invitation_id + "'");
   if (row[0][0].as<std::string>() != "pending") {
     throw DomainError(409, "invitation_not_pending", "this invitation was already " + row[0][0].as<std::string>());
@@ -231,8 +231,7 @@ std::vector<ExpiredInvitation> expire_due_invitations(pqxx::work& tx, int batch,
   std::vector<ExpiredInvitation> expired;
   for (;;) {
     const auto rows = tx.exec_params(
-        "WITH due AS (SELECT id FROM wsflow.invitations WHERE state = 'pending' AND expires_at <= " +
-            now_plus("$1") +
+        "WITH due AS (SELECT id FROM wsflow.invitations WHERE state = 'pending' AND expires_at <= " + now_plus("$1") +
             " ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED), "
             "done AS (UPDATE wsflow.invitations i SET state = 'expired', updated_at = now() FROM due "
             "WHERE i.id = due.id RETURNING i.id, i.workspace_id, i.email, i.expires_at), "
@@ -251,10 +250,10 @@ std::vector<ExpiredInvitation> expire_due_invitations(pqxx::work& tx, int batch,
 nlohmann::json change_role(pqxx::work& tx, const std::string& workspace_id, const std::string& user_id,
                            const std::string& role, const Caller& caller) {
   if (role == "owner") {
-    throw DomainError(403, "forbidden", "nobody is made owner by a role change: the owner transfers ownership",
-                      "role");
+    throw DomainError(403, "forbidden", "nobody is made owner by a role change: the owner transfers ownership", "role");
   }
-  if (role != "admin" && role != "member") throw DomainError(400, "invalid_field", "role must be admin or member", "role");
+  if (role != "admin" && role != "member")
+    throw DomainError(400, "invalid_field", "role must be admin or member", "role");
   const nlohmann::json member = member_of(tx, workspace_id, user_id, true);
   if (member["role"] == "owner") {
     if (caller.role != "owner") throw DomainError(403, "forbidden", "an admin cannot change the owner's role");

@@ -108,7 +108,6 @@ nlohmann::json transfer_ownership(pqxx::work& tx, const std::string& workspace_i
 
 // Refuses (409 plan_limit with the figures) a plan whose limit is below the
 // members and pending invitations the workspace has; 400 unknown plan.
-void check_plan_change(pqxx::work& tx, const std::string& workspace_id, const std::string& plan,
-                       Millis clock_offset);
+void check_plan_change(pqxx::work& tx, const std::string& workspace_id, const std::string& plan, Millis clock_offset);
 
 }  // namespace wsflow::sagas

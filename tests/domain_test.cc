@@ -24,8 +24,8 @@ const std::set<std::string> kSagas = {"s.create", "s.freeze", "s.delete"};
 sagas::MachineLoad load(const std::string& yaml) { return sagas::load_machine(yaml, "m.yaml", kSagas); }
 
 TEST(Machine, TheShippedWorkspaceMachineLoads) {
-  const std::set<std::string> sagas = {"workspace.create", "workspace.freeze",   "workspace.unfreeze",
-                                       "workspace.export", "workspace.offboard", "workspace.delete",
+  const std::set<std::string> sagas = {"workspace.create",     "workspace.freeze",   "workspace.unfreeze",
+                                       "workspace.export",     "workspace.offboard", "workspace.delete",
                                        "workspace.change_plan"};
   const auto m = sagas::load_workspace_machine(std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions", sagas);
   for (const auto& e : m.errors) ADD_FAILURE() << e.to_string();

@@ -47,8 +47,8 @@ TEST(ScheduleProcesses, TwoServeProcessesStartExactlyOneRunPerDueTime) {
   ASSERT_TRUE(b->wait(20s).has_value());
 
   const long long runs = scalar(dsn, "SELECT count(*) FROM wsflow.sagas WHERE idempotency_key LIKE 'schedule/tick/%'");
-  const long long due_times =
-      scalar(dsn, "SELECT count(DISTINCT input->'schedule'->>'due_at') FROM wsflow.sagas WHERE definition = 'tick.job'");
+  const long long due_times = scalar(
+      dsn, "SELECT count(DISTINCT input->'schedule'->>'due_at') FROM wsflow.sagas WHERE definition = 'tick.job'");
   const long long span_slots = scalar(
       dsn,
       "SELECT (extract(epoch from max((input->'schedule'->>'due_at')::timestamptz) - "
@@ -73,9 +73,8 @@ TEST(ScheduleProcesses, KillDashNineMidExpiryBatchThenRestartExpiresEachInvitati
   // The shipped expiry saga, in small batches (many statements, so the kill
   // lands inside the step), fired every second.
   const std::filesystem::path shipped = std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions";
-  dir.write("invitations.expire.yaml",
-            std::regex_replace(read_text_file(shipped / "invitations.expire.yaml").value(),
-                               std::regex("batch: 500"), "batch: 50"));
+  dir.write("invitations.expire.yaml", std::regex_replace(read_text_file(shipped / "invitations.expire.yaml").value(),
+                                                          std::regex("batch: 500"), "batch: 50"));
   dir.write("expire.schedule.yaml", "schedule: invitations.expire\nevery: 1s\nsaga: invitations.expire\n");
   scalar(dsn,
          "WITH w AS (INSERT INTO wsflow.workspaces (id, name, plan, status) VALUES (gen_random_uuid(), 'w', "

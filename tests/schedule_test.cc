@@ -91,7 +91,8 @@ colour: red
 }
 
 TEST(ScheduleLoader, TimingAndInputRules) {
-  EXPECT_EQ(errors_of("schedule: a\nsaga: job\n").at(0), "s.yaml:1:1: cron: required field is missing (or give every:)");
+  EXPECT_EQ(errors_of("schedule: a\nsaga: job\n").at(0),
+            "s.yaml:1:1: cron: required field is missing (or give every:)");
   EXPECT_EQ(errors_of("schedule: a\ncron: '* * * * *'\nevery: 1m\nsaga: job\n").at(0),
             "s.yaml:3:8: every: give either cron or every, not both");
   EXPECT_EQ(errors_of("schedule: a\nevery: 1m\ntimezone: UTC\nsaga: job\n").at(0),
@@ -162,14 +163,14 @@ TEST(PlanFiring, FireOnceStandsForAllMissedSlots) {
 TEST(PlanFiring, CatchUpRunsTheLatestSlotsUpToItsBound) {
   const FirePlan plan = plan_firing(every_minute(Misfire::kCatchUp, Overlap::kAllow, 3), job(),
                                     {"tick", kNoon, std::nullopt, false, kNoon + minutes(4) + seconds(1)});
-  EXPECT_EQ(dues(plan), (std::vector<std::string>{"2026-11-25T12:02:00Z", "2026-11-25T12:03:00Z",
-                                                  "2026-11-25T12:04:00Z"}));
+  EXPECT_EQ(dues(plan),
+            (std::vector<std::string>{"2026-11-25T12:02:00Z", "2026-11-25T12:03:00Z", "2026-11-25T12:04:00Z"}));
   EXPECT_EQ(plan.skipped, 2);
 }
 
 TEST(PlanFiring, OverlapSkipStartsNothingWhileThePreviousRunIsUnfinished) {
-  const FirePlan busy = plan_firing(every_minute(Misfire::kFireOnce, Overlap::kSkip), job(),
-                                    {"tick", kNoon, std::nullopt, true, kNoon});
+  const FirePlan busy =
+      plan_firing(every_minute(Misfire::kFireOnce, Overlap::kSkip), job(), {"tick", kNoon, std::nullopt, true, kNoon});
   EXPECT_TRUE(busy.runs.empty());
   EXPECT_EQ(busy.skipped, 1);
   EXPECT_FALSE(busy.buffered_due_at);

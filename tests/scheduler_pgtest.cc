@@ -43,7 +43,8 @@ class SchedulerTest : public ::testing::Test {
   json rows(const std::string& sql) {
     pqxx::connection conn(dsn_);
     pqxx::read_transaction tx(conn);
-    return json::parse(tx.exec("SELECT coalesce(json_agg(r), '[]')::text FROM (" + sql + ") r")[0][0].as<std::string>());
+    return json::parse(
+        tx.exec("SELECT coalesce(json_agg(r), '[]')::text FROM (" + sql + ") r")[0][0].as<std::string>());
   }
   long long count(const std::string& where) {
     return rows("SELECT count(*) AS n FROM wsflow.sagas WHERE " + where)[0]["n"].get<long long>();

@@ -30,9 +30,10 @@ class TeamTest : public ::testing::Test {
     const std::string id = tx.exec("SELECT gen_random_uuid()::text")[0][0].as<std::string>();
     tx.exec_params("INSERT INTO wsflow.workspaces (id, name, plan, status) VALUES ($1::uuid, 'w', $2, $3)", id, plan,
                    status);
-    tx.exec_params("INSERT INTO wsflow.members (workspace_id, user_id, email, role) VALUES ($1::uuid, 'owner', "
-                   "'owner@example.com', 'owner')",
-                   id);
+    tx.exec_params(
+        "INSERT INTO wsflow.members (workspace_id, user_id, email, role) VALUES ($1::uuid, 'owner', "
+        "'owner@example.com', 'owner')",
+        id);
     tx.commit();
     return id;
   }
@@ -85,8 +86,7 @@ TEST_F(TeamTest, InvitationExpiresAtExactlySevenDays) {
   const auto invitation = invite(ws, "ada@example.com");
   EXPECT_EQ(invitation.invitation["state"], "pending");
   EXPECT_EQ(invitation.token.rfind("wsi_", 0), 0u);
-  EXPECT_EQ(scalar("SELECT count(*) FROM wsflow.invitations WHERE token_hash = '" + sha256_hex(invitation.token) +
-                   "'"),
+  EXPECT_EQ(scalar("SELECT count(*) FROM wsflow.invitations WHERE token_hash = '" + sha256_hex(invitation.token) + "'"),
             1);  // stored as its hash only
   EXPECT_EQ(scalar("SELECT count(*) FROM wsflow.invitations WHERE token_hash = '" + invitation.token + "'"), 0);
 
@@ -126,9 +126,8 @@ TEST_F(TeamTest, ResendIssuesANewTokenAndKillsTheOldOne) {
   const std::string ws = workspace("pro");
   const auto first = invite(ws, "bo@example.com");
   clock_.advance(hours(24 * 6));
-  const auto resent = in_tx([&](pqxx::work& tx) {
-    return sagas::resend_invitation(tx, ws, "pro", first.id, owner_, clock_.offset());
-  });
+  const auto resent =
+      in_tx([&](pqxx::work& tx) { return sagas::resend_invitation(tx, ws, "pro", first.id, owner_, clock_.offset()); });
   EXPECT_EQ(resent.id, first.id);
   EXPECT_NE(resent.token, first.token);
   EXPECT_EQ(refusal([&](pqxx::work& tx) { sagas::accept_invitation(tx, first.token, "bo", clock_.offset()); }),
@@ -147,13 +146,13 @@ TEST_F(TeamTest, ResendRevivesAnExpiredInvitation) {
   const auto first = invite(ws, "cy@example.com");
   clock_.advance(duration_cast<Millis>(sagas::kInvitationValidity) + minutes(1));
   expire();
-  const auto resent = in_tx([&](pqxx::work& tx) {
-    return sagas::resend_invitation(tx, ws, "pro", first.id, owner_, clock_.offset());
-  });
+  const auto resent =
+      in_tx([&](pqxx::work& tx) { return sagas::resend_invitation(tx, ws, "pro", first.id, owner_, clock_.offset()); });
   EXPECT_EQ(resent.invitation["state"], "pending");
   accept(resent.token, "cy");
-  EXPECT_EQ(refusal([&](pqxx::work& tx) { sagas::resend_invitation(tx, ws, "pro", first.id, owner_, clock_.offset()); }),
-            "409 invitation_not_resendable");
+  EXPECT_EQ(
+      refusal([&](pqxx::work& tx) { sagas::resend_invitation(tx, ws, "pro", first.id, owner_, clock_.offset()); }),
+      "409 invitation_not_resendable");
 }
 
 TEST_F(TeamTest, DeclineAndCancelEndAnInvitationForGood) {

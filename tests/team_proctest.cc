@@ -38,7 +38,8 @@ class Team : public ::testing::Test {
   // Invites `email` as `role` with `key`; returns the token.
   std::string invite(const std::string& ws, const std::string& key, const std::string& email,
                      const std::string& role = "member") {
-    const Response r = api().post("/v1/workspaces/" + ws + "/invitations", key, json{{"email", email}, {"role", role}}.dump());
+    const Response r =
+        api().post("/v1/workspaces/" + ws + "/invitations", key, json{{"email", email}, {"role", role}}.dump());
     EXPECT_EQ(r.status, 201) << r.body.dump();
     return r.body.value("token", "");
   }
@@ -78,8 +79,8 @@ Server* Team::server_ = nullptr;
 // --- the role matrix --------------------------------------------------------
 
 enum Caller { kOperator, kOwner, kOwnerRead, kAdmin, kAdminRead, kMember, kMemberRead, kStranger, kCallers };
-const char* kCallerNames[] = {"operator", "owner", "owner:read", "admin", "admin:read", "member", "member:read",
-                              "stranger"};
+const char* kCallerNames[] = {"operator",   "owner",  "owner:read",  "admin",
+                              "admin:read", "member", "member:read", "stranger"};
 
 struct MatrixRow {
   const char* method;
@@ -154,8 +155,8 @@ TEST_F(Team, RoleMatrix) {
     for (int caller = 0; caller < kCallers; ++caller) {
       const Response r = api().request(row.method, fill(row.path, ws, n), keys[caller], fill(row.body, ws, n));
       ++n;
-      EXPECT_EQ(outcome(r), row.expected[caller])
-          << row.method << " " << row.path << " " << row.body << " as " << kCallerNames[caller] << ": " << r.body.dump();
+      EXPECT_EQ(outcome(r), row.expected[caller]) << row.method << " " << row.path << " " << row.body << " as "
+                                                  << kCallerNames[caller] << ": " << r.body.dump();
     }
   }
 }
@@ -245,8 +246,7 @@ TEST_F(Team, InvitationIsAcceptedOnceWithTheTokenAlone) {
   EXPECT_EQ(outcome(api().post("/v1/invitations/accept", "", json{{"token", token}}.dump())), "400 missing_field");
   EXPECT_EQ(outcome(api().post("/v1/invitations/accept", "", R"({"token":"wsi_nope","user_id":"jo"})")),
             "400 invalid_field");
-  const Response accepted =
-      api().post("/v1/invitations/accept", "", json{{"token", token}, {"user_id", "jo"}}.dump());
+  const Response accepted = api().post("/v1/invitations/accept", "", json{{"token", token}, {"user_id", "jo"}}.dump());
   ASSERT_EQ(accepted.status, 201) << accepted.body.dump();
   EXPECT_EQ(accepted.body["member"]["role"], "admin");
   const std::string jo = accepted.body["key"]["key"];
@@ -275,17 +275,18 @@ TEST_F(Team, SecretsAreShownOnceEvenToAnIdempotentReplay) {
   EXPECT_TRUE(first.body["token"].is_string());
   EXPECT_TRUE(replay.body["token"].is_null());
   const Response key = api().post("/v1/workspaces/" + ws + "/keys", owner, R"({"name":"once"})", "key-once");
-  EXPECT_TRUE(api().post("/v1/workspaces/" + ws + "/keys", owner, R"({"name":"once"})", "key-once").body["key"].is_null());
+  EXPECT_TRUE(
+      api().post("/v1/workspaces/" + ws + "/keys", owner, R"({"name":"once"})", "key-once").body["key"].is_null());
   EXPECT_EQ(api().scalar("SELECT count(*) FROM wsflow.http_idempotency WHERE body LIKE '%wsi\\_%' OR body LIKE "
-                         "'%\"" + key.body["key"].get<std::string>() + "\"%'"),
+                         "'%\"" +
+                         key.body["key"].get<std::string>() + "\"%'"),
             0);
 }
 
 TEST_F(Team, ResendKillsTheOldTokenDeclineAndCancelEndIt) {
   const std::string ws = api().create_workspace("Resends", "rae");
   const std::string owner = api().owner_key(ws);
-  const Response created =
-      api().post("/v1/workspaces/" + ws + "/invitations", owner, R"({"email":"kai@example.com"})");
+  const Response created = api().post("/v1/workspaces/" + ws + "/invitations", owner, R"({"email":"kai@example.com"})");
   const std::string id = created.body["id"];
   const Response resent = api().post("/v1/workspaces/" + ws + "/invitations/" + id + "/resend", owner);
   ASSERT_EQ(resent.status, 200) << resent.body.dump();
@@ -297,9 +298,8 @@ TEST_F(Team, ResendKillsTheOldTokenDeclineAndCancelEndIt) {
   EXPECT_EQ(outcome(api().post("/v1/invitations/accept", "",
                                json{{"token", resent.body["token"]}, {"user_id", "kai"}}.dump())),
             "409 invitation_not_pending");
-  const std::string other = api()
-                                .post("/v1/workspaces/" + ws + "/invitations", owner, R"({"email":"lee@example.com"})")
-                                .body["id"];
+  const std::string other =
+      api().post("/v1/workspaces/" + ws + "/invitations", owner, R"({"email":"lee@example.com"})").body["id"];
   EXPECT_EQ(outcome(api().post("/v1/workspaces/" + ws + "/invitations/" + other + "/cancel", owner)), "200");
   EXPECT_EQ(outcome(api().post("/v1/workspaces/" + ws + "/invitations/" + other + "/cancel", owner)),
             "409 invitation_not_pending");
@@ -311,7 +311,8 @@ TEST_F(Team, ResendKillsTheOldTokenDeclineAndCancelEndIt) {
 TEST_F(Team, TheExpirySagaExpiresDueInvitationsIntoTheAuditFeed) {
   const std::string ws = api().create_workspace("Expiring", "eve");
   const std::string id =
-      api().post("/v1/workspaces/" + ws + "/invitations", api().owner_key(ws), R"({"email":"old@example.com"})")
+      api()
+          .post("/v1/workspaces/" + ws + "/invitations", api().owner_key(ws), R"({"email":"old@example.com"})")
           .body["id"];
   // Seven days pass (the clock-moved test of the exact moment is team_pgtest).
   api().scalar("UPDATE wsflow.invitations SET expires_at = now() - interval '1 second' WHERE id = '" + id +
@@ -362,10 +363,10 @@ TEST_F(Team, MembersLeaveTheOwnerTransfersFirst) {
   const std::string owner = api().owner_key(ws);
   EXPECT_EQ(outcome(api().request("DELETE", "/v1/workspaces/" + ws + "/members/max", member)), "200");
   EXPECT_EQ(outcome(api().get("/v1/workspaces/" + ws, member)), "401 unauthorized");
-  EXPECT_EQ(outcome(api().request("DELETE", "/v1/workspaces/" + ws + "/members/lou", owner)),
-            "409 owner_cannot_leave");
+  EXPECT_EQ(outcome(api().request("DELETE", "/v1/workspaces/" + ws + "/members/lou", owner)), "409 owner_cannot_leave");
   const std::string admin = join(ws, "ann", "admin");
-  const Response transferred = api().post("/v1/workspaces/" + ws + "/transfer-ownership", owner, R"({"user_id":"ann"})");
+  const Response transferred =
+      api().post("/v1/workspaces/" + ws + "/transfer-ownership", owner, R"({"user_id":"ann"})");
   ASSERT_EQ(transferred.status, 200) << transferred.body.dump();
   EXPECT_EQ(transferred.body["owner"]["user_id"], "ann");
   // The old owner's key now acts as an admin; the new owner's as the owner.
@@ -381,8 +382,9 @@ TEST_F(Team, MembersLeaveTheOwnerTransfersFirst) {
 }
 
 TEST_F(Team, PlanLimitsCountPendingInvitationsAndDowngradesAreRefused) {
-  const Response created = api().post("/v1/workspaces", ops(),
-                                      R"({"name":"Starter Co","plan":"starter","owner":{"user_id":"stan","email":"stan@example.com"}})");
+  const Response created =
+      api().post("/v1/workspaces", ops(),
+                 R"({"name":"Starter Co","plan":"starter","owner":{"user_id":"stan","email":"stan@example.com"}})");
   ASSERT_EQ(created.status, 202);
   const std::string ws = created.body["workspace_id"];
   const std::string owner = created.body["owner_key"]["key"];
@@ -407,7 +409,8 @@ TEST_F(Team, PlanLimitsCountPendingInvitationsAndDowngradesAreRefused) {
   }
   EXPECT_EQ(plan, "pro");
   EXPECT_TRUE(has_audit(ws, "workspace.plan_changed"));
-  EXPECT_EQ(outcome(api().post("/v1/workspaces/" + ws + "/invitations", owner, R"({"email":"five@example.com"})")), "201");
+  EXPECT_EQ(outcome(api().post("/v1/workspaces/" + ws + "/invitations", owner, R"({"email":"five@example.com"})")),
+            "201");
 }
 
 TEST_F(Team, OneUserBelongsToManyWorkspacesWithADifferentRoleInEach) {

@@ -208,8 +208,7 @@ Reply page(pqxx::result rows, int limit) {
   return {200, {{"data", data}, {"next_cursor", next}}};
 }
 
-nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_or_slug,
-                                    sagas::Permission permission) {
+nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_or_slug, sagas::Permission permission) {
   const bool by_id = pg::is_uuid(id_or_slug);
   const bool read_only = permission == sagas::Permission::kRead || permission == sagas::Permission::kReadAudit;
   auto rows = ctx.tx.exec_params(
@@ -300,8 +299,7 @@ void ApiServer::routes() {
       send_json(res, 503, error_body("not_ready", "the database is not reachable", ""));
     }
   });
-  const RouteAdder add = [this, &s](const std::string& method, const std::string& pattern, Handler handler,
-                                    Auth auth) {
+  const RouteAdder add = [this, &s](const std::string& method, const std::string& pattern, Handler handler, Auth auth) {
     auto run = [this, handler, auth](const httplib::Request& req, httplib::Response& res) {
       serve(deps_, handler, auth, req, res);
     };

@@ -24,7 +24,8 @@ const char* kInvitationColumns =
 std::string token_field(const nlohmann::json& body) {
   const std::string token = *string_field(body, "token", 100, true);
   static const std::regex kShape("wsi_[0-9a-f]{40}");
-  if (!std::regex_match(token, kShape)) throw ApiError(400, "invalid_field", "'token' is not an invitation token", "token");
+  if (!std::regex_match(token, kShape))
+    throw ApiError(400, "invalid_field", "'token' is not an invitation token", "token");
   return token;
 }
 
@@ -41,8 +42,8 @@ Reply create_invitation(RequestContext& ctx) {
   const std::string role = string_field(body, "role", 20, false).value_or("member");
   require_one_of(role, {"admin", "member"}, "role");
   const nlohmann::json workspace = writable_workspace(ctx, Permission::kInvite);
-  return issued(201, sagas::invite(ctx.tx, workspace["id"], workspace["plan"], email, role, team_caller(ctx),
-                                   clock_offset(ctx)));
+  return issued(
+      201, sagas::invite(ctx.tx, workspace["id"], workspace["plan"], email, role, team_caller(ctx), clock_offset(ctx)));
 }
 
 Reply list_invitations(RequestContext& ctx) {
@@ -87,8 +88,8 @@ Reply accept_invitation(RequestContext& ctx) {
   const std::string user_id = *string_field(body, "user_id", 200, true);
   const sagas::AcceptedInvitation accepted = sagas::accept_invitation(ctx.tx, token, user_id, clock_offset(ctx));
   const std::string actor = "user:" + user_id;
-  const NewKey key = create_api_key(ctx.tx, {accepted.workspace_id, accepted.member_id, user_id, actor, ""},
-                                    "first key", {"*"});
+  const NewKey key =
+      create_api_key(ctx.tx, {accepted.workspace_id, accepted.member_id, user_id, actor, ""}, "first key", {"*"});
   sagas::audit(ctx.tx, accepted.workspace_id, actor, "api_key.created",
                {{"key_id", key.id}, {"prefix", key.prefix}, {"user_id", user_id}, {"scopes", {"*"}}});
   return {201,

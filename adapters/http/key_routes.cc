@@ -66,11 +66,11 @@ Reply mint_on_behalf(RequestContext& ctx, const nlohmann::json& body, const std:
                                    id, user_id);
   if (member.empty()) throw ApiError(404, "member_not_found", "'" + user_id + "' is not a member", "on_behalf_of");
   const std::vector<std::string> scopes = requested_scopes(body, {"read"});
-  const NewKey key =
-      create_api_key(ctx.tx, {id, member[0][0].as<std::string>(), user_id, ctx.principal.actor(), reason}, name, scopes);
-  sagas::audit(ctx.tx, id, ctx.principal.actor(), "api_key.minted_on_behalf",
-               {{"key_id", key.id}, {"prefix", key.prefix}, {"user_id", user_id}, {"scopes", scopes},
-                {"reason", reason}});
+  const NewKey key = create_api_key(
+      ctx.tx, {id, member[0][0].as<std::string>(), user_id, ctx.principal.actor(), reason}, name, scopes);
+  sagas::audit(
+      ctx.tx, id, ctx.principal.actor(), "api_key.minted_on_behalf",
+      {{"key_id", key.id}, {"prefix", key.prefix}, {"user_id", user_id}, {"scopes", scopes}, {"reason", reason}});
   return {201, {{"id", key.id}, {"key", key.key}, {"prefix", key.prefix}, {"scopes", scopes}, {"user_id", user_id}}};
 }
 
@@ -99,7 +99,8 @@ Reply revoke_key(RequestContext& ctx) {
   const std::string owner_role = row[0][1].as<std::string>();
   if (!p.is_operator && owner_user != p.user_id) {
     if (p.role == "member") throw ApiError(403, "forbidden", "members revoke only their own keys");
-    if (p.role == "admin" && owner_role == "owner") throw ApiError(403, "forbidden", "an admin cannot revoke the owner's keys");
+    if (p.role == "admin" && owner_role == "owner")
+      throw ApiError(403, "forbidden", "an admin cannot revoke the owner's keys");
   }
   if (!row[0][2].as<bool>()) {
     ctx.tx.exec_params("UPDATE wsflow.api_keys SET revoked_at = now() WHERE id = $1::uuid", key_id);

@@ -139,7 +139,8 @@ void add_saga_routes(const RouteAdder& add) {
   add("GET", R"(/v1/sagas/([^/]+))", get_saga, Auth::kApiKey);
   add("GET", R"(/v1/sagas/([^/]+)/events)", saga_events, Auth::kApiKey);
   add("POST", R"(/v1/sagas/([^/]+)/signals/([A-Za-z0-9_.-]{1,100}))", deliver_signal, Auth::kApiKey);
-  add("POST", R"(/v1/sagas/([^/]+)/cancel)", operator_command("cancelling a saga", &Store::request_cancel), Auth::kApiKey);
+  add("POST", R"(/v1/sagas/([^/]+)/cancel)", operator_command("cancelling a saga", &Store::request_cancel),
+      Auth::kApiKey);
   add("POST", R"(/v1/sagas/([^/]+)/retry)", operator_command("retrying a saga", &Store::retry), Auth::kApiKey);
 }
 

@@ -51,9 +51,10 @@ Reply create_workspace(RequestContext& ctx) {
   // so the first key can be handed out now.
   const std::string member_id =
       ctx.tx
-          .exec_params("INSERT INTO wsflow.members (workspace_id, user_id, email, role) VALUES ($1::uuid, $2, $3, "
-                       "'owner') RETURNING id::text",
-                       request.workspace_id, user_id, email)[0][0]
+          .exec_params(
+              "INSERT INTO wsflow.members (workspace_id, user_id, email, role) VALUES ($1::uuid, $2, $3, "
+              "'owner') RETURNING id::text",
+              request.workspace_id, user_id, email)[0][0]
           .as<std::string>();
   const NewKey key = create_api_key(ctx.tx, {request.workspace_id, member_id, user_id, ctx.principal.actor(), ""},
                                     "owner's first key", {"*"});
@@ -136,7 +137,8 @@ Reply change_plan(RequestContext& ctx) {
   const std::string plan = *string_field(body, "plan", 20, true);
   require_one_of(plan, sagas::plans(), "plan");
   const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Permission::kBilling);
-  if (workspace["plan"] == plan) throw ApiError(409, "plan_unchanged", "the workspace is on the " + plan + " plan already", "plan");
+  if (workspace["plan"] == plan)
+    throw ApiError(409, "plan_unchanged", "the workspace is on the " + plan + " plan already", "plan");
   sagas::check_plan_change(ctx.tx, workspace["id"], plan, clock_offset(ctx));
   Reply reply = lifecycle_event(ctx, workspace, "change_plan", {{"plan", plan}});
   reply.body["plan"] = plan;
@@ -152,7 +154,9 @@ void add_workspace_routes(const RouteAdder& add) {
   add("GET", "/v1/workspaces", list_workspaces, key);
   add(
       "GET", ws,
-      [](RequestContext& ctx) -> Reply { return {200, authorized_workspace(ctx, ctx.path_param(1), Permission::kRead)}; },
+      [](RequestContext& ctx) -> Reply {
+        return {200, authorized_workspace(ctx, ctx.path_param(1), Permission::kRead)};
+      },
       key);
   add("GET", ws + "/environments", list_environments, key);
   add("GET", ws + "/audit", audit_feed, key);

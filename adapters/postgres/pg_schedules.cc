@@ -133,11 +133,13 @@ std::vector<ScheduleStatus> PgStore::schedule_statuses() {
   auto conn = pool_.acquire();
   pqxx::read_transaction tx(*conn);
   std::vector<ScheduleStatus> statuses;
-  for (const auto& r : tx.exec(
-           "SELECT s.name, s.spec::text, " WSF_MS("s.next_due_at") ", s.paused, s.note, " WSF_MS("s.last_due_at") ", "
-           "coalesce(s.last_saga_id::text, ''), coalesce(g.state, ''), " WSF_MS("s.buffered_due_at") ", "
-           "s.skipped_count FROM wsflow.schedules s LEFT JOIN wsflow.sagas g ON g.id = s.last_saga_id "
-           "ORDER BY s.name")) {
+  for (const auto& r : tx.exec("SELECT s.name, s.spec::text, " WSF_MS("s.next_due_at") ", s.paused, s.note, " WSF_MS(
+           "s.last_due_at") ", "
+                            "coalesce(s.last_saga_id::text, ''), coalesce(g.state, ''), " WSF_MS(
+                                "s.buffered_due_at") ", "
+                                                     "s.skipped_count FROM wsflow.schedules s LEFT JOIN wsflow.sagas g "
+                                                     "ON g.id = s.last_saga_id "
+                                                     "ORDER BY s.name")) {
     statuses.push_back({r[0].as<std::string>(), nlohmann::json::parse(r[1].as<std::string>()), *time_of(r[2]),
                         r[3].as<bool>(), r[4].as<std::string>(), time_of(r[5]), r[6].as<std::string>(),
                         r[7].as<std::string>(), time_of(r[8]), r[9].as<long long>()});

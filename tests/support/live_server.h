@@ -112,10 +112,10 @@ class Server {
     }
     port_ = free_port();
     if (!faults.empty()) setenv("WSFLOW_TEST_FAULTS", faults.c_str(), 1);
-    process_ = start_serve(
-        dsn_, dir_.path(), "api", dir_.path() / "serve.log",
-        {"--listen", "127.0.0.1:" + std::to_string(port_), "--poll", "100ms", "--export-dir",
-         (dir_.path() / "exports").string(), "--webhook-url", webhook_url, "--webhook-secret", "s3cret"});
+    process_ =
+        start_serve(dsn_, dir_.path(), "api", dir_.path() / "serve.log",
+                    {"--listen", "127.0.0.1:" + std::to_string(port_), "--poll", "100ms", "--export-dir",
+                     (dir_.path() / "exports").string(), "--webhook-url", webhook_url, "--webhook-secret", "s3cret"});
     unsetenv("WSFLOW_TEST_FAULTS");
     client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
     client_->set_read_timeout(30, 0);
@@ -182,9 +182,8 @@ class Server {
   // the operator (break-glass, audited).
   std::string member_key(const std::string& workspace, const std::string& user_id,
                          const json& scopes = json::array({"read", "write"})) {
-    const Response r =
-        post("/v1/workspaces/" + workspace + "/keys", operator_key_,
-             json{{"on_behalf_of", user_id}, {"reason", "test fixture"}, {"scopes", scopes}}.dump());
+    const Response r = post("/v1/workspaces/" + workspace + "/keys", operator_key_,
+                            json{{"on_behalf_of", user_id}, {"reason", "test fixture"}, {"scopes", scopes}}.dump());
     EXPECT_EQ(r.status, 201) << r.body.dump();
     return r.body.value("key", "");
   }
