@@ -12,11 +12,7 @@ namespace {
 
 const std::string kWorkspace = "0b8d3c1e-5f6a-4b7c-8d9e-0f1a2b3c4d5e";
 
-long long scalar(const std::string& dsn, const std::string& sql) {
-  pqxx::connection conn(dsn);
-  pqxx::read_transaction tx(conn);
-  return tx.exec(sql)[0][0].as<long long>();
-}
+using testing::scalar;
 
 TEST(Provisioner, CreatesAnIsolatedSchemaAndRoleIdempotentlyAndDropsThem) {
   const std::string dsn = testing::fresh_unmigrated_database();
@@ -52,6 +48,71 @@ TEST(FaultyProvisioner, FailsOrHangsOnlyAtTheChosenEnvironment) {
   EXPECT_THROW(faulty->deprovision(kWorkspace, "dev"), std::runtime_error);
   EXPECT_GE(std::chrono::steady_clock::now() - begin, std::chrono::milliseconds(300));
   EXPECT_THROW(make_faulty_provisioner(make_pg_provisioner(dsn, 1), "provision:prod", std::chrono::seconds(1)),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace wsflow
+
+namespace wsflow {
+namespace {
+
+// Runs `sql` as the environment's role (SET ROLE, as a login role granted it would).
+std::string as_role(const std::string& dsn, const std::string& role, const std::string& sql) {
+  try {
+    pqxx::connection conn(dsn);
+    pqxx::work tx(conn);
+    tx.exec("SET ROLE " + tx.quote_name(role));
+    tx.exec(sql);
+    tx.commit();
+    return "ok";
+  } catch (const pqxx::insufficient_privilege&) {
+    return "denied";
+  }
+}
+
+TEST(Provisioner, FreezeMakesTheDataReadOnlyForItsRoleAndUnfreezeRestoresIt) {
+  const std::string dsn = testing::fresh_unmigrated_database();
+  auto provisioner = make_pg_provisioner(dsn, 2);
+  const EnvironmentNames env = provisioner->provision(kWorkspace, "dev");
+  const std::string table = env.schema + ".notes";
+  ASSERT_EQ(as_role(dsn, env.role, "CREATE TABLE " + table + " (id serial PRIMARY KEY, body text)"), "ok");
+  ASSERT_EQ(as_role(dsn, env.role, "INSERT INTO " + table + " (body) VALUES ('before')"), "ok");
+
+  provisioner->freeze(kWorkspace, "dev");
+  EXPECT_NO_THROW(provisioner->freeze(kWorkspace, "dev"));  // idempotent
+  EXPECT_EQ(as_role(dsn, env.role, "SELECT count(*) FROM " + table), "ok");  // reads and export keep working
+  EXPECT_EQ(as_role(dsn, env.role, "INSERT INTO " + table + " (body) VALUES ('during')"), "denied");
+  EXPECT_EQ(as_role(dsn, env.role, "UPDATE " + table + " SET body = 'x'"), "denied");
+  EXPECT_EQ(as_role(dsn, env.role, "DELETE FROM " + table), "denied");
+  EXPECT_EQ(as_role(dsn, env.role, "TRUNCATE " + table), "denied");
+  EXPECT_EQ(as_role(dsn, env.role, "CREATE TABLE " + env.schema + ".more (id int)"), "denied");
+  EXPECT_EQ(as_role(dsn, env.role, "DROP TABLE " + table), "denied");
+  // No self-service: Postgres only warns that nothing was granted, and writes stay refused.
+  as_role(dsn, env.role, "GRANT INSERT ON " + table + " TO " + env.role);
+  EXPECT_EQ(as_role(dsn, env.role, "INSERT INTO " + table + " (body) VALUES ('sneaky')"), "denied");
+
+  provisioner->unfreeze(kWorkspace, "dev");
+  EXPECT_NO_THROW(provisioner->unfreeze(kWorkspace, "dev"));
+  EXPECT_EQ(as_role(dsn, env.role, "INSERT INTO " + table + " (body) VALUES ('after')"), "ok");
+  EXPECT_EQ(as_role(dsn, env.role, "CREATE TABLE " + env.schema + ".more (id int)"), "ok");
+  EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM " + table), 2);
+  // The role owns its schema and tables again, exactly as before the freeze.
+  EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = '" + env.schema + "' AND tableowner <> '" +
+                            env.role + "'"),
+            0);
+  provisioner->freeze(kWorkspace, "dev");
+  provisioner->deprovision(kWorkspace, "dev");  // a frozen environment is torn down too
+  EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM pg_roles WHERE rolname LIKE '" + env.role + "%'"), 0);
+}
+
+TEST(FaultyProvisioner, HangsForTheDurationTheSpecGives) {
+  const std::string dsn = testing::fresh_unmigrated_database();
+  auto faulty = make_faulty_provisioner(make_pg_provisioner(dsn, 1), "freeze:dev:hang:200ms", std::chrono::hours(1));
+  const auto begin = std::chrono::steady_clock::now();
+  EXPECT_THROW(faulty->freeze(kWorkspace, "dev"), std::runtime_error);
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(5));
+  EXPECT_THROW(make_faulty_provisioner(make_pg_provisioner(dsn, 1), "freeze:dev:hang:soon", std::chrono::seconds(1)),
                std::invalid_argument);
 }
 

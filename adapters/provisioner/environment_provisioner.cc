@@ -1,12 +1,15 @@
 #include "adapters/provisioner/environment_provisioner.h"
 
 #include <pqxx/pqxx>
+#include <optional>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 
 #include "adapters/postgres/connection_pool.h"
+#include "engine/duration.h"
 
 namespace wsflow {
 namespace {
@@ -33,11 +36,47 @@ class PgProvisioner final : public EnvironmentProvisioner {
     auto conn = pool_.acquire();
     pqxx::work tx(*conn);
     tx.exec("DROP SCHEMA IF EXISTS " + tx.quote_name(names.schema) + " CASCADE");
-    tx.exec("DROP ROLE IF EXISTS " + tx.quote_name(names.role));
+    for (const std::string& role : {names.role, keeper_of(names)}) {
+      if (role_exists(tx, role)) tx.exec("DROP OWNED BY " + tx.quote_name(role));
+      tx.exec("DROP ROLE IF EXISTS " + tx.quote_name(role));
+    }
+    tx.commit();
+  }
+
+  void freeze(const std::string& workspace_id, const std::string& environment) override {
+    const EnvironmentNames names = environment_names(workspace_id, environment);
+    auto conn = pool_.acquire();
+    pqxx::work tx(*conn);
+    const std::string role = tx.quote_name(names.role);
+    const std::string keeper = tx.quote_name(keeper_of(names));
+    const std::string schema = tx.quote_name(names.schema);
+    tx.exec("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = " + tx.quote(keeper_of(names)) +
+            ") THEN CREATE ROLE " + keeper + " NOLOGIN; END IF; END $$");
+    if (role_exists(tx, names.role)) tx.exec("REASSIGN OWNED BY " + role + " TO " + keeper);
+    tx.exec("GRANT USAGE ON SCHEMA " + schema + " TO " + role);
+    tx.exec("GRANT SELECT ON ALL TABLES IN SCHEMA " + schema + " TO " + role);
+    tx.exec("GRANT SELECT ON ALL SEQUENCES IN SCHEMA " + schema + " TO " + role);
+    tx.commit();
+  }
+
+  void unfreeze(const std::string& workspace_id, const std::string& environment) override {
+    const EnvironmentNames names = environment_names(workspace_id, environment);
+    auto conn = pool_.acquire();
+    pqxx::work tx(*conn);
+    // Ownership changes rewrite the privileges: the role is the owner again,
+    // with all an owner's rights, and nothing of the keeper is left.
+    if (role_exists(tx, keeper_of(names))) {
+      tx.exec("REASSIGN OWNED BY " + tx.quote_name(keeper_of(names)) + " TO " + tx.quote_name(names.role));
+    }
     tx.commit();
   }
 
  private:
+  static std::string keeper_of(const EnvironmentNames& names) { return names.role + "_frozen"; }
+  static bool role_exists(pqxx::work& tx, const std::string& role) {
+    return !tx.exec_params("SELECT 1 FROM pg_roles WHERE rolname = $1", role).empty();
+  }
+
   pg::ConnectionPool pool_;
 };
 
@@ -45,6 +84,7 @@ struct Fault {
   std::string operation;
   std::string environment;
   bool hang = false;
+  std::optional<std::chrono::milliseconds> hang_for;  // default: the double's
 };
 
 class FaultyProvisioner final : public EnvironmentProvisioner {
@@ -61,12 +101,20 @@ class FaultyProvisioner final : public EnvironmentProvisioner {
     inject("deprovision", environment);
     inner_->deprovision(workspace_id, environment);
   }
+  void freeze(const std::string& workspace_id, const std::string& environment) override {
+    inject("freeze", environment);
+    inner_->freeze(workspace_id, environment);
+  }
+  void unfreeze(const std::string& workspace_id, const std::string& environment) override {
+    inject("unfreeze", environment);
+    inner_->unfreeze(workspace_id, environment);
+  }
 
  private:
   void inject(const std::string& operation, const std::string& environment) const {
     for (const Fault& f : faults_) {
       if (f.operation != operation || f.environment != environment) continue;
-      if (f.hang) std::this_thread::sleep_for(hang_for_);
+      if (f.hang) std::this_thread::sleep_for(f.hang_for.value_or(hang_for_));
       throw std::runtime_error("injected fault: " + operation + " of " + environment + (f.hang ? " hung" : " failed"));
     }
   }
@@ -104,18 +152,20 @@ std::unique_ptr<EnvironmentProvisioner> make_faulty_provisioner(std::unique_ptr<
   std::string item;
   while (std::getline(items, item, ',')) {
     if (item.empty()) continue;
-    const auto first = item.find(':');
-    const auto second = item.find(':', first == std::string::npos ? first : first + 1);
-    if (first == std::string::npos || second == std::string::npos) {
-      throw std::invalid_argument("fault '" + item + "': expected operation:environment:mode");
+    std::vector<std::string> parts;
+    std::stringstream fields(item);
+    for (std::string part; std::getline(fields, part, ':');) parts.push_back(part);
+    static const std::set<std::string> kOperations = {"provision", "deprovision", "freeze", "unfreeze"};
+    const bool hang = parts.size() >= 3 && parts[2] == "hang";
+    std::optional<Millis> hang_for;
+    if (parts.size() == 4 && hang) hang_for = try_parse_duration(parts[3]);
+    if (parts.size() < 3 || parts.size() > 4 || !kOperations.count(parts[0]) ||
+        (parts[2] != "fail" && !hang) || (parts.size() == 4 && !hang_for)) {
+      throw std::invalid_argument("fault '" + item +
+                                  "': expected operation:environment:fail or operation:environment:hang[:duration], "
+                                  "operation one of provision, deprovision, freeze, unfreeze");
     }
-    Fault f{item.substr(0, first), item.substr(first + 1, second - first - 1), false};
-    const std::string mode = item.substr(second + 1);
-    if ((f.operation != "provision" && f.operation != "deprovision") || (mode != "fail" && mode != "hang")) {
-      throw std::invalid_argument("fault '" + item + "': operation is provision|deprovision, mode is fail|hang");
-    }
-    f.hang = mode == "hang";
-    faults.push_back(std::move(f));
+    faults.push_back({parts[0], parts[1], hang, hang_for});
   }
   return std::make_unique<FaultyProvisioner>(std::move(inner), std::move(faults), hang_for);
 }
