@@ -20,6 +20,7 @@ const PermissionRule kRules[] = {
     {Permission::kTransferOwnership, "transfer ownership", "members:write", true, false, false, false},
     {Permission::kLeave, "leave the workspace", "members:write", true, true, true, false},
     {Permission::kRevokeKeys, "revoke API keys", "keys:write", true, true, true, true},
+    {Permission::kRestore, "restore an offboarded workspace", "lifecycle:write", true, false, false, true},
 };
 
 const std::vector<std::string> kReadScopes = {"workspace:read", "audit:read"};

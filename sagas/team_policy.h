@@ -33,6 +33,7 @@ enum class Permission {
   kTransferOwnership,  // make another member the owner
   kLeave,              // remove oneself from the workspace
   kRevokeKeys,         // revoke keys: one's own, or (owner, admin) others' (the routes say whose)
+  kRestore,            // end an offboarding within its window
 };
 
 struct PermissionRule {

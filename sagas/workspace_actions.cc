@@ -121,6 +121,58 @@ ActionResult expire_invitations(const Clock& clock, const ActionCall& call, pqxx
                                {{"expired_count", expired.size()}, {"expired", std::move(listed)}});
 }
 
+// One provisioner operation on a for_each branch's environment, shown on the
+// environment's row: `during` while it runs (with the saga's id), `done` once
+// it succeeded (audited when that changed the status), and on failure the
+// error with `failed_status`; the step then retries or fails as its policy
+// says. A null status leaves the status as it is.
+struct EnvironmentOperation {
+  const char* during;
+  const char* done;
+  const char* failed_status;
+  const char* audit_action;
+  std::function<void(EnvironmentProvisioner&, const std::string&, const std::string&)> run;
+};
+
+void record_environment(pg::ConnectionPool& db, const std::string& workspace_id, const std::string& environment,
+                        const char* status, const std::string& saga_id, const std::string& error,
+                        const char* audit_action) {
+  const EnvironmentNames names = environment_names(workspace_id, environment);
+  auto conn = db.acquire();
+  pqxx::work tx(*conn);
+  const auto changed = tx.exec_params(
+      "INSERT INTO wsflow.environments AS e (workspace_id, name, status, schema_name, role_name, saga_id, error) "
+      "VALUES ($1::uuid, $2, coalesce($3, 'active'), $4, $5, $6::uuid, NULLIF($7, '')) "
+      "ON CONFLICT (workspace_id, name) DO UPDATE SET status = coalesce($3, e.status), saga_id = EXCLUDED.saga_id, "
+      "error = EXCLUDED.error, updated_at = now() "
+      "WHERE e.status IS DISTINCT FROM coalesce($3, e.status) OR e.error IS DISTINCT FROM EXCLUDED.error "
+      "OR e.saga_id IS DISTINCT FROM EXCLUDED.saga_id RETURNING 1",
+      workspace_id, environment, status, names.schema, names.role, saga_id, error);
+  if (audit_action && !changed.empty()) audit(tx, workspace_id, kActor, audit_action, {{"environment", environment}});
+  tx.commit();
+}
+
+ActionResult run_environment_operation(EnvironmentProvisioner& provisioner, pg::ConnectionPool& db,
+                                       const EnvironmentOperation& operation, const ActionCall& call) {
+  const std::string& id = workspace_of(call);
+  if (operation.during) record_environment(db, id, call.branch, operation.during, call.saga_id, "", nullptr);
+  try {
+    operation.run(provisioner, id, call.branch);
+  } catch (const std::exception& e) {
+    record_environment(db, id, call.branch, operation.failed_status, call.saga_id, e.what(), nullptr);
+    throw;
+  }
+  record_environment(db, id, call.branch, operation.done, call.saga_id, "", operation.audit_action);
+  return ActionResult::success();
+}
+
+ActionResult clear_offboarded(const ActionCall& call, pqxx::work& tx) {
+  const std::string& id = workspace_of(call);
+  tx.exec_params("UPDATE wsflow.workspaces SET hard_delete_at = NULL, updated_at = now() WHERE id = $1::uuid", id);
+  audit(tx, id, kActor, "workspace.offboarding_undone");
+  return ActionResult::success();
+}
+
 // Deletes every export archive of the workspace (idempotent).
 ActionResult remove_archives(const std::filesystem::path& export_dir, const std::string& workspace_id) {
   std::error_code ec;
@@ -174,9 +226,11 @@ const std::vector<std::string>& workspace_action_names() {
                                                  "workspace.record_owner",  "workspace.remove_members",
                                                  "workspace.revoke_keys",   "workspace.mark_offboarded",
                                                  "workspace.hard_delete",   "environment.provision",
-                                                 "environment.deprovision", "export.write",
+                                                 "environment.deprovision", "environment.freeze",
+                                                 "environment.unfreeze",    "export.write",
                                                  "export.remove_all",       "webhook.notify",
-                                                 "workspace.set_plan",      "invitations.expire"};
+                                                 "workspace.set_plan",      "invitations.expire",
+                                                 "workspace.clear_offboarded"};
   return names;
 }
 
@@ -187,6 +241,7 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
   registry.add("workspace.remove_members", transactional(remove_members));
   registry.add("workspace.revoke_keys", transactional(revoke_keys));
   registry.add("workspace.mark_offboarded", transactional(mark_offboarded));
+  registry.add("workspace.clear_offboarded", transactional(clear_offboarded));
   registry.add("workspace.set_plan", transactional(set_plan));
   const Clock* clock = &services.clock;
   registry.add("invitations.expire", transactional([clock](const ActionCall& call, pqxx::work& tx) {
@@ -227,34 +282,31 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
 
   EnvironmentProvisioner* provisioner = &services.provisioner;
   pg::ConnectionPool* db = &services.db;
-  registry.add("environment.provision", blocking_action([provisioner, db](const ActionCall& call) {
-                 const std::string& id = workspace_of(call);
-                 const EnvironmentNames names = provisioner->provision(id, call.branch);
-                 auto conn = db->acquire();
-                 pqxx::work tx(*conn);
-                 tx.exec_params(
-                     "INSERT INTO wsflow.environments (workspace_id, name, status, schema_name, role_name) "
-                     "VALUES ($1::uuid, $2, 'active', $3, $4) ON CONFLICT (workspace_id, name) DO UPDATE "
-                     "SET status = 'active', updated_at = now()",
-                     id, call.branch, names.schema, names.role);
-                 audit(tx, id, kActor, "environment.provisioned", {{"environment", call.branch}});
-                 tx.commit();
-                 return ActionResult::success({{"schema", names.schema}});
-               }));
-  registry.add("environment.deprovision", blocking_action([provisioner, db](const ActionCall& call) {
-                 const std::string& id = workspace_of(call);
-                 provisioner->deprovision(id, call.branch);
-                 auto conn = db->acquire();
-                 pqxx::work tx(*conn);
-                 const auto changed = tx.exec_params(
-                                            "UPDATE wsflow.environments SET status = 'deleted', updated_at = "
-                                            "now() WHERE workspace_id = $1::uuid AND name = $2 AND status <> 'deleted'",
-                                            id, call.branch)
-                                          .affected_rows();
-                 if (changed > 0) audit(tx, id, kActor, "environment.deleted", {{"environment", call.branch}});
-                 tx.commit();
-                 return ActionResult::success();
-               }));
+  const auto environment_action = [provisioner, db](EnvironmentOperation operation) {
+    return blocking_action([provisioner, db, operation](const ActionCall& call) {
+      return run_environment_operation(*provisioner, *db, operation, call);
+    });
+  };
+  registry.add("environment.provision",
+               environment_action({"provisioning", "active", "failed", "environment.provisioned",
+                                   [](EnvironmentProvisioner& p, const std::string& ws, const std::string& env) {
+                                     p.provision(ws, env);
+                                   }}));
+  registry.add("environment.deprovision",
+               environment_action({"deprovisioning", "deleted", "deprovisioning", "environment.deleted",
+                                   [](EnvironmentProvisioner& p, const std::string& ws, const std::string& env) {
+                                     p.deprovision(ws, env);
+                                   }}));
+  registry.add("environment.freeze",
+               environment_action({nullptr, "frozen", nullptr, "environment.frozen",
+                                   [](EnvironmentProvisioner& p, const std::string& ws, const std::string& env) {
+                                     p.freeze(ws, env);
+                                   }}));
+  registry.add("environment.unfreeze",
+               environment_action({nullptr, "active", nullptr, "environment.unfrozen",
+                                   [](EnvironmentProvisioner& p, const std::string& ws, const std::string& env) {
+                                     p.unfreeze(ws, env);
+                                   }}));
 
   const WebhookNotifier* webhooks = &services.webhooks;
   registry.add("webhook.notify", blocking_action([webhooks](const ActionCall& call) {

@@ -10,7 +10,11 @@
 //   workspace.hard_delete                   erases the workspace's rows and archives (tx)
 //   workspace.set_plan                      the plan in the saga input, if the members fit it (tx)
 //   invitations.expire                      every invitation past its 7 days, in batches (tx)
-//   environment.provision / deprovision     a schema + role per environment (provisioner)
+//   workspace.clear_offboarded              undoes mark_offboarded: the offboarding is over (tx)
+//   environment.provision / deprovision     a schema + role per environment (provisioner); the
+//                                           environment's row shows provisioning/active/failed,
+//                                           deprovisioning/deleted as it happens
+//   environment.freeze / unfreeze           the environment's data read-only / writable again
 //   export.write / export.remove_all        archives under the export directory (tx)
 //   webhook.notify                          the lifecycle event to the webhooks
 //

@@ -57,19 +57,7 @@ TEST(FaultyProvisioner, FailsOrHangsOnlyAtTheChosenEnvironment) {
 namespace wsflow {
 namespace {
 
-// Runs `sql` as the environment's role (SET ROLE, as a login role granted it would).
-std::string as_role(const std::string& dsn, const std::string& role, const std::string& sql) {
-  try {
-    pqxx::connection conn(dsn);
-    pqxx::work tx(conn);
-    tx.exec("SET ROLE " + tx.quote_name(role));
-    tx.exec(sql);
-    tx.commit();
-    return "ok";
-  } catch (const pqxx::insufficient_privilege&) {
-    return "denied";
-  }
-}
+using testing::as_role;
 
 TEST(Provisioner, FreezeMakesTheDataReadOnlyForItsRoleAndUnfreezeRestoresIt) {
   const std::string dsn = testing::fresh_unmigrated_database();

@@ -81,12 +81,46 @@ Reply list_workspaces(RequestContext& ctx) {
   return page(std::move(rows), limit);
 }
 
-Reply list_environments(RequestContext& ctx) {
-  return workspace_rows(
-      ctx,
-      "SELECT json_build_object('name', name, 'status', status, 'schema', schema_name, 'created_at', created_at, "
-      "'updated_at', updated_at)::text FROM wsflow.environments WHERE workspace_id = $1::uuid "
-      "ORDER BY array_position(ARRAY['dev','staging','prod'], name), name");
+// Every environment from the moment its provisioning starts, with its status
+// (provisioning, active, frozen, failed, deprovisioning, deleted), the saga
+// that last changed it and its last error.
+const char* kEnvironmentsOf =
+    "SELECT json_build_object('name', name, 'status', status, 'schema', schema_name, 'saga_id', saga_id, "
+    "'error', error, 'created_at', created_at, 'updated_at', updated_at)::text FROM wsflow.environments "
+    "WHERE workspace_id = $1::uuid ORDER BY array_position(ARRAY['dev','staging','prod'], name), name";
+
+Reply list_environments(RequestContext& ctx) { return workspace_rows(ctx, kEnvironmentsOf); }
+
+// The workspace with its environments, as the portal's detail page shows it.
+Reply workspace_detail(RequestContext& ctx) {
+  nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Permission::kRead);
+  workspace["environments"] = json_rows(ctx.tx.exec_params(kEnvironmentsOf, workspace["id"].get<std::string>()));
+  return {200, workspace};
+}
+
+// Ends an offboarding within its window: the offboard saga is cancelled, and
+// its compensations unfreeze the data and clear the offboarded mark; the
+// workspace returns to the status it had (revoked keys stay revoked).
+Reply restore(RequestContext& ctx) {
+  parse_object(ctx.request.body, {});
+  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Permission::kRestore);
+  const std::string status = workspace["status"];
+  const std::string saga_id = workspace["active_saga_id"].is_string() ? workspace["active_saga_id"].get<std::string>() : "";
+  auto offboarding = saga_id.empty() ? pqxx::result()
+                                     : ctx.tx.exec_params(
+                                           "SELECT w.hard_delete_at IS NOT NULL AND w.hard_delete_at <= now() "
+                                           "FROM wsflow.sagas s JOIN wsflow.workspaces w ON w.id = s.workspace_id "
+                                           "WHERE s.id = $1::uuid AND s.definition = 'workspace.offboard'",
+                                           saga_id);
+  if ((status != "offboarding" && status != "offboarded") || offboarding.empty()) {
+    throw ApiError(409, "invalid_transition", "only an offboarding workspace can be restored; this one is '" + status + "'");
+  }
+  if (offboarding[0][0].as<bool>()) {
+    throw ApiError(409, "window_ended", "the hard-delete window has ended: the workspace is being erased");
+  }
+  ctx.deps.store.request_cancel(saga_id);
+  sagas::audit(ctx.tx, workspace["id"], ctx.principal.actor(), "workspace.restore_requested", {{"saga_id", saga_id}});
+  return {202, {{"workspace_id", workspace["id"]}, {"saga_id", saga_id}, {"status", status}}};
 }
 
 Reply audit_feed(RequestContext& ctx) {
@@ -152,12 +186,7 @@ void add_workspace_routes(const RouteAdder& add) {
   const Auth key = Auth::kApiKey;
   add("POST", "/v1/workspaces", create_workspace, key);
   add("GET", "/v1/workspaces", list_workspaces, key);
-  add(
-      "GET", ws,
-      [](RequestContext& ctx) -> Reply {
-        return {200, authorized_workspace(ctx, ctx.path_param(1), Permission::kRead)};
-      },
-      key);
+  add("GET", ws, workspace_detail, key);
   add("GET", ws + "/environments", list_environments, key);
   add("GET", ws + "/audit", audit_feed, key);
   for (const char* event : {"freeze", "unfreeze", "offboard"}) {
@@ -172,6 +201,7 @@ void add_workspace_routes(const RouteAdder& add) {
   add("POST", ws + "/export", start_export, key);
   add("GET", ws + R"(/exports/([^/]+))", get_export, key);
   add("POST", ws + "/plan", change_plan, key);
+  add("POST", ws + "/restore", restore, key);
   add(
       "DELETE", ws,
       [](RequestContext& ctx) {

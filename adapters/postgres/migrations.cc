@@ -270,6 +270,8 @@ const std::vector<Migration>& migrations() {
        "CREATE INDEX sagas_lease_token ON wsflow.sagas (lease_token) WHERE lease_token IS NOT NULL"},
       {4, "schedules", kSchedules},
       {5, "team model", kTeam},
+      {6, "environment status",
+       "ALTER TABLE wsflow.environments ADD COLUMN saga_id uuid, ADD COLUMN error text"},
   };
   return all;
 }

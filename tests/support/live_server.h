@@ -101,13 +101,15 @@ struct Response {
 // One running `wsflow serve` and an operator key for it.
 class Server {
  public:
-  explicit Server(const std::string& faults, const std::string& webhook_url) : dsn_(fresh_database()) {
+  // `window` replaces the 30-day hard-delete window of the offboard saga.
+  explicit Server(const std::string& faults, const std::string& webhook_url, const std::string& window = "2s")
+      : dsn_(fresh_database()) {
     // The real definitions, with the hard-delete window shortened for tests.
     const std::filesystem::path source = std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions";
     for (const auto& entry : std::filesystem::directory_iterator(source)) {
       if (!entry.is_regular_file()) continue;
       std::string text = read_text_file(entry.path()).value();
-      text = std::regex_replace(text, std::regex("30d"), "2s");
+      text = std::regex_replace(text, std::regex("30d"), window);
       dir_.write(entry.path().filename().string(), text);
     }
     port_ = free_port();

@@ -74,4 +74,17 @@ long long scalar(const std::string& dsn, const std::string& sql) {
   return value;
 }
 
+std::string as_role(const std::string& dsn, const std::string& role, const std::string& sql) {
+  try {
+    pqxx::connection conn(dsn);
+    pqxx::work tx(conn);
+    tx.exec("SET ROLE " + tx.quote_name(role));
+    tx.exec(sql);
+    tx.commit();
+    return "ok";
+  } catch (const pqxx::insufficient_privilege&) {
+    return "denied";
+  }
+}
+
 }  // namespace wsflow::testing

@@ -17,4 +17,8 @@ std::string fresh_unmigrated_database();
 // its own committed transaction, so `… RETURNING 1` statements work too).
 long long scalar(const std::string& dsn, const std::string& sql);
 
+// Runs `sql` on `dsn` as `role` (SET ROLE, as a login role granted it would)
+// and commits: "ok", or "denied" when Postgres refuses it for lack of privilege.
+std::string as_role(const std::string& dsn, const std::string& role, const std::string& sql);
+
 }  // namespace wsflow::testing
