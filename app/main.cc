@@ -129,8 +129,9 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
     pg::migrate(conn);
   }
 
-  std::unique_ptr<EnvironmentProvisioner> provisioner = make_pg_provisioner(
-      serve_options.environments_url.empty() ? db.dsn : serve_options.environments_url, options.blocking_threads);
+  const std::string environments_dsn =
+      serve_options.environments_url.empty() ? db.dsn : serve_options.environments_url;
+  std::unique_ptr<EnvironmentProvisioner> provisioner = make_pg_provisioner(environments_dsn, options.blocking_threads);
   if (const char* faults = std::getenv("WSFLOW_TEST_FAULTS"); faults && *faults) {
     log_warn(std::string("TEST FAULTS INJECTED into the environment provisioner: ") + faults);
     provisioner = make_faulty_provisioner(std::move(provisioner), faults, std::chrono::seconds(30));
@@ -146,7 +147,8 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   ActionRegistry registry;
   register_testing_actions(registry);
   sagas::register_workspace_actions(
-      registry, {*provisioner, domain_db, webhooks, std::filesystem::absolute(export_dir), definitions.machine, clock});
+      registry, {*provisioner, domain_db, webhooks, std::filesystem::absolute(export_dir), environments_dsn,
+                 definitions.machine, clock});
 
   pg::PgStore store(db.dsn, options.blocking_threads + 2);
   Engine engine(store, registry, options);

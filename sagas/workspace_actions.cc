@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include "adapters/export/archive_writer.h"
+#include "adapters/export/schema_dump.h"
 #include "sagas/audit.h"
 #include "sagas/lifecycle.h"
 #include "sagas/team.h"
@@ -21,7 +22,7 @@ Action transactional(std::function<ActionResult(const ActionCall&, pqxx::work&)>
 }
 
 // Rows of a query as a JSON array of objects (via Postgres' own JSON).
-nlohmann::json rows_json(pqxx::work& tx, const std::string& select, const std::string& workspace_id) {
+nlohmann::json rows_json(pqxx::transaction_base& tx, const std::string& select, const std::string& workspace_id) {
   return nlohmann::json::parse(
       tx.exec_params("SELECT coalesce(json_agg(r), '[]'::json)::text FROM (" + select + ") r", workspace_id)[0][0]
           .as<std::string>());
@@ -181,8 +182,8 @@ ActionResult remove_archives(const std::filesystem::path& export_dir, const std:
   return ActionResult::success();
 }
 
-// The archive's files: each the JSON rows of one query ($1 = the workspace).
-void export_files(pqxx::work& tx, const std::string& id, std::map<std::string, std::string>& files) {
+// The archive's metadata files: each the JSON rows of one query ($1 = the workspace).
+void export_files(pqxx::transaction_base& tx, const std::string& id, std::vector<ArchiveEntry>& files) {
   static const std::pair<const char*, const char*> kFiles[] = {
       {"members.json",
        "SELECT id, user_id, email, role, last_active_at, request_count, created_at FROM wsflow.members "
@@ -194,14 +195,78 @@ void export_files(pqxx::work& tx, const std::string& id, std::map<std::string, s
        "SELECT id, actor, action, detail, at FROM wsflow.audit_log WHERE workspace_id = $1::uuid ORDER BY id"},
       // Key metadata only: the hash never leaves the database.
       {"api_keys.json",
-       "SELECT id, name, prefix, scopes, member_id, created_at, last_used_at, revoked_at FROM wsflow.api_keys "
+       "SELECT id, name, prefix, scopes, user_id, created_by, mint_reason, created_at, last_used_at, revoked_at "
+       "FROM wsflow.api_keys WHERE workspace_id = $1::uuid ORDER BY created_at"},
+      // Who was invited, never the token (only its hash is stored, and that stays too).
+      {"invitations.json",
+       "SELECT id, email, role, state, invited_by, expires_at, accepted_by, created_at FROM wsflow.invitations "
        "WHERE workspace_id = $1::uuid ORDER BY created_at"},
   };
-  files["workspace.json"] =
-      rows_json(tx, "SELECT id, slug, name, plan, status, created_at FROM wsflow.workspaces WHERE id = $1::uuid", id)
-          .at(0)
-          .dump(2);
-  for (const auto& [file, select] : kFiles) files[file] = rows_json(tx, select, id).dump(2);
+  files.push_back(
+      {"workspace.json",
+       rows_json(tx, "SELECT id, slug, name, plan, status, created_at FROM wsflow.workspaces WHERE id = $1::uuid", id)
+           .at(0)
+           .dump(2),
+       {}});
+  for (const auto& [file, select] : kFiles) files.push_back({file, rows_json(tx, select, id).dump(2), {}});
+}
+
+// Writes the export's archive: the metadata (read in one snapshot) and a
+// pg_dump of each environment that has data, staged in a work directory
+// beside the archive and streamed into it.
+ActionResult write_export(const DomainServices& services, const ActionCall& call) {
+  const std::string& id = workspace_of(call);
+  const std::string export_id = call.saga_input.at("export_id").get<std::string>();
+  const Millis retention = parse_duration(call.input.value("retention", "7d"));
+  const std::filesystem::path archive = services.export_dir / id / (export_id + ".tar.gz");
+  const std::filesystem::path work = services.export_dir / id / (export_id + ".work");
+  std::filesystem::create_directories(work);
+  std::vector<ArchiveEntry> entries;
+  std::vector<std::pair<std::string, std::string>> environments;  // name, schema
+  {
+    auto conn = services.db.acquire();
+    pqxx::work tx(*conn, "export");
+    tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    export_files(tx, id, entries);
+    for (const auto& r : tx.exec_params("SELECT name, schema_name FROM wsflow.environments WHERE workspace_id = "
+                                        "$1::uuid AND status IN ('active', 'frozen') ORDER BY name",
+                                        id)) {
+      environments.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
+    }
+    tx.commit();
+  }
+  for (const auto& [name, schema] : environments) {
+    const std::filesystem::path dump = work / (name + ".sql");
+    dump_schema(services.environments_dsn, schema, dump);
+    entries.push_back({"environments/" + name + ".sql", "", dump});
+  }
+  const WrittenArchive written = write_archive(archive, entries);
+  std::error_code ec;
+  std::filesystem::remove_all(work, ec);
+  auto conn = services.db.acquire();
+  pqxx::work tx(*conn);
+  tx.exec_params(
+      "UPDATE wsflow.exports SET status = 'completed', path = $2, manifest = $3::jsonb, sha256 = $4, bytes = $5, "
+      "expires_at = now() + $6::bigint * interval '1 ms', completed_at = now() WHERE id = $1::uuid",
+      export_id, archive.string(), written.manifest.dump(), written.sha256, static_cast<long long>(written.bytes),
+      static_cast<long long>(retention.count()));
+  audit(tx, id, kActor, "workspace.exported", {{"export_id", export_id}, {"sha256", written.sha256}});
+  tx.commit();
+  return ActionResult::success({{"sha256", written.sha256}, {"bytes", written.bytes}});
+}
+
+// After its retention an export's archive is deleted; its record stays, `expired`.
+ActionResult expire_export(const ActionCall& call, pqxx::work& tx) {
+  const std::string export_id = call.saga_input.at("export_id").get<std::string>();
+  auto row = tx.exec_params("SELECT workspace_id::text, coalesce(path, '') FROM wsflow.exports WHERE id = $1::uuid",
+                            export_id);
+  if (row.empty()) return ActionResult::success();  // erased with its workspace
+  std::error_code ec;
+  if (!row[0][1].as<std::string>().empty()) std::filesystem::remove(row[0][1].as<std::string>(), ec);
+  if (ec) return ActionResult::failure("storage", "cannot remove the archive: " + ec.message());
+  tx.exec_params("UPDATE wsflow.exports SET status = 'expired', path = NULL WHERE id = $1::uuid", export_id);
+  audit(tx, row[0][0].as<std::string>(), kActor, "export.expired", {{"export_id", export_id}});
+  return ActionResult::success();
 }
 
 }  // namespace
@@ -222,15 +287,15 @@ std::string slugify(const std::string& name) {
 }
 
 const std::vector<std::string>& workspace_action_names() {
-  static const std::vector<std::string> names = {"workspace.reserve_slug",  "workspace.release_slug",
-                                                 "workspace.record_owner",  "workspace.remove_members",
-                                                 "workspace.revoke_keys",   "workspace.mark_offboarded",
-                                                 "workspace.hard_delete",   "environment.provision",
-                                                 "environment.deprovision", "environment.freeze",
-                                                 "environment.unfreeze",    "export.write",
-                                                 "export.remove_all",       "webhook.notify",
-                                                 "workspace.set_plan",      "invitations.expire",
-                                                 "workspace.clear_offboarded"};
+  static const std::vector<std::string> names = {"workspace.reserve_slug",     "workspace.release_slug",
+                                                 "workspace.record_owner",     "workspace.remove_members",
+                                                 "workspace.revoke_keys",      "workspace.mark_offboarded",
+                                                 "workspace.hard_delete",      "environment.provision",
+                                                 "environment.deprovision",    "environment.freeze",
+                                                 "environment.unfreeze",       "export.write",
+                                                 "export.remove_all",          "webhook.notify",
+                                                 "workspace.set_plan",         "invitations.expire",
+                                                 "workspace.clear_offboarded", "export.expire"};
   return names;
 }
 
@@ -256,20 +321,9 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
                  return remove_archives(export_dir, id);
                }));
 
-  registry.add("export.write", transactional([export_dir](const ActionCall& call, pqxx::work& tx) {
-                 const std::string& id = workspace_of(call);
-                 const std::string export_id = call.saga_input.at("export_id").get<std::string>();
-                 std::map<std::string, std::string> files;
-                 export_files(tx, id, files);
-                 const std::filesystem::path path = export_dir / id / export_id;
-                 const nlohmann::json manifest = write_archive(path, files);
-                 tx.exec_params(
-                     "UPDATE wsflow.exports SET status = 'completed', path = $2, manifest = $3::jsonb, "
-                     "completed_at = now() WHERE id = $1::uuid",
-                     export_id, path.string(), manifest.dump());
-                 audit(tx, id, kActor, "workspace.exported", {{"export_id", export_id}});
-                 return ActionResult::success({{"path", path.string()}});
-               }));
+  registry.add("export.write",
+               blocking_action([services](const ActionCall& call) { return write_export(services, call); }));
+  registry.add("export.expire", transactional(expire_export));
 
   registry.add("export.remove_all", transactional([export_dir](const ActionCall& call, pqxx::work& tx) {
                  const std::string& id = workspace_of(call);
@@ -297,16 +351,12 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
                                    [](EnvironmentProvisioner& p, const std::string& ws, const std::string& env) {
                                      p.deprovision(ws, env);
                                    }}));
-  registry.add("environment.freeze",
-               environment_action({nullptr, "frozen", nullptr, "environment.frozen",
-                                   [](EnvironmentProvisioner& p, const std::string& ws, const std::string& env) {
-                                     p.freeze(ws, env);
-                                   }}));
-  registry.add("environment.unfreeze",
-               environment_action({nullptr, "active", nullptr, "environment.unfrozen",
-                                   [](EnvironmentProvisioner& p, const std::string& ws, const std::string& env) {
-                                     p.unfreeze(ws, env);
-                                   }}));
+  registry.add("environment.freeze", environment_action({nullptr, "frozen", nullptr, "environment.frozen",
+                                                         [](EnvironmentProvisioner& p, const std::string& ws,
+                                                            const std::string& env) { p.freeze(ws, env); }}));
+  registry.add("environment.unfreeze", environment_action({nullptr, "active", nullptr, "environment.unfrozen",
+                                                           [](EnvironmentProvisioner& p, const std::string& ws,
+                                                              const std::string& env) { p.unfreeze(ws, env); }}));
 
   const WebhookNotifier* webhooks = &services.webhooks;
   registry.add("webhook.notify", blocking_action([webhooks](const ActionCall& call) {

@@ -15,7 +15,10 @@
 //                                           environment's row shows provisioning/active/failed,
 //                                           deprovisioning/deleted as it happens
 //   environment.freeze / unfreeze           the environment's data read-only / writable again
-//   export.write / export.remove_all        archives under the export directory (tx)
+//   export.write                            one .tar.gz per export: metadata, a pg_dump per environment,
+//                                           manifest.json with SHA-256s (blocking; streamed)
+//   export.expire                           deletes one export's archive after its retention (tx)
+//   export.remove_all                       every archive of the workspace (tx)
 //   webhook.notify                          the lifecycle event to the webhooks
 //
 // Every action is idempotent under its step's idempotency key.
@@ -37,6 +40,7 @@ struct DomainServices {
   pg::ConnectionPool& db;  // the wsflow database, for blocking actions' own writes
   const WebhookNotifier& webhooks;
   std::filesystem::path export_dir;
+  std::string environments_dsn;  // the database holding the environments' schemas (dumped into exports)
   const Machine& machine;
   const Clock& clock;  // moves the database's now for time-based rules (invitation expiry)
 };

@@ -18,7 +18,9 @@
 #include <sstream>
 #include <thread>
 
+#include "adapters/postgres/embedded_cluster.h"
 #include "adapters/postgres/pg_store.h"
+#include "adapters/provisioner/environment_provisioner.h"
 #include "adapters/webhook/webhook_notifier.h"
 #include "engine/sha256.h"
 #include "engine/text_file.h"
@@ -140,30 +142,68 @@ TEST_F(Api, OneLifecycleOperationAtATime) {
   EXPECT_TRUE(code == "operation_in_progress" || code == "invalid_transition") << code;
 }
 
-TEST_F(Api, ExportArchiveChecksumsVerify) {
+TEST_F(Api, ExportIsATarGzToDownloadWithChecksumsAndEachEnvironmentsDump) {
   const std::string id = api().create_workspace("Exported");
-  api().member_key(id, "owner-1");
-  const Response started = api().post("/v1/workspaces/" + id + "/export", ops());
-  ASSERT_EQ(started.status, 202);
-  const std::string export_path = "/v1/workspaces/" + id + "/exports/" + started.body["export_id"].get<std::string>();
-  Response status;
-  for (int i = 0; i < 200; ++i) {
-    status = api().get(export_path, ops());
-    if (status.body.value("status", "") == "completed") break;
-    std::this_thread::sleep_for(50ms);
-  }
-  ASSERT_EQ(status.body["status"], "completed") << status.body.dump();
-  const std::string location = status.body["location"];
-  const json manifest = json::parse(read_text_file(location + "/manifest.json").value());
-  EXPECT_EQ(manifest, status.body["manifest"]);
-  for (const char* file : {"workspace.json", "members.json", "environments.json", "audit.json", "api_keys.json"}) {
+  const std::string owner = api().owner_key(id);
+  const EnvironmentNames dev = environment_names(id, "dev");
+  ASSERT_EQ(testing::as_role(api().dsn(), dev.role,
+                             "CREATE TABLE " + dev.schema +
+                                 ".orders (id int PRIMARY KEY, total numeric); "
+                                 "INSERT INTO " +
+                                 dev.schema + ".orders SELECT g, g * 1.5 FROM generate_series(1, 250) g"),
+            "ok");
+  testing::TempDir dir;
+  const json record = api().take_export(id, owner, dir.path());
+  EXPECT_FALSE(record.contains("path"));  // no server path for the client
+  const std::string archive = read_text_file(dir.path() / "export.tar.gz").value();
+  EXPECT_EQ(record["sha256"], sha256_hex(archive));
+  EXPECT_EQ(record["bytes"], archive.size());
+  EXPECT_FALSE(record["expires_at"].is_null());  // deleted after its retention
+
+  const json manifest = json::parse(read_text_file(dir.path() / "manifest.json").value());
+  EXPECT_EQ(manifest, record["manifest"]);
+  for (const char* file :
+       {"workspace.json", "members.json", "environments.json", "audit.json", "api_keys.json", "invitations.json",
+        "environments/dev.sql", "environments/staging.sql", "environments/prod.sql"}) {
     ASSERT_TRUE(manifest["files"].contains(file)) << file;
-    EXPECT_EQ(manifest["files"][file]["sha256"], sha256_hex(read_text_file(location + "/" + file).value())) << file;
+    EXPECT_EQ(manifest["files"][file]["sha256"], sha256_hex(read_text_file(dir.path() / file).value())) << file;
   }
-  const std::string keys = read_text_file(location + "/api_keys.json").value();
+  const std::string keys = read_text_file(dir.path() / "api_keys.json").value();
   EXPECT_NE(keys.find("wsf_"), std::string::npos);      // the prefix is there
   EXPECT_EQ(keys.find("key_hash"), std::string::npos);  // secrets and hashes are not
-  EXPECT_EQ(json::parse(read_text_file(location + "/workspace.json").value())["id"], id);
+  EXPECT_EQ(keys.find(owner), std::string::npos);
+
+  // The dump restores into a scratch database with the same data.
+  const std::string scratch = testing::fresh_unmigrated_database();
+  const auto restored =
+      testing::run_command({(pg::server_bin_dir() / "psql").string(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
+                            scratch, "-f", (dir.path() / "environments" / "dev.sql").string()});
+  ASSERT_EQ(restored.status, 0) << restored.text;
+  EXPECT_EQ(testing::scalar(scratch, "SELECT count(*) FROM " + dev.schema + ".orders"), 250);
+  EXPECT_EQ(testing::scalar(scratch, "SELECT (sum(total) * 10)::bigint FROM " + dev.schema + ".orders"),
+            api().scalar("SELECT (sum(total) * 10)::bigint FROM " + dev.schema + ".orders"));
+
+  // Download: Content-Length, ETag (the SHA-256), If-None-Match, Range.
+  const std::string download = "/v1/workspaces/" + id + "/exports/" + record["id"].get<std::string>() + "/download";
+  httplib::Client client = api().raw_client();
+  const httplib::Headers auth = {{"Authorization", "Bearer " + owner}};
+  const auto whole = client.Get(download.c_str(), auth);
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(whole->get_header_value("ETag"), "\"" + record["sha256"].get<std::string>() + "\"");
+  EXPECT_EQ(whole->get_header_value("Content-Length"), std::to_string(archive.size()));
+  EXPECT_EQ(whole->get_header_value("Content-Type"), "application/gzip");
+  httplib::Headers ranged = auth;
+  ranged.emplace("Range", "bytes=100-199");
+  const auto part = client.Get(download.c_str(), ranged);
+  ASSERT_TRUE(part);
+  EXPECT_EQ(part->status, 206);
+  EXPECT_EQ(part->body, archive.substr(100, 100));
+  httplib::Headers cached = auth;
+  cached.emplace("If-None-Match", whole->get_header_value("ETag"));
+  EXPECT_EQ(client.Get(download.c_str(), cached)->status, 304);
+  EXPECT_EQ(client.Get(download.c_str())->status, 401);
+  const std::string other = api().create_workspace("Not Yours", "stranger");
+  EXPECT_EQ(client.Get(download.c_str(), {{"Authorization", "Bearer " + api().owner_key(other)}})->status, 404);
 }
 
 TEST_F(Api, OffboardRevokesKeysThenHardDeletesAfterTheWindow) {
@@ -298,7 +338,7 @@ TEST_F(Api, ListIsCursorPaginated) {
 }
 
 TEST_F(Api, WebhookDeliveryIsRetriedWithTheSameIdempotencyKey) {
-  hooks_->fail_next(2);
+  hooks_->fail_next(2, "workspace.created");
   const std::string id = api().create_workspace("Flaky Hook");
   EXPECT_EQ(api().get("/v1/workspaces/" + id, ops()).body["status"], "active");
   const auto deliveries = hooks_->deliveries_for(id);
@@ -392,6 +432,26 @@ TEST_F(Api, MetricsForOperators) {
 TEST_F(Api, HealthAndReadiness) {
   EXPECT_EQ(api().get("/healthz", "").status, 200);
   EXPECT_EQ(api().get("/readyz", "").body["status"], "ready");
+}
+
+TEST(ApiRetention, AnExportIsDeletedAfterItsRetentionAndItsRecordSaysSo) {
+  HookReceiver hooks;
+  Server api("", hooks.url(), "2s", "1s");
+  const std::string id = api.create_workspace("Short Lived");
+  testing::TempDir dir;
+  const json record = api.take_export(id, api.owner_key(id), dir.path());
+  const std::string path = "/v1/workspaces/" + id + "/exports/" + record["id"].get<std::string>();
+  Response expired = api.get(path, api.operator_key());
+  for (int i = 0; i < 200 && expired.body.value("status", "") != "expired"; ++i) {
+    std::this_thread::sleep_for(50ms);
+    expired = api.get(path, api.operator_key());
+  }
+  EXPECT_EQ(expired.body["status"], "expired");
+  EXPECT_TRUE(expired.body["download_url"].is_null());
+  const Response gone = api.get(path + "/download", api.operator_key());
+  EXPECT_EQ(gone.status, 410);
+  EXPECT_EQ(gone.body["error"]["code"], "export_expired");
+  EXPECT_EQ(api.scalar("SELECT count(*) FROM wsflow.audit_log WHERE action = 'export.expired'"), 1);
 }
 
 // A second server whose provisioner fails at prod.

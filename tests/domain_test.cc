@@ -14,6 +14,7 @@
 #include "engine/text_file.h"
 #include "sagas/machine.h"
 #include "sagas/workspace_actions.h"
+#include "tests/support/process.h"
 #include "tests/support/serve_fixture.h"
 
 namespace wsflow {
@@ -124,17 +125,31 @@ TEST(Webhook, DeliversSignedAndFailsOnNon2xx) {
   EXPECT_THROW(notifier.deliver("workspace.created", {}, "k3"), std::runtime_error);  // nobody listening
 }
 
-TEST(Archive, ManifestChecksumsMatchAndRewritingReplaces) {
+TEST(Archive, ATarGzWithAManifestOfEveryFileStreamedFromDiskOrMemory) {
   testing::TempDir dir;
-  const auto target = dir.path() / "export-1";
-  const nlohmann::json manifest = write_archive(target, {{"a.json", "[1]"}, {"b.json", "{}"}});
-  EXPECT_EQ(manifest["files"]["a.json"]["sha256"], sha256_hex("[1]"));
-  EXPECT_EQ(nlohmann::json::parse(read_text_file(target / "manifest.json").value()), manifest);
-  EXPECT_EQ(read_text_file(target / "b.json").value(), "{}");
-  write_archive(target, {{"a.json", "[2]"}});
-  EXPECT_FALSE(std::filesystem::exists(target / "b.json"));
-  EXPECT_FALSE(std::filesystem::exists(dir.path() / "export-1.partial"));
-  EXPECT_EQ(read_text_file(target / "a.json").value(), "[2]");
+  const std::string big(200 * 1024 + 17, 'x');  // several chunks
+  dir.write("dump.sql", big);
+  const auto target = dir.path() / "export-1.tar.gz";
+  const WrittenArchive written =
+      write_archive(target, {{"a.json", "[1]", {}}, {"environments/dev.sql", "", dir.path() / "dump.sql"}});
+  EXPECT_EQ(written.manifest["files"]["a.json"]["sha256"], sha256_hex("[1]"));
+  EXPECT_EQ(written.manifest["files"]["environments/dev.sql"]["sha256"], sha256_hex(big));
+  EXPECT_EQ(written.manifest["files"]["environments/dev.sql"]["bytes"], big.size());
+  EXPECT_EQ(written.sha256, sha256_hex(read_text_file(target).value()));
+  EXPECT_EQ(written.bytes, std::filesystem::file_size(target));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "export-1.tar.gz.partial"));
+
+  const auto out = dir.path() / "out";
+  std::filesystem::create_directories(out);
+  const auto untar = testing::run_command({"tar", "-xzf", target.string(), "-C", out.string()});
+  ASSERT_EQ(untar.status, 0) << untar.text;
+  EXPECT_EQ(read_text_file(out / "a.json").value(), "[1]");
+  EXPECT_EQ(read_text_file(out / "environments" / "dev.sql").value(), big);
+  EXPECT_EQ(nlohmann::json::parse(read_text_file(out / "manifest.json").value()), written.manifest);
+
+  write_archive(target, {{"b.json", "{}", {}}});  // again: replaced whole
+  const auto listed = testing::run_command({"tar", "-tzf", target.string()});
+  EXPECT_EQ(listed.text, "b.json\nmanifest.json\n");
 }
 
 }  // namespace

@@ -101,7 +101,8 @@ TEST_F(Lifecycle, OffboardKeepsEverythingThroughTheWindowAndRestoreBringsItBack)
   const Response invited =
       api().post("/v1/workspaces/" + ws + "/invitations", owner, R"({"email":"mo@example.com","role":"member"})");
   const std::string member =
-      api().post("/v1/invitations/accept", "", json{{"token", invited.body["token"]}, {"user_id", "mo"}}.dump())
+      api()
+          .post("/v1/invitations/accept", "", json{{"token", invited.body["token"]}, {"user_id", "mo"}}.dump())
           .body["key"]["key"];
   const std::string table = seed_dev_data(api(), ws);
 
@@ -114,19 +115,13 @@ TEST_F(Lifecycle, OffboardKeepsEverythingThroughTheWindowAndRestoreBringsItBack)
   EXPECT_FALSE(api().get("/v1/workspaces/" + ws, ops()).body["hard_delete_at"].is_null());
 
   // An export during the window holds everything.
-  const Response exported = api().post("/v1/workspaces/" + ws + "/export", ops());
-  ASSERT_EQ(exported.status, 202) << exported.body.dump();
-  const std::string export_path = "/v1/workspaces/" + ws + "/exports/" + exported.body["export_id"].get<std::string>();
-  Response status;
-  ASSERT_TRUE(eventually([&] {
-    status = api().get(export_path, ops());
-    return status.body.value("status", "") == "completed";
-  }));
-  const std::string location = status.body["location"];
-  EXPECT_EQ(json::parse(read_text_file(location + "/members.json").value()).size(), 2u);
-  const json keys = json::parse(read_text_file(location + "/api_keys.json").value());
+  testing::TempDir dir;
+  api().take_export(ws, ops(), dir.path());
+  EXPECT_EQ(json::parse(read_text_file(dir.path() / "members.json").value()).size(), 2u);
+  const json keys = json::parse(read_text_file(dir.path() / "api_keys.json").value());
   EXPECT_EQ(keys.size(), 2u);
   for (const auto& k : keys) EXPECT_FALSE(k["revoked_at"].is_null());
+  EXPECT_NE(read_text_file(dir.path() / "environments" / "dev.sql").value().find("\ttwo\n"), std::string::npos);
 
   EXPECT_EQ(api().post("/v1/workspaces/" + ws + "/restore", member).status, 401);
   const Response restored = api().post("/v1/workspaces/" + ws + "/restore", ops());
@@ -166,7 +161,8 @@ TEST_F(Lifecycle, RestoreOnlyEndsAnOffboarding) {
   const Response invited = api().post("/v1/workspaces/" + admin_ws + "/invitations", api().owner_key(admin_ws),
                                       R"({"email":"ad@example.com","role":"admin"})");
   const std::string admin =
-      api().post("/v1/invitations/accept", "", json{{"token", invited.body["token"]}, {"user_id", "ad"}}.dump())
+      api()
+          .post("/v1/invitations/accept", "", json{{"token", invited.body["token"]}, {"user_id", "ad"}}.dump())
           .body["key"]["key"];
   EXPECT_EQ(api().post("/v1/workspaces/" + admin_ws + "/restore", admin).status, 403);
 }
@@ -181,8 +177,8 @@ TEST(LifecycleFaults, AFreezeThatFailsHalfwayLeavesTheDataAsItWas) {
   const Response freeze = api.post("/v1/workspaces/" + ws + "/freeze", api.owner_key(ws));
   ASSERT_EQ(freeze.status, 202);
   EXPECT_TRUE(eventually([&] {
-    return api.get("/v1/sagas/" + freeze.body["saga_id"].get<std::string>(), api.operator_key()).body.value("state", "") ==
-           "compensated";
+    return api.get("/v1/sagas/" + freeze.body["saga_id"].get<std::string>(), api.operator_key())
+               .body.value("state", "") == "compensated";
   })) << api.log();
   EXPECT_EQ(api.wait_status(ws, {"active", "frozen", "failed"}), "active");
   EXPECT_EQ(write_as_dev(api, ws, table), "ok");  // dev froze, then thawed again
@@ -193,7 +189,7 @@ TEST(LifecycleFaults, EnvironmentsShowProvisioningWhileItHangsThenFailed) {
   HookReceiver hooks;
   Server api("provision:prod:hang:2s", hooks.url());
   const Response created = api.post("/v1/workspaces", api.operator_key(),
-                                     R"({"name":"Slow Prod","owner":{"user_id":"o","email":"o@example.com"}})");
+                                    R"({"name":"Slow Prod","owner":{"user_id":"o","email":"o@example.com"}})");
   ASSERT_EQ(created.status, 202);
   const std::string ws = created.body["workspace_id"];
   EXPECT_TRUE(eventually([&] { return environment_statuses(api, ws)["prod"] == "provisioning"; }, 10s));

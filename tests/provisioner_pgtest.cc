@@ -68,7 +68,7 @@ TEST(Provisioner, FreezeMakesTheDataReadOnlyForItsRoleAndUnfreezeRestoresIt) {
   ASSERT_EQ(as_role(dsn, env.role, "INSERT INTO " + table + " (body) VALUES ('before')"), "ok");
 
   provisioner->freeze(kWorkspace, "dev");
-  EXPECT_NO_THROW(provisioner->freeze(kWorkspace, "dev"));  // idempotent
+  EXPECT_NO_THROW(provisioner->freeze(kWorkspace, "dev"));                   // idempotent
   EXPECT_EQ(as_role(dsn, env.role, "SELECT count(*) FROM " + table), "ok");  // reads and export keep working
   EXPECT_EQ(as_role(dsn, env.role, "INSERT INTO " + table + " (body) VALUES ('during')"), "denied");
   EXPECT_EQ(as_role(dsn, env.role, "UPDATE " + table + " SET body = 'x'"), "denied");

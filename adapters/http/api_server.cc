@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <filesystem>
+#include <fstream>
 #include <pqxx/pqxx>
 #include <regex>
 
@@ -104,6 +106,35 @@ Reply error_reply(int status, const std::string& code, const std::string& messag
   return {status, error_body(code, message, field)};
 }
 
+// Streams `file` in chunks; cpp-httplib answers a Range request with 206 and
+// just that range. A vanished file is a 410.
+void send_file(const httplib::Request& req, httplib::Response& res, const FileBody& file) {
+  const std::string etag = "\"" + file.etag + "\"";
+  res.set_header("ETag", etag);
+  if (req.get_header_value("If-None-Match") == etag) {
+    res.status = 304;
+    return;
+  }
+  auto in = std::make_shared<std::ifstream>(file.path, std::ios::binary);
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file.path, ec);
+  if (!*in || ec) {
+    send_json(res, 410, error_body("file_gone", "the file is no longer available", ""));
+    return;
+  }
+  // The status stays unset: cpp-httplib makes it 206 for a Range request, 200 otherwise.
+  res.set_header("Content-Disposition", "attachment; filename=\"" + file.filename + "\"");
+  res.set_content_provider(static_cast<std::size_t>(size), file.content_type,
+                           [in](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                             std::string buffer(std::min<std::size_t>(length, 64 * 1024), '\0');
+                             in->seekg(static_cast<std::streamoff>(offset));
+                             in->read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+                             if (in->gcount() <= 0) return false;
+                             sink.write(buffer.data(), static_cast<std::size_t>(in->gcount()));
+                             return true;
+                           });
+}
+
 // Runs the handler in its own transaction, committed when it returns.
 Reply handle(const ApiDependencies& deps, const Handler& handler, const Principal& principal, pqxx::connection& conn,
              const httplib::Request& req) {
@@ -168,6 +199,10 @@ void serve(const ApiDependencies& deps, const Handler& handler, Auth auth, const
     } catch (const std::exception& e) {
       log_error(std::string("recording an idempotent response failed: ") + e.what());
     }
+  }
+  if (reply.file) {
+    send_file(req, res, *reply.file);
+    return;
   }
   if (reply.body.is_string()) {
     res.status = reply.status;

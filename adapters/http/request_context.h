@@ -6,6 +6,7 @@
 #include <httplib.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -23,9 +24,26 @@ namespace wsflow::http {
 // Routes under one workspace; the capture is its UUID or slug.
 inline constexpr const char* kWorkspacePath = R"(/v1/workspaces/([^/]+))";
 
+// A file sent as the response body, streamed from disk (Range requests and
+// If-None-Match on its ETag are honoured).
+struct FileBody {
+  std::string path;
+  std::string content_type;
+  std::string etag;      // without quotes
+  std::string filename;  // for Content-Disposition
+};
+
 struct Reply {
-  int status = 200;
-  nlohmann::json body;  // sent as JSON, except a string body, sent as text/plain
+  Reply(int status = 200, nlohmann::json body = nullptr) : status(status), body(std::move(body)) {}
+  static Reply of_file(FileBody file) {
+    Reply reply;
+    reply.file = std::move(file);
+    return reply;
+  }
+
+  int status;
+  nlohmann::json body;           // sent as JSON, except a string body, sent as text/plain
+  std::optional<FileBody> file;  // when set, sent instead of `body`
 };
 
 struct RequestContext {

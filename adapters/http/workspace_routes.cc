@@ -105,7 +105,8 @@ Reply restore(RequestContext& ctx) {
   parse_object(ctx.request.body, {});
   const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Permission::kRestore);
   const std::string status = workspace["status"];
-  const std::string saga_id = workspace["active_saga_id"].is_string() ? workspace["active_saga_id"].get<std::string>() : "";
+  const std::string saga_id =
+      workspace["active_saga_id"].is_string() ? workspace["active_saga_id"].get<std::string>() : "";
   auto offboarding = saga_id.empty() ? pqxx::result()
                                      : ctx.tx.exec_params(
                                            "SELECT w.hard_delete_at IS NOT NULL AND w.hard_delete_at <= now() "
@@ -113,7 +114,8 @@ Reply restore(RequestContext& ctx) {
                                            "WHERE s.id = $1::uuid AND s.definition = 'workspace.offboard'",
                                            saga_id);
   if ((status != "offboarding" && status != "offboarded") || offboarding.empty()) {
-    throw ApiError(409, "invalid_transition", "only an offboarding workspace can be restored; this one is '" + status + "'");
+    throw ApiError(409, "invalid_transition",
+                   "only an offboarding workspace can be restored; this one is '" + status + "'");
   }
   if (offboarding[0][0].as<bool>()) {
     throw ApiError(409, "window_ended", "the hard-delete window has ended: the workspace is being erased");
@@ -150,17 +152,37 @@ Reply start_export(RequestContext& ctx) {
   return reply;
 }
 
-Reply get_export(RequestContext& ctx) {
-  const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Permission::kRead);
+// One export of the workspace: 404 unless it exists and is this workspace's.
+nlohmann::json export_of(RequestContext& ctx, const nlohmann::json& workspace) {
   const std::string export_id = ctx.path_param(2);
   if (!pg::is_uuid(export_id)) throw ApiError(404, "export_not_found", "no export '" + export_id + "'");
   auto rows = ctx.tx.exec_params(
       "SELECT json_build_object('id', id, 'workspace_id', workspace_id, 'saga_id', saga_id, 'status', status, "
-      "'location', path, 'manifest', manifest, 'error', error, 'created_at', created_at, "
-      "'completed_at', completed_at)::text FROM wsflow.exports WHERE id = $1::uuid AND workspace_id = $2::uuid",
+      "'download_url', CASE WHEN status = 'completed' THEN '/v1/workspaces/' || workspace_id || '/exports/' || id "
+      "|| '/download' END, 'sha256', sha256, 'bytes', bytes, 'manifest', manifest, 'error', error, "
+      "'created_at', created_at, 'completed_at', completed_at, 'expires_at', expires_at, 'path', path)::text "
+      "FROM wsflow.exports WHERE id = $1::uuid AND workspace_id = $2::uuid",
       export_id, workspace["id"].get<std::string>());
   if (rows.empty()) throw ApiError(404, "export_not_found", "no export '" + export_id + "'");
-  return {200, nlohmann::json::parse(rows[0][0].as<std::string>())};
+  return nlohmann::json::parse(rows[0][0].as<std::string>());
+}
+
+Reply get_export(RequestContext& ctx) {
+  nlohmann::json record = export_of(ctx, authorized_workspace(ctx, ctx.path_param(1), Permission::kRead));
+  record.erase("path");  // a server path is of no use to a client
+  return {200, record};
+}
+
+// The archive itself, with Content-Length, ETag (its SHA-256) and Range.
+Reply download_export(RequestContext& ctx) {
+  const nlohmann::json record = export_of(ctx, authorized_workspace(ctx, ctx.path_param(1), Permission::kRead));
+  const std::string status = record["status"];
+  if (status == "expired" || status == "deleted") {
+    throw ApiError(410, "export_expired", "this export's archive was deleted after its retention");
+  }
+  if (status != "completed") throw ApiError(409, "export_not_ready", "the export is " + status, "");
+  return Reply::of_file({record["path"], "application/gzip", record["sha256"],
+                         "wsflow-export-" + record["id"].get<std::string>() + ".tar.gz"});
 }
 
 // The owner changes the plan (a lifecycle event: the change_plan saga sets
@@ -200,6 +222,7 @@ void add_workspace_routes(const RouteAdder& add) {
   }
   add("POST", ws + "/export", start_export, key);
   add("GET", ws + R"(/exports/([^/]+))", get_export, key);
+  add("GET", ws + R"(/exports/([^/]+)/download)", download_export, key);
   add("POST", ws + "/plan", change_plan, key);
   add("POST", ws + "/restore", restore, key);
   add(

@@ -272,6 +272,8 @@ const std::vector<Migration>& migrations() {
       {5, "team model", kTeam},
       {6, "environment status",
        "ALTER TABLE wsflow.environments ADD COLUMN saga_id uuid, ADD COLUMN error text"},
+      {7, "downloadable exports",
+       "ALTER TABLE wsflow.exports ADD COLUMN sha256 text, ADD COLUMN bytes bigint, ADD COLUMN expires_at timestamptz"},
   };
   return all;
 }

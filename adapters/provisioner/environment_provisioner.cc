@@ -1,7 +1,7 @@
 #include "adapters/provisioner/environment_provisioner.h"
 
-#include <pqxx/pqxx>
 #include <optional>
+#include <pqxx/pqxx>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -159,8 +159,8 @@ std::unique_ptr<EnvironmentProvisioner> make_faulty_provisioner(std::unique_ptr<
     const bool hang = parts.size() >= 3 && parts[2] == "hang";
     std::optional<Millis> hang_for;
     if (parts.size() == 4 && hang) hang_for = try_parse_duration(parts[3]);
-    if (parts.size() < 3 || parts.size() > 4 || !kOperations.count(parts[0]) ||
-        (parts[2] != "fail" && !hang) || (parts.size() == 4 && !hang_for)) {
+    if (parts.size() < 3 || parts.size() > 4 || !kOperations.count(parts[0]) || (parts[2] != "fail" && !hang) ||
+        (parts.size() == 4 && !hang_for)) {
       throw std::invalid_argument("fault '" + item +
                                   "': expected operation:environment:fail or operation:environment:hang[:duration], "
                                   "operation one of provision, deprovision, freeze, unfreeze");

@@ -14,6 +14,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <pqxx/pqxx>
@@ -44,7 +45,8 @@ inline int free_port() {
   return ntohs(addr.sin_port);
 }
 
-// A webhook receiver that records deliveries and fails the first `fail_next` on demand.
+// A webhook receiver that records deliveries and, on demand, fails the next
+// deliveries of one event (other sagas' deliveries are not affected).
 class HookReceiver {
  public:
   HookReceiver() : port_(free_port()) {
@@ -52,7 +54,7 @@ class HookReceiver {
       std::lock_guard lock(mutex_);
       deliveries_.push_back({req.get_header_value("X-Wsflow-Event"), req.get_header_value("X-Wsflow-Signature"),
                              req.get_header_value("Idempotency-Key"), req.body});
-      if (fail_next_ > 0) {
+      if (fail_next_ > 0 && req.get_header_value("X-Wsflow-Event") == fail_event_) {
         --fail_next_;
         res.status = 503;
         return;
@@ -67,7 +69,8 @@ class HookReceiver {
     thread_.join();
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
-  void fail_next(int n) {
+  void fail_next(int n, const std::string& event) {
+    fail_event_ = event;
     std::lock_guard lock(mutex_);
     fail_next_ = n;
   }
@@ -90,6 +93,7 @@ class HookReceiver {
   std::mutex mutex_;
   std::vector<Delivery> deliveries_;
   int fail_next_ = 0;
+  std::string fail_event_;
 };
 
 struct Response {
@@ -101,8 +105,10 @@ struct Response {
 // One running `wsflow serve` and an operator key for it.
 class Server {
  public:
-  // `window` replaces the 30-day hard-delete window of the offboard saga.
-  explicit Server(const std::string& faults, const std::string& webhook_url, const std::string& window = "2s")
+  // `window` replaces the 30-day hard-delete window of the offboard saga,
+  // `retention` the 7-day retention of exports.
+  explicit Server(const std::string& faults, const std::string& webhook_url, const std::string& window = "2s",
+                  const std::string& retention = "7d")
       : dsn_(fresh_database()) {
     // The real definitions, with the hard-delete window shortened for tests.
     const std::filesystem::path source = std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions";
@@ -110,6 +116,7 @@ class Server {
       if (!entry.is_regular_file()) continue;
       std::string text = read_text_file(entry.path()).value();
       text = std::regex_replace(text, std::regex("30d"), window);
+      text = std::regex_replace(text, std::regex("retention: &retention 7d"), "retention: &retention " + retention);
       dir_.write(entry.path().filename().string(), text);
     }
     port_ = free_port();
@@ -206,6 +213,31 @@ class Server {
     std::string hex = workspace_id;
     hex.erase(std::remove(hex.begin(), hex.end(), '-'), hex.end());
     return scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ws_" + hex + "_%'");
+  }
+
+  // Starts an export with `key`, waits for its archive, downloads and
+  // unpacks it into `into`; returns the export record. Fails the test (and
+  // returns what it has) when a step does not work.
+  json take_export(const std::string& workspace, const std::string& key, const std::filesystem::path& into) {
+    const Response started = post("/v1/workspaces/" + workspace + "/export", key);
+    EXPECT_EQ(started.status, 202) << started.body.dump();
+    const std::string path = "/v1/workspaces/" + workspace + "/exports/" + started.body.value("export_id", "");
+    Response record;
+    for (int i = 0; i < 600; ++i) {
+      record = get(path, key);
+      if (record.body.value("status", "") == "completed") break;
+      std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_EQ(record.body.value("status", ""), "completed") << record.body.dump() << log();
+    httplib::Client raw = raw_client();
+    const auto archive = raw.Get((path + "/download").c_str(), {{"Authorization", "Bearer " + key}});
+    EXPECT_TRUE(archive && archive->status == 200);
+    if (!archive) return record.body;
+    std::filesystem::create_directories(into);
+    std::ofstream(into / "export.tar.gz", std::ios::binary) << archive->body;
+    const Output untar = run_command({"tar", "-xzf", (into / "export.tar.gz").string(), "-C", into.string()});
+    EXPECT_EQ(untar.status, 0) << untar.text;
+    return record.body;
   }
 
   // The owner's first key, from the create response of create_workspace.
