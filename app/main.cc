@@ -90,6 +90,7 @@ struct ServeOptions {
   std::string export_dir;        // default: <data-dir>/exports
   std::vector<std::string> webhook_urls;
   std::string webhook_secret;
+  std::vector<std::string> regions;  // default: just "local"
 };
 
 std::pair<std::string, int> host_port(const std::string& listen) {
@@ -158,8 +159,10 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   const ScheduleCommands schedule_commands(store, definitions.schedules.schedules, definitions.sagas.definitions,
                                            clock);
   pg::ConnectionPool api_db(db.dsn, 8);
-  http::ApiServer api({api_db, store, definitions.machine, definitions.sagas.definitions, schedule_commands, clock,
-                       [&] { scheduler.wake(); }});
+  http::ApiDependencies api_deps{api_db,   store, definitions.machine, definitions.sagas.definitions, schedule_commands,
+                                  clock, [&] { scheduler.wake(); }};
+  if (!serve_options.regions.empty()) api_deps.regions = serve_options.regions;
+  http::ApiServer api(api_deps);
   api.start(host, port);
   std::thread signal_waiter([&] {
     int received = 0;
@@ -300,6 +303,8 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--webhook-url", serve_options.webhook_urls, "POST lifecycle events here (repeatable)");
   serve_cmd->add_option("--webhook-secret", serve_options.webhook_secret, "HMAC-SHA256 key for webhook signatures")
       ->envname("WSFLOW_WEBHOOK_SECRET");
+  serve_cmd->add_option("--region", serve_options.regions,
+                        "a region workspaces may be created in (repeatable; the first is the default; default: local)");
   serve_cmd->add_option("--worker-id", engine_options.owner, "unique name of this process (default: host/pid)");
   serve_cmd->add_option("--lease", lease, "lease duration")->capture_default_str();
   serve_cmd->add_option("--poll", poll, "polling interval when no NOTIFY arrives")->capture_default_str();

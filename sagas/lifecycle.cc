@@ -45,8 +45,11 @@ LifecycleStarted fire_event(pqxx::work& tx, const Machine& machine,
   input["workspace_id"] = request.workspace_id;
   input["lifecycle"] = {{"event", request.event}, {"from", status}, {"actor", request.actor}};
   if (request.event == "create") {
-    tx.exec_params("INSERT INTO wsflow.workspaces (id, name, plan, status) VALUES ($1::uuid, $2, $3, $4)",
-                   request.workspace_id, input.value("name", ""), input.value("plan", "free"), transition->via);
+    tx.exec_params(
+        "INSERT INTO wsflow.workspaces (id, name, plan, status, description, region, tenancy_model) "
+        "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7)",
+        request.workspace_id, input.value("name", ""), input.value("plan", "free"), transition->via,
+        input.value("description", ""), input.value("region", "local"), input.value("tenancy_model", "schema"));
   }
   const StartResult started = pg::insert_saga(tx, def->second, input, {request.idempotency_key, request.workspace_id});
   const std::string new_status = transition->via.empty() ? status : transition->via;

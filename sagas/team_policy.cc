@@ -21,11 +21,12 @@ const PermissionRule kRules[] = {
     {Permission::kLeave, "leave the workspace", "members:write", true, true, true, false},
     {Permission::kRevokeKeys, "revoke API keys", "keys:write", true, true, true, true},
     {Permission::kRestore, "restore an offboarded workspace", "lifecycle:write", true, false, false, true},
+    {Permission::kSettings, "change the workspace's name or description", "workspace:write", true, true, false, true},
 };
 
 const std::vector<std::string> kReadScopes = {"workspace:read", "audit:read"};
-const std::vector<std::string> kWriteScopes = {"members:write",   "invitations:write", "keys:write",
-                                               "lifecycle:write", "exports:write",     "billing:write"};
+const std::vector<std::string> kWriteScopes = {"workspace:write", "members:write", "invitations:write", "keys:write",
+                                               "lifecycle:write", "exports:write", "billing:write"};
 
 }  // namespace
 

@@ -34,6 +34,7 @@ enum class Permission {
   kLeave,              // remove oneself from the workspace
   kRevokeKeys,         // revoke keys: one's own, or (owner, admin) others' (the routes say whose)
   kRestore,            // end an offboarding within its window
+  kSettings,           // rename, describe
 };
 
 struct PermissionRule {

@@ -167,6 +167,60 @@ TEST_F(Lifecycle, RestoreOnlyEndsAnOffboarding) {
   EXPECT_EQ(api().post("/v1/workspaces/" + admin_ws + "/restore", admin).status, 403);
 }
 
+TEST_F(Lifecycle, TheWorkspaceRecordThePortalShows) {
+  const Response created =
+      api().post("/v1/workspaces", ops(),
+                 R"({"name":"Portal Co","description":"Our tenant","region":"local","tenancy_model":"schema",)"
+                 R"("owner":{"user_id":"pat","email":"pat@example.com"}})");
+  ASSERT_EQ(created.status, 202) << created.body.dump();
+  const std::string ws = created.body["workspace_id"];
+  const std::string owner = created.body["owner_key"]["key"];
+  api().wait_status(ws, {"active"});
+  const Response detail = api().get("/v1/workspaces/" + ws, owner);
+  EXPECT_EQ(detail.body["description"], "Our tenant");
+  EXPECT_EQ(detail.body["region"], "local");
+  EXPECT_EQ(detail.body["tenancy_model"], "schema");
+  const std::string slug = detail.body["slug"];
+  EXPECT_EQ(api().post("/v1/workspaces", ops(), R"({"name":"x","region":"mars-1","owner":{"user_id":"a","email":"a@b.co"}})")
+                .body["error"]["field"],
+            "region");
+  EXPECT_EQ(api().post("/v1/workspaces", ops(),
+                       R"({"name":"x","tenancy_model":"cluster","owner":{"user_id":"a","email":"a@b.co"}})")
+                .body["error"]["field"],
+            "tenancy_model");
+
+  // Rename: the slug stays, so links keep working.
+  const Response renamed =
+      api().request("PATCH", "/v1/workspaces/" + ws, owner, R"({"name":"Portal Company","description":"Renamed"})");
+  ASSERT_EQ(renamed.status, 200) << renamed.body.dump();
+  EXPECT_EQ(renamed.body["name"], "Portal Company");
+  EXPECT_EQ(renamed.body["slug"], slug);
+  EXPECT_EQ(api().get("/v1/workspaces/" + slug, owner).body["name"], "Portal Company");
+  EXPECT_EQ(api().request("PATCH", "/v1/workspaces/" + ws, owner, R"({"slug":"new"})").body["error"]["field"], "slug");
+  EXPECT_EQ(api().request("PATCH", "/v1/workspaces/" + ws, owner, "{}").status, 400);
+  bool listed = false;
+  const Response workspaces = api().get("/v1/workspaces?limit=100", owner);
+  for (const auto& w : workspaces.body["data"]) {
+    if (w["id"] == ws) listed = w["description"] == "Renamed" && w["region"] == "local";
+  }
+  EXPECT_TRUE(listed);
+
+  // The audit feed newest first, filtered, paginated.
+  const Response recent = api().get("/v1/workspaces/" + ws + "/audit?order=desc&limit=1", owner);
+  ASSERT_EQ(recent.body["data"].size(), 1u);
+  EXPECT_EQ(recent.body["data"][0]["action"], "workspace.updated");
+  const Response older = api().get(
+      "/v1/workspaces/" + ws + "/audit?order=desc&limit=1&cursor=" + recent.body["next_cursor"].get<std::string>(), owner);
+  EXPECT_LT(std::stoll(older.body["data"][0]["id"].get<std::string>()),
+            std::stoll(recent.body["data"][0]["id"].get<std::string>()));
+  const Response by_owner = api().get("/v1/workspaces/" + ws + "/audit?actor=user:pat&limit=100", owner);
+  ASSERT_FALSE(by_owner.body["data"].empty());
+  for (const auto& a : by_owner.body["data"]) EXPECT_EQ(a["actor"], "user:pat");
+  const Response provisioned = api().get("/v1/workspaces/" + ws + "/audit?action=environment.provisioned", owner);
+  EXPECT_EQ(provisioned.body["data"].size(), 3u);
+  EXPECT_EQ(api().get("/v1/workspaces/" + ws + "/audit?order=sideways", owner).body["error"]["field"], "order");
+}
+
 // Faults, each on a server of its own.
 
 TEST(LifecycleFaults, AFreezeThatFailsHalfwayLeavesTheDataAsItWas) {

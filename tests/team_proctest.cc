@@ -98,6 +98,8 @@ const MatrixRow kMatrix[] = {
     // clang-format off
     //                                                        operator  owner   owner:read admin  admin:read member member:read stranger
     {"GET", "/v1/workspaces/{ws}", "",                        {"200", "200", "200", "200", "200", "200", "200", "404 workspace_not_found"}},
+    {"PATCH", "/v1/workspaces/{ws}", R"({"description":"d{n}"})",
+                                                              {"200", "200", "403 forbidden", "200", "403 forbidden", "403 forbidden", "403 forbidden", "404 workspace_not_found"}},
     {"GET", "/v1/workspaces/{ws}/environments", "",           {"200", "200", "200", "200", "200", "200", "200", "404 workspace_not_found"}},
     {"GET", "/v1/workspaces/{ws}/audit", "",                  {"200", "200", "200", "200", "200", "200", "200", "404 workspace_not_found"}},
     {"GET", "/v1/workspaces/{ws}/members", "",                {"200", "200", "200", "200", "200", "200", "200", "404 workspace_not_found"}},

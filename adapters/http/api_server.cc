@@ -247,9 +247,7 @@ nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_o
   const bool by_id = pg::is_uuid(id_or_slug);
   const bool read_only = permission == sagas::Permission::kRead || permission == sagas::Permission::kReadAudit;
   auto rows = ctx.tx.exec_params(
-      std::string("SELECT json_build_object('id', id, 'slug', slug, 'name', name, 'plan', plan, 'status', status, "
-                  "'active_saga_id', active_saga_id, 'hard_delete_at', hard_delete_at, 'created_at', created_at, "
-                  "'updated_at', updated_at)::text FROM wsflow.workspaces WHERE ") +
+      std::string("SELECT ") + kWorkspaceJson + " FROM wsflow.workspaces WHERE " +
           (by_id ? "id = $1::uuid" : "slug = $1") +
           // Writes hold the row so a concurrent lifecycle or team change cannot slip between check and write.
           (read_only ? "" : " FOR UPDATE"),

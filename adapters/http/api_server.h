@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "adapters/postgres/connection_pool.h"
 #include "engine/clock.h"
@@ -36,6 +37,7 @@ struct ApiDependencies {
   const ScheduleCommands& schedules;
   const Clock& clock;
   std::function<void()> wake_scheduler;  // after a resume, so it looks at the new due time
+  std::vector<std::string> regions = {"local"};  // a workspace's region is one of these (the first by default)
   std::size_t max_body_bytes = 64 * 1024;
 };
 

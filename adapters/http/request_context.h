@@ -21,6 +21,12 @@
 
 namespace wsflow::http {
 
+// A workspace row as the API shows it (one JSON text column).
+inline constexpr const char* kWorkspaceJson =
+    "json_build_object('id', id, 'slug', slug, 'name', name, 'description', description, 'plan', plan, "
+    "'region', region, 'tenancy_model', tenancy_model, 'status', status, 'active_saga_id', active_saga_id, "
+    "'hard_delete_at', hard_delete_at, 'created_at', created_at, 'updated_at', updated_at)::text";
+
 // Routes under one workspace; the capture is its UUID or slug.
 inline constexpr const char* kWorkspacePath = R"(/v1/workspaces/([^/]+))";
 

@@ -28,10 +28,16 @@ Reply lifecycle_event(RequestContext& ctx, const nlohmann::json& workspace, cons
 // response, shown once: the one way the owner's own keys begin.
 Reply create_workspace(RequestContext& ctx) {
   require_operator(ctx, "creating workspaces");
-  const nlohmann::json body = parse_object(ctx.request.body, {"name", "plan", "owner"});
+  const nlohmann::json body =
+      parse_object(ctx.request.body, {"name", "description", "plan", "region", "tenancy_model", "owner"});
   const std::string name = *string_field(body, "name", 100, true);
+  const std::string description = string_field(body, "description", 500, false).value_or("");
   const std::string plan = string_field(body, "plan", 20, false).value_or("free");
   require_one_of(plan, sagas::plans(), "plan");
+  const std::string region = string_field(body, "region", 64, false).value_or(ctx.deps.regions.front());
+  require_one_of(region, ctx.deps.regions, "region");
+  const std::string tenancy = string_field(body, "tenancy_model", 20, false).value_or("schema");
+  require_one_of(tenancy, {"schema", "database"}, "tenancy_model");
   if (!body.contains("owner")) throw ApiError(400, "missing_field", "'owner' is required", "owner");
   if (!body["owner"].is_object()) throw ApiError(400, "invalid_field", "'owner' must be an object", "owner");
   const nlohmann::json& owner = body["owner"];
@@ -43,7 +49,13 @@ Reply create_workspace(RequestContext& ctx) {
   const std::string email = email_field(owner, "email", "owner.");
   sagas::LifecycleRequest request{"create",
                                   new_uuid(ctx.tx),
-                                  {{"name", name}, {"plan", plan}, {"owner_user_id", user_id}, {"owner_email", email}},
+                                  {{"name", name},
+                                   {"description", description},
+                                   {"plan", plan},
+                                   {"region", region},
+                                   {"tenancy_model", tenancy},
+                                   {"owner_user_id", user_id},
+                                   {"owner_email", email}},
                                   ctx.principal.actor(),
                                   ""};
   const auto started = sagas::fire_event(ctx.tx, ctx.deps.machine, ctx.deps.definitions, request);
@@ -72,8 +84,7 @@ Reply list_workspaces(RequestContext& ctx) {
   if (!cursor.empty() && !pg::is_uuid(cursor)) throw ApiError(400, "invalid_parameter", "unknown cursor", "cursor");
   const std::string only = ctx.principal.is_operator ? "" : ctx.principal.workspace_id;
   auto rows = ctx.tx.exec_params(
-      "SELECT json_build_object('id', id, 'slug', slug, 'name', name, 'plan', plan, 'status', status, "
-      "'created_at', created_at)::text FROM wsflow.workspaces w "
+      std::string("SELECT ") + kWorkspaceJson + " FROM wsflow.workspaces w "
       "WHERE ($1 = '' OR id = NULLIF($1, '')::uuid) AND ($2 = '' OR (created_at, id) > "
       "(SELECT created_at, id FROM wsflow.workspaces WHERE id = NULLIF($2, '')::uuid)) "
       "ORDER BY created_at, id LIMIT $3",
@@ -125,18 +136,55 @@ Reply restore(RequestContext& ctx) {
   return {202, {{"workspace_id", workspace["id"]}, {"saga_id", saga_id}, {"status", status}}};
 }
 
+// The audit feed, oldest first (order=desc: newest first, for a "recent
+// activity" panel), optionally only one actor's or one action's entries.
 Reply audit_feed(RequestContext& ctx) {
   const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Permission::kReadAudit);
-  const auto [limit, cursor] = page_params(ctx.request);
+  const httplib::Request& req = ctx.request;
+  const auto [limit, cursor] = page_params(req);
   static const std::regex kAuditId("[0-9]{1,18}");
   if (!cursor.empty() && !std::regex_match(cursor, kAuditId)) {
     throw ApiError(400, "invalid_parameter", "unknown cursor", "cursor");
   }
+  const std::string order = req.has_param("order") ? req.get_param_value("order") : "asc";
+  require_one_of(order, {"asc", "desc"}, "order");
+  const std::string actor = req.has_param("actor") ? req.get_param_value("actor") : "";
+  const std::string action = req.has_param("action") ? req.get_param_value("action") : "";
+  const bool newest_first = order == "desc";
   auto rows = ctx.tx.exec_params(
-      "SELECT json_build_object('id', id::text, 'actor', actor, 'action', action, 'detail', detail, 'at', at)::text "
-      "FROM wsflow.audit_log WHERE workspace_id = $1::uuid AND id > $2::bigint ORDER BY id LIMIT $3",
-      workspace["id"].get<std::string>(), cursor.empty() ? "0" : cursor, limit + 1);
+      std::string("SELECT json_build_object('id', id::text, 'actor', actor, 'action', action, 'detail', detail, "
+                  "'at', at)::text FROM wsflow.audit_log WHERE workspace_id = $1::uuid AND ($2 = '' OR ") +
+          (newest_first ? "id < NULLIF($2, '')::bigint" : "id > NULLIF($2, '')::bigint") +
+          ") AND ($3 = '' OR actor = $3) AND ($4 = '' OR action = $4) ORDER BY id " + (newest_first ? "DESC" : "ASC") +
+          " LIMIT $5",
+      workspace["id"].get<std::string>(), cursor, actor, action, limit + 1);
   return page(std::move(rows), limit);
+}
+
+// PATCH: a new name or description. The slug stays as it was, so links keep working.
+Reply update_workspace(RequestContext& ctx) {
+  const nlohmann::json body = parse_object(ctx.request.body, {"name", "description"});
+  const std::optional<std::string> name = string_field(body, "name", 100, false);
+  std::optional<std::string> description;
+  if (body.contains("description")) {
+    if (!body["description"].is_string() || body["description"].get<std::string>().size() > 500) {
+      throw ApiError(400, "invalid_field", "'description' must be a string of at most 500 characters", "description");
+    }
+    description = body["description"].get<std::string>();
+  }
+  if (!name && !description) throw ApiError(400, "missing_field", "give 'name' or 'description'", "name");
+  const nlohmann::json workspace = writable_workspace(ctx, Permission::kSettings);
+  auto updated = ctx.tx.exec_params(
+      std::string("UPDATE wsflow.workspaces SET name = coalesce($2, name), description = coalesce($3, description), "
+                  "updated_at = now() WHERE id = $1::uuid RETURNING ") +
+          kWorkspaceJson,
+      workspace["id"].get<std::string>(), name ? name->c_str() : nullptr,
+      description ? description->c_str() : nullptr);
+  nlohmann::json detail = nlohmann::json::object();
+  if (name) detail["name"] = {{"from", workspace["name"]}, {"to", *name}};
+  if (description) detail["description"] = {{"from", workspace["description"]}, {"to", *description}};
+  sagas::audit(ctx.tx, workspace["id"], ctx.principal.actor(), "workspace.updated", detail);
+  return {200, nlohmann::json::parse(updated[0][0].as<std::string>())};
 }
 
 Reply start_export(RequestContext& ctx) {
@@ -209,6 +257,7 @@ void add_workspace_routes(const RouteAdder& add) {
   add("POST", "/v1/workspaces", create_workspace, key);
   add("GET", "/v1/workspaces", list_workspaces, key);
   add("GET", ws, workspace_detail, key);
+  add("PATCH", ws, update_workspace, key);
   add("GET", ws + "/environments", list_environments, key);
   add("GET", ws + "/audit", audit_feed, key);
   for (const char* event : {"freeze", "unfreeze", "offboard"}) {

@@ -274,6 +274,12 @@ const std::vector<Migration>& migrations() {
        "ALTER TABLE wsflow.environments ADD COLUMN saga_id uuid, ADD COLUMN error text"},
       {7, "downloadable exports",
        "ALTER TABLE wsflow.exports ADD COLUMN sha256 text, ADD COLUMN bytes bigint, ADD COLUMN expires_at timestamptz"},
+      {8, "workspace record",
+       "ALTER TABLE wsflow.workspaces ADD COLUMN description text NOT NULL DEFAULT '', "
+       "ADD COLUMN region text NOT NULL DEFAULT 'local', ADD COLUMN tenancy_model text NOT NULL DEFAULT 'schema' "
+       "CHECK (tenancy_model IN ('schema', 'database')); "
+       "ALTER TABLE wsflow.environments ADD COLUMN database_name text; "
+       "CREATE INDEX audit_log_workspace_action ON wsflow.audit_log (workspace_id, action, id)"},
   };
   return all;
 }
