@@ -4,6 +4,7 @@
 
 #include "adapters/export/archive_writer.h"
 #include "adapters/export/schema_dump.h"
+#include "adapters/postgres/dsn.h"
 #include "sagas/audit.h"
 #include "sagas/lifecycle.h"
 #include "sagas/team.h"
@@ -132,23 +133,33 @@ struct EnvironmentOperation {
   const char* done;
   const char* failed_status;
   const char* audit_action;
-  std::function<void(EnvironmentProvisioner&, const std::string&, const std::string&)> run;
+  std::function<void(EnvironmentProvisioner&, const std::string&, const std::string&, Tenancy)> run;
 };
 
+// The workspace's tenancy model (schema when the workspace is gone).
+Tenancy tenancy_of(pg::ConnectionPool& db, const std::string& workspace_id) {
+  auto conn = db.acquire();
+  pqxx::read_transaction tx(*conn);
+  auto row = tx.exec_params("SELECT tenancy_model FROM wsflow.workspaces WHERE id = $1::uuid", workspace_id);
+  return row.empty() ? Tenancy::kSchema : tenancy_from_string(row[0][0].as<std::string>());
+}
+
 void record_environment(pg::ConnectionPool& db, const std::string& workspace_id, const std::string& environment,
-                        const char* status, const std::string& saga_id, const std::string& error,
+                        Tenancy tenancy, const char* status, const std::string& saga_id, const std::string& error,
                         const char* audit_action) {
   const EnvironmentNames names = environment_names(workspace_id, environment);
   auto conn = db.acquire();
   pqxx::work tx(*conn);
   const auto changed = tx.exec_params(
-      "INSERT INTO wsflow.environments AS e (workspace_id, name, status, schema_name, role_name, saga_id, error) "
-      "VALUES ($1::uuid, $2, coalesce($3, 'active'), $4, $5, $6::uuid, NULLIF($7, '')) "
+      "INSERT INTO wsflow.environments AS e (workspace_id, name, status, schema_name, role_name, database_name, "
+      "saga_id, error) VALUES ($1::uuid, $2, coalesce($3, 'active'), $4, $5, NULLIF($8, ''), $6::uuid, "
+      "NULLIF($7, '')) "
       "ON CONFLICT (workspace_id, name) DO UPDATE SET status = coalesce($3, e.status), saga_id = EXCLUDED.saga_id, "
       "error = EXCLUDED.error, updated_at = now() "
       "WHERE e.status IS DISTINCT FROM coalesce($3, e.status) OR e.error IS DISTINCT FROM EXCLUDED.error "
       "OR e.saga_id IS DISTINCT FROM EXCLUDED.saga_id RETURNING 1",
-      workspace_id, environment, status, names.schema, names.role, saga_id, error);
+      workspace_id, environment, status, tenancy == Tenancy::kSchema ? names.schema : "public", names.role, saga_id,
+      error, tenancy == Tenancy::kDatabase ? names.database : "");
   if (audit_action && !changed.empty()) audit(tx, workspace_id, kActor, audit_action, {{"environment", environment}});
   tx.commit();
 }
@@ -156,14 +167,15 @@ void record_environment(pg::ConnectionPool& db, const std::string& workspace_id,
 ActionResult run_environment_operation(EnvironmentProvisioner& provisioner, pg::ConnectionPool& db,
                                        const EnvironmentOperation& operation, const ActionCall& call) {
   const std::string& id = workspace_of(call);
-  if (operation.during) record_environment(db, id, call.branch, operation.during, call.saga_id, "", nullptr);
+  const Tenancy tenancy = tenancy_of(db, id);
+  if (operation.during) record_environment(db, id, call.branch, tenancy, operation.during, call.saga_id, "", nullptr);
   try {
-    operation.run(provisioner, id, call.branch);
+    operation.run(provisioner, id, call.branch, tenancy);
   } catch (const std::exception& e) {
-    record_environment(db, id, call.branch, operation.failed_status, call.saga_id, e.what(), nullptr);
+    record_environment(db, id, call.branch, tenancy, operation.failed_status, call.saga_id, e.what(), nullptr);
     throw;
   }
-  record_environment(db, id, call.branch, operation.done, call.saga_id, "", operation.audit_action);
+  record_environment(db, id, call.branch, tenancy, operation.done, call.saga_id, "", operation.audit_action);
   return ActionResult::success();
 }
 
@@ -222,23 +234,32 @@ ActionResult write_export(const DomainServices& services, const ActionCall& call
   const std::filesystem::path work = services.export_dir / id / (export_id + ".work");
   std::filesystem::create_directories(work);
   std::vector<ArchiveEntry> entries;
-  std::vector<std::pair<std::string, std::string>> environments;  // name, schema
+  struct Dumped {
+    std::string name;
+    std::string schema;    // empty: the whole database
+    std::string database;  // empty: the environments database itself
+  };
+  std::vector<Dumped> environments;
   {
     auto conn = services.db.acquire();
     pqxx::work tx(*conn, "export");
     tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
     export_files(tx, id, entries);
-    for (const auto& r : tx.exec_params("SELECT name, schema_name FROM wsflow.environments WHERE workspace_id = "
-                                        "$1::uuid AND status IN ('active', 'frozen') ORDER BY name",
+    for (const auto& r : tx.exec_params("SELECT name, schema_name, coalesce(database_name, '') FROM "
+                                        "wsflow.environments WHERE workspace_id = $1::uuid AND status IN "
+                                        "('active', 'frozen') ORDER BY name",
                                         id)) {
-      environments.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
+      const std::string database = r[2].as<std::string>();
+      environments.push_back({r[0].as<std::string>(), database.empty() ? r[1].as<std::string>() : "", database});
     }
     tx.commit();
   }
-  for (const auto& [name, schema] : environments) {
-    const std::filesystem::path dump = work / (name + ".sql");
-    dump_schema(services.environments_dsn, schema, dump);
-    entries.push_back({"environments/" + name + ".sql", "", dump});
+  for (const Dumped& env : environments) {
+    const std::filesystem::path dump = work / (env.name + ".sql");
+    dump_environment(env.database.empty() ? services.environments_dsn
+                                          : pg::dsn_with_database(services.environments_dsn, env.database),
+                     env.schema, dump);
+    entries.push_back({"environments/" + env.name + ".sql", "", dump});
   }
   const WrittenArchive written = write_archive(archive, entries);
   std::error_code ec;
@@ -341,22 +362,25 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
       return run_environment_operation(*provisioner, *db, operation, call);
     });
   };
+  using Environment = const std::string&;
   registry.add("environment.provision",
                environment_action({"provisioning", "active", "failed", "environment.provisioned",
-                                   [](EnvironmentProvisioner& p, const std::string& ws, const std::string& env) {
-                                     p.provision(ws, env);
+                                   [](EnvironmentProvisioner& p, Environment ws, Environment env, Tenancy tenancy) {
+                                     p.provision(ws, env, tenancy);
                                    }}));
   registry.add("environment.deprovision",
                environment_action({"deprovisioning", "deleted", "deprovisioning", "environment.deleted",
-                                   [](EnvironmentProvisioner& p, const std::string& ws, const std::string& env) {
-                                     p.deprovision(ws, env);
+                                   [](EnvironmentProvisioner& p, Environment ws, Environment env, Tenancy tenancy) {
+                                     p.deprovision(ws, env, tenancy);
                                    }}));
   registry.add("environment.freeze", environment_action({nullptr, "frozen", nullptr, "environment.frozen",
-                                                         [](EnvironmentProvisioner& p, const std::string& ws,
-                                                            const std::string& env) { p.freeze(ws, env); }}));
-  registry.add("environment.unfreeze", environment_action({nullptr, "active", nullptr, "environment.unfrozen",
-                                                           [](EnvironmentProvisioner& p, const std::string& ws,
-                                                              const std::string& env) { p.unfreeze(ws, env); }}));
+                                                         [](EnvironmentProvisioner& p, Environment ws, Environment env,
+                                                            Tenancy tenancy) { p.freeze(ws, env, tenancy); }}));
+  registry.add("environment.unfreeze",
+               environment_action({nullptr, "active", nullptr, "environment.unfrozen",
+                                   [](EnvironmentProvisioner& p, Environment ws, Environment env, Tenancy tenancy) {
+                                     p.unfreeze(ws, env, tenancy);
+                                   }}));
 
   const WebhookNotifier* webhooks = &services.webhooks;
   registry.add("webhook.notify", blocking_action([webhooks](const ActionCall& call) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "adapters/postgres/dsn.h"
 #include "adapters/provisioner/environment_provisioner.h"
 #include "tests/support/live_server.h"
 
@@ -181,11 +182,14 @@ TEST_F(Lifecycle, TheWorkspaceRecordThePortalShows) {
   EXPECT_EQ(detail.body["region"], "local");
   EXPECT_EQ(detail.body["tenancy_model"], "schema");
   const std::string slug = detail.body["slug"];
-  EXPECT_EQ(api().post("/v1/workspaces", ops(), R"({"name":"x","region":"mars-1","owner":{"user_id":"a","email":"a@b.co"}})")
-                .body["error"]["field"],
-            "region");
-  EXPECT_EQ(api().post("/v1/workspaces", ops(),
-                       R"({"name":"x","tenancy_model":"cluster","owner":{"user_id":"a","email":"a@b.co"}})")
+  EXPECT_EQ(
+      api()
+          .post("/v1/workspaces", ops(), R"({"name":"x","region":"mars-1","owner":{"user_id":"a","email":"a@b.co"}})")
+          .body["error"]["field"],
+      "region");
+  EXPECT_EQ(api()
+                .post("/v1/workspaces", ops(),
+                      R"({"name":"x","tenancy_model":"cluster","owner":{"user_id":"a","email":"a@b.co"}})")
                 .body["error"]["field"],
             "tenancy_model");
 
@@ -210,7 +214,8 @@ TEST_F(Lifecycle, TheWorkspaceRecordThePortalShows) {
   ASSERT_EQ(recent.body["data"].size(), 1u);
   EXPECT_EQ(recent.body["data"][0]["action"], "workspace.updated");
   const Response older = api().get(
-      "/v1/workspaces/" + ws + "/audit?order=desc&limit=1&cursor=" + recent.body["next_cursor"].get<std::string>(), owner);
+      "/v1/workspaces/" + ws + "/audit?order=desc&limit=1&cursor=" + recent.body["next_cursor"].get<std::string>(),
+      owner);
   EXPECT_LT(std::stoll(older.body["data"][0]["id"].get<std::string>()),
             std::stoll(recent.body["data"][0]["id"].get<std::string>()));
   const Response by_owner = api().get("/v1/workspaces/" + ws + "/audit?actor=user:pat&limit=100", owner);
@@ -219,6 +224,42 @@ TEST_F(Lifecycle, TheWorkspaceRecordThePortalShows) {
   const Response provisioned = api().get("/v1/workspaces/" + ws + "/audit?action=environment.provisioned", owner);
   EXPECT_EQ(provisioned.body["data"].size(), 3u);
   EXPECT_EQ(api().get("/v1/workspaces/" + ws + "/audit?order=sideways", owner).body["error"]["field"], "order");
+}
+
+TEST_F(Lifecycle, ADatabaseTenancyWorkspaceThroughItsWholeLife) {
+  const Response created = api().post(
+      "/v1/workspaces", ops(),
+      R"({"name":"Own Databases","tenancy_model":"database","owner":{"user_id":"dee","email":"dee@example.com"}})");
+  ASSERT_EQ(created.status, 202);
+  const std::string ws = created.body["workspace_id"];
+  const std::string owner = created.body["owner_key"]["key"];
+  ASSERT_EQ(api().wait_status(ws, {"active", "deleted", "failed"}), "active") << api().log();
+  EXPECT_EQ(api().get("/v1/workspaces/" + ws, owner).body["tenancy_model"], "database");
+  const EnvironmentNames prod = environment_names(ws, "prod");
+  EXPECT_EQ(api().scalar("SELECT count(*) FROM pg_database WHERE datname LIKE '" + prod.database.substr(0, 36) + "%'"),
+            3);
+  const std::string prod_dsn = pg::dsn_with_database(api().dsn(), prod.database);
+  ASSERT_EQ(as_role(prod_dsn, prod.role, "CREATE TABLE ledger (id int, amount int); INSERT INTO ledger VALUES (1, 42)"),
+            "ok");
+
+  ASSERT_EQ(api().post("/v1/workspaces/" + ws + "/freeze", owner).status, 202);
+  api().wait_status(ws, {"frozen"});
+  EXPECT_EQ(as_role(prod_dsn, prod.role, "INSERT INTO ledger VALUES (2, 7)"), "denied");
+  ASSERT_EQ(api().post("/v1/workspaces/" + ws + "/unfreeze", owner).status, 202);
+  api().wait_status(ws, {"active"});
+  EXPECT_EQ(as_role(prod_dsn, prod.role, "INSERT INTO ledger VALUES (2, 7)"), "ok");
+
+  testing::TempDir dir;
+  api().take_export(ws, owner, dir.path());
+  const std::string dump = read_text_file(dir.path() / "environments" / "prod.sql").value();
+  EXPECT_NE(dump.find("CREATE TABLE public.ledger"), std::string::npos);
+  EXPECT_NE(dump.find("1\t42"), std::string::npos);
+
+  ASSERT_EQ(api().request("DELETE", "/v1/workspaces/" + ws, owner).status, 202);
+  EXPECT_EQ(api().wait_status(ws, {"deleted"}), "deleted");
+  EXPECT_EQ(api().scalar("SELECT count(*) FROM pg_database WHERE datname LIKE '" + prod.database.substr(0, 36) + "%'"),
+            0);
+  EXPECT_EQ(api().scalar("SELECT count(*) FROM pg_roles WHERE rolname LIKE '" + prod.role.substr(0, 36) + "%'"), 0);
 }
 
 // Faults, each on a server of its own.

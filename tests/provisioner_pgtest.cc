@@ -4,6 +4,7 @@
 
 #include <pqxx/pqxx>
 
+#include "adapters/postgres/dsn.h"
 #include "adapters/provisioner/environment_provisioner.h"
 #include "tests/support/test_cluster.h"
 
@@ -17,16 +18,16 @@ using testing::scalar;
 TEST(Provisioner, CreatesAnIsolatedSchemaAndRoleIdempotentlyAndDropsThem) {
   const std::string dsn = testing::fresh_unmigrated_database();
   auto provisioner = make_pg_provisioner(dsn, 2);
-  const EnvironmentNames names = provisioner->provision(kWorkspace, "prod");
+  const EnvironmentNames names = provisioner->provision(kWorkspace, "prod", Tenancy::kSchema);
   EXPECT_EQ(names.schema, "ws_0b8d3c1e5f6a4b7c8d9e0f1a2b3c4d5e_prod");
-  EXPECT_NO_THROW(provisioner->provision(kWorkspace, "prod"));  // again: no error, nothing more
+  EXPECT_NO_THROW(provisioner->provision(kWorkspace, "prod", Tenancy::kSchema));  // again: no error, nothing more
   EXPECT_EQ(scalar(dsn,
                    "SELECT count(*) FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner "
                    "WHERE n.nspname = '" +
                        names.schema + "' AND r.rolname = '" + names.role + "'"),
             1);
-  provisioner->deprovision(kWorkspace, "prod");
-  EXPECT_NO_THROW(provisioner->deprovision(kWorkspace, "prod"));
+  provisioner->deprovision(kWorkspace, "prod", Tenancy::kSchema);
+  EXPECT_NO_THROW(provisioner->deprovision(kWorkspace, "prod", Tenancy::kSchema));
   EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = '" + names.schema + "'"), 0);
   EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM pg_roles WHERE rolname = '" + names.role + "'"), 0);
 }
@@ -41,11 +42,11 @@ TEST(FaultyProvisioner, FailsOrHangsOnlyAtTheChosenEnvironment) {
   const std::string dsn = testing::fresh_unmigrated_database();
   auto faulty = make_faulty_provisioner(make_pg_provisioner(dsn, 2), "provision:prod:fail,deprovision:dev:hang",
                                         std::chrono::milliseconds(300));
-  EXPECT_NO_THROW(faulty->provision(kWorkspace, "dev"));
-  EXPECT_THROW(faulty->provision(kWorkspace, "prod"), std::runtime_error);
+  EXPECT_NO_THROW(faulty->provision(kWorkspace, "dev", Tenancy::kSchema));
+  EXPECT_THROW(faulty->provision(kWorkspace, "prod", Tenancy::kSchema), std::runtime_error);
   EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ws_%_prod'"), 0);
   const auto begin = std::chrono::steady_clock::now();
-  EXPECT_THROW(faulty->deprovision(kWorkspace, "dev"), std::runtime_error);
+  EXPECT_THROW(faulty->deprovision(kWorkspace, "dev", Tenancy::kSchema), std::runtime_error);
   EXPECT_GE(std::chrono::steady_clock::now() - begin, std::chrono::milliseconds(300));
   EXPECT_THROW(make_faulty_provisioner(make_pg_provisioner(dsn, 1), "provision:prod", std::chrono::seconds(1)),
                std::invalid_argument);
@@ -62,14 +63,14 @@ using testing::as_role;
 TEST(Provisioner, FreezeMakesTheDataReadOnlyForItsRoleAndUnfreezeRestoresIt) {
   const std::string dsn = testing::fresh_unmigrated_database();
   auto provisioner = make_pg_provisioner(dsn, 2);
-  const EnvironmentNames env = provisioner->provision(kWorkspace, "dev");
+  const EnvironmentNames env = provisioner->provision(kWorkspace, "dev", Tenancy::kSchema);
   const std::string table = env.schema + ".notes";
   ASSERT_EQ(as_role(dsn, env.role, "CREATE TABLE " + table + " (id serial PRIMARY KEY, body text)"), "ok");
   ASSERT_EQ(as_role(dsn, env.role, "INSERT INTO " + table + " (body) VALUES ('before')"), "ok");
 
-  provisioner->freeze(kWorkspace, "dev");
-  EXPECT_NO_THROW(provisioner->freeze(kWorkspace, "dev"));                   // idempotent
-  EXPECT_EQ(as_role(dsn, env.role, "SELECT count(*) FROM " + table), "ok");  // reads and export keep working
+  provisioner->freeze(kWorkspace, "dev", Tenancy::kSchema);
+  EXPECT_NO_THROW(provisioner->freeze(kWorkspace, "dev", Tenancy::kSchema));  // idempotent
+  EXPECT_EQ(as_role(dsn, env.role, "SELECT count(*) FROM " + table), "ok");   // reads and export keep working
   EXPECT_EQ(as_role(dsn, env.role, "INSERT INTO " + table + " (body) VALUES ('during')"), "denied");
   EXPECT_EQ(as_role(dsn, env.role, "UPDATE " + table + " SET body = 'x'"), "denied");
   EXPECT_EQ(as_role(dsn, env.role, "DELETE FROM " + table), "denied");
@@ -80,8 +81,8 @@ TEST(Provisioner, FreezeMakesTheDataReadOnlyForItsRoleAndUnfreezeRestoresIt) {
   as_role(dsn, env.role, "GRANT INSERT ON " + table + " TO " + env.role);
   EXPECT_EQ(as_role(dsn, env.role, "INSERT INTO " + table + " (body) VALUES ('sneaky')"), "denied");
 
-  provisioner->unfreeze(kWorkspace, "dev");
-  EXPECT_NO_THROW(provisioner->unfreeze(kWorkspace, "dev"));
+  provisioner->unfreeze(kWorkspace, "dev", Tenancy::kSchema);
+  EXPECT_NO_THROW(provisioner->unfreeze(kWorkspace, "dev", Tenancy::kSchema));
   EXPECT_EQ(as_role(dsn, env.role, "INSERT INTO " + table + " (body) VALUES ('after')"), "ok");
   EXPECT_EQ(as_role(dsn, env.role, "CREATE TABLE " + env.schema + ".more (id int)"), "ok");
   EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM " + table), 2);
@@ -89,8 +90,8 @@ TEST(Provisioner, FreezeMakesTheDataReadOnlyForItsRoleAndUnfreezeRestoresIt) {
   EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM pg_tables WHERE schemaname = '" + env.schema + "' AND tableowner <> '" +
                             env.role + "'"),
             0);
-  provisioner->freeze(kWorkspace, "dev");
-  provisioner->deprovision(kWorkspace, "dev");  // a frozen environment is torn down too
+  provisioner->freeze(kWorkspace, "dev", Tenancy::kSchema);
+  provisioner->deprovision(kWorkspace, "dev", Tenancy::kSchema);  // a frozen environment is torn down too
   EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM pg_roles WHERE rolname LIKE '" + env.role + "%'"), 0);
 }
 
@@ -98,10 +99,44 @@ TEST(FaultyProvisioner, HangsForTheDurationTheSpecGives) {
   const std::string dsn = testing::fresh_unmigrated_database();
   auto faulty = make_faulty_provisioner(make_pg_provisioner(dsn, 1), "freeze:dev:hang:200ms", std::chrono::hours(1));
   const auto begin = std::chrono::steady_clock::now();
-  EXPECT_THROW(faulty->freeze(kWorkspace, "dev"), std::runtime_error);
+  EXPECT_THROW(faulty->freeze(kWorkspace, "dev", Tenancy::kSchema), std::runtime_error);
   EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(5));
   EXPECT_THROW(make_faulty_provisioner(make_pg_provisioner(dsn, 1), "freeze:dev:hang:soon", std::chrono::seconds(1)),
                std::invalid_argument);
+}
+
+TEST(Provisioner, DatabaseTenancyGivesEachEnvironmentItsOwnDatabaseFrozenAndDroppedLikeASchema) {
+  const std::string dsn = testing::fresh_unmigrated_database();
+  auto provisioner = make_pg_provisioner(dsn, 2);
+  const EnvironmentNames env = provisioner->provision(kWorkspace, "staging", Tenancy::kDatabase);
+  EXPECT_NO_THROW(provisioner->provision(kWorkspace, "staging", Tenancy::kDatabase));  // idempotent
+  EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = '" +
+                            env.database + "' AND r.rolname = '" + env.role + "'"),
+            1);
+  EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM pg_namespace WHERE nspname = '" + env.schema + "'"), 0);  // no schema
+  // Only its own role may connect.
+  EXPECT_EQ(scalar(dsn, "SELECT has_database_privilege('pg_monitor', '" + env.database + "', 'CONNECT')::int"), 0);
+  const std::string env_dsn = pg::dsn_with_database(dsn, env.database);
+  ASSERT_EQ(as_role(env_dsn, env.role, "CREATE TABLE items (id int); INSERT INTO items VALUES (1)"), "ok");
+
+  provisioner->freeze(kWorkspace, "staging", Tenancy::kDatabase);
+  EXPECT_EQ(as_role(env_dsn, env.role, "SELECT * FROM items"), "ok");
+  EXPECT_EQ(as_role(env_dsn, env.role, "INSERT INTO items VALUES (2)"), "denied");
+  EXPECT_EQ(as_role(env_dsn, env.role, "CREATE TABLE more (id int)"), "denied");
+  EXPECT_EQ(as_role(env_dsn, env.role, "CREATE SCHEMA elsewhere"), "denied");
+  provisioner->unfreeze(kWorkspace, "staging", Tenancy::kDatabase);
+  EXPECT_EQ(as_role(env_dsn, env.role, "INSERT INTO items VALUES (2)"), "ok");
+  EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = '" +
+                            env.database + "' AND r.rolname = '" + env.role + "'"),
+            1);  // the database is the role's again
+
+  provisioner->freeze(kWorkspace, "staging", Tenancy::kDatabase);
+  provisioner->deprovision(kWorkspace, "staging", Tenancy::kDatabase);
+  EXPECT_NO_THROW(provisioner->deprovision(kWorkspace, "staging", Tenancy::kDatabase));
+  EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM pg_database WHERE datname = '" + env.database + "'"), 0);
+  EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM pg_roles WHERE rolname LIKE '" + env.role + "%'"), 0);
+  EXPECT_EQ(pg::dsn_with_database("postgresql://u@h:5/a?sslmode=disable", "b").find("dbname='b'") != std::string::npos,
+            true);
 }
 
 }  // namespace

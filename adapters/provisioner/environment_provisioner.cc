@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "adapters/postgres/connection_pool.h"
+#include "adapters/postgres/dsn.h"
 #include "engine/duration.h"
 
 namespace wsflow {
@@ -16,24 +17,38 @@ namespace {
 
 class PgProvisioner final : public EnvironmentProvisioner {
  public:
-  PgProvisioner(const std::string& dsn, int connections) : pool_(dsn, connections) {}
+  PgProvisioner(const std::string& dsn, int connections) : dsn_(dsn), pool_(dsn, connections) {}
 
-  EnvironmentNames provision(const std::string& workspace_id, const std::string& environment) override {
+  EnvironmentNames provision(const std::string& workspace_id, const std::string& environment,
+                             Tenancy tenancy) override {
     const EnvironmentNames names = environment_names(workspace_id, environment);
     auto conn = pool_.acquire();
-    pqxx::work tx(*conn);
-    // Names are validated identifiers; quote_name keeps them so.
-    const std::string role = tx.quote_name(names.role);
-    tx.exec("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = " + tx.quote(names.role) +
-            ") THEN CREATE ROLE " + role + " NOLOGIN; END IF; END $$");
-    tx.exec("CREATE SCHEMA IF NOT EXISTS " + tx.quote_name(names.schema) + " AUTHORIZATION " + role);
-    tx.commit();
+    if (tenancy == Tenancy::kSchema) {
+      pqxx::work tx(*conn);
+      create_role(tx, names.role);
+      tx.exec("CREATE SCHEMA IF NOT EXISTS " + tx.quote_name(names.schema) + " AUTHORIZATION " +
+              tx.quote_name(names.role));
+      tx.commit();
+      return names;
+    }
+    // CREATE DATABASE runs outside a transaction; each statement is idempotent.
+    pqxx::nontransaction tx(*conn);
+    create_role(tx, names.role);
+    if (tx.exec_params("SELECT 1 FROM pg_database WHERE datname = $1", names.database).empty()) {
+      tx.exec("CREATE DATABASE " + tx.quote_name(names.database) + " OWNER " + tx.quote_name(names.role));
+    }
+    tx.exec("REVOKE CONNECT, TEMPORARY ON DATABASE " + tx.quote_name(names.database) + " FROM PUBLIC");
+    tx.exec("GRANT CONNECT ON DATABASE " + tx.quote_name(names.database) + " TO " + tx.quote_name(names.role));
     return names;
   }
 
-  void deprovision(const std::string& workspace_id, const std::string& environment) override {
+  void deprovision(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) override {
     const EnvironmentNames names = environment_names(workspace_id, environment);
     auto conn = pool_.acquire();
+    if (tenancy == Tenancy::kDatabase) {
+      pqxx::nontransaction drop(*conn);
+      drop.exec("DROP DATABASE IF EXISTS " + drop.quote_name(names.database) + " WITH (FORCE)");
+    }
     pqxx::work tx(*conn);
     tx.exec("DROP SCHEMA IF EXISTS " + tx.quote_name(names.schema) + " CASCADE");
     for (const std::string& role : {names.role, keeper_of(names)}) {
@@ -43,40 +58,66 @@ class PgProvisioner final : public EnvironmentProvisioner {
     tx.commit();
   }
 
-  void freeze(const std::string& workspace_id, const std::string& environment) override {
+  void freeze(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) override {
     const EnvironmentNames names = environment_names(workspace_id, environment);
-    auto conn = pool_.acquire();
-    pqxx::work tx(*conn);
-    const std::string role = tx.quote_name(names.role);
-    const std::string keeper = tx.quote_name(keeper_of(names));
-    const std::string schema = tx.quote_name(names.schema);
-    tx.exec("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = " + tx.quote(keeper_of(names)) +
-            ") THEN CREATE ROLE " + keeper + " NOLOGIN; END IF; END $$");
-    if (role_exists(tx, names.role)) tx.exec("REASSIGN OWNED BY " + role + " TO " + keeper);
-    tx.exec("GRANT USAGE ON SCHEMA " + schema + " TO " + role);
-    tx.exec("GRANT SELECT ON ALL TABLES IN SCHEMA " + schema + " TO " + role);
-    tx.exec("GRANT SELECT ON ALL SEQUENCES IN SCHEMA " + schema + " TO " + role);
-    tx.commit();
+    on_environment(names, tenancy, [&](pqxx::work& tx) {
+      const std::string role = tx.quote_name(names.role);
+      create_role(tx, keeper_of(names));
+      if (role_exists(tx, names.role)) tx.exec("REASSIGN OWNED BY " + role + " TO " + tx.quote_name(keeper_of(names)));
+      if (tenancy == Tenancy::kDatabase) {
+        tx.exec("GRANT CONNECT ON DATABASE " + tx.quote_name(names.database) + " TO " + role);
+      }
+      // Read access to every schema the data is in (a database may hold several).
+      for (const auto& row :
+           tx.exec_params("SELECT nspname FROM pg_namespace WHERE nspname = $1 OR ($2 AND nspname NOT LIKE 'pg\\_%' "
+                          "AND nspname <> 'information_schema')",
+                          names.schema, tenancy == Tenancy::kDatabase)) {
+        const std::string schema = tx.quote_name(row[0].as<std::string>());
+        tx.exec("GRANT USAGE ON SCHEMA " + schema + " TO " + role);
+        tx.exec("GRANT SELECT ON ALL TABLES IN SCHEMA " + schema + " TO " + role);
+        tx.exec("GRANT SELECT ON ALL SEQUENCES IN SCHEMA " + schema + " TO " + role);
+      }
+    });
   }
 
-  void unfreeze(const std::string& workspace_id, const std::string& environment) override {
+  void unfreeze(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) override {
     const EnvironmentNames names = environment_names(workspace_id, environment);
-    auto conn = pool_.acquire();
-    pqxx::work tx(*conn);
-    // Ownership changes rewrite the privileges: the role is the owner again,
-    // with all an owner's rights, and nothing of the keeper is left.
-    if (role_exists(tx, keeper_of(names))) {
-      tx.exec("REASSIGN OWNED BY " + tx.quote_name(keeper_of(names)) + " TO " + tx.quote_name(names.role));
-    }
-    tx.commit();
+    on_environment(names, tenancy, [&](pqxx::work& tx) {
+      // Ownership changes rewrite the privileges: the role is the owner again,
+      // with all an owner's rights, and nothing of the keeper is left.
+      if (role_exists(tx, keeper_of(names))) {
+        tx.exec("REASSIGN OWNED BY " + tx.quote_name(keeper_of(names)) + " TO " + tx.quote_name(names.role));
+      }
+    });
   }
 
  private:
   static std::string keeper_of(const EnvironmentNames& names) { return names.role + "_frozen"; }
-  static bool role_exists(pqxx::work& tx, const std::string& role) {
+  static bool role_exists(pqxx::transaction_base& tx, const std::string& role) {
     return !tx.exec_params("SELECT 1 FROM pg_roles WHERE rolname = $1", role).empty();
   }
+  static void create_role(pqxx::transaction_base& tx, const std::string& role) {
+    tx.exec("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = " + tx.quote(role) +
+            ") THEN CREATE ROLE " + tx.quote_name(role) + " NOLOGIN; END IF; END $$");
+  }
 
+  // Runs `f` in one transaction in the database that holds the environment's data.
+  template <class F>
+  void on_environment(const EnvironmentNames& names, Tenancy tenancy, F f) {
+    if (tenancy == Tenancy::kSchema) {
+      auto conn = pool_.acquire();
+      pqxx::work tx(*conn);
+      f(tx);
+      tx.commit();
+      return;
+    }
+    pqxx::connection conn(pg::dsn_with_database(dsn_, names.database));
+    pqxx::work tx(conn);
+    f(tx);
+    tx.commit();
+  }
+
+  std::string dsn_;
   pg::ConnectionPool pool_;
 };
 
@@ -93,21 +134,22 @@ class FaultyProvisioner final : public EnvironmentProvisioner {
                     std::chrono::milliseconds hang_for)
       : inner_(std::move(inner)), faults_(std::move(faults)), hang_for_(hang_for) {}
 
-  EnvironmentNames provision(const std::string& workspace_id, const std::string& environment) override {
+  EnvironmentNames provision(const std::string& workspace_id, const std::string& environment,
+                             Tenancy tenancy) override {
     inject("provision", environment);
-    return inner_->provision(workspace_id, environment);
+    return inner_->provision(workspace_id, environment, tenancy);
   }
-  void deprovision(const std::string& workspace_id, const std::string& environment) override {
+  void deprovision(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) override {
     inject("deprovision", environment);
-    inner_->deprovision(workspace_id, environment);
+    inner_->deprovision(workspace_id, environment, tenancy);
   }
-  void freeze(const std::string& workspace_id, const std::string& environment) override {
+  void freeze(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) override {
     inject("freeze", environment);
-    inner_->freeze(workspace_id, environment);
+    inner_->freeze(workspace_id, environment, tenancy);
   }
-  void unfreeze(const std::string& workspace_id, const std::string& environment) override {
+  void unfreeze(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) override {
     inject("unfreeze", environment);
-    inner_->unfreeze(workspace_id, environment);
+    inner_->unfreeze(workspace_id, environment, tenancy);
   }
 
  private:
@@ -137,7 +179,13 @@ EnvironmentNames environment_names(const std::string& workspace_id, const std::s
     if (ch != '-') hex.push_back(ch);
   }
   const std::string name = "ws_" + hex + "_" + environment;
-  return {name, name};
+  return {name, name, name};
+}
+
+Tenancy tenancy_from_string(const std::string& name) {
+  if (name == "schema") return Tenancy::kSchema;
+  if (name == "database") return Tenancy::kDatabase;
+  throw std::invalid_argument("unknown tenancy model '" + name + "' (schema or database)");
 }
 
 std::unique_ptr<EnvironmentProvisioner> make_pg_provisioner(const std::string& dsn, int connections) {

@@ -1,6 +1,8 @@
 #pragma once
 // Environments (dev, staging, prod) of a workspace as real isolated
-// PostgreSQL schemas, each owned by its own role, in a target database.
+// PostgreSQL objects, each owned by its own role, in a target cluster: by the
+// workspace's tenancy model a schema in the target database, or a database
+// of its own (CONNECT revoked from PUBLIC, granted to its role).
 //
 // Freezing an environment makes its data read-only for its role: every
 // object the role owns passes to a keeper role (`<role>_frozen`, NOLOGIN) and
@@ -19,9 +21,17 @@
 
 namespace wsflow {
 
+enum class Tenancy {
+  kSchema,    // a schema per environment in a shared database
+  kDatabase,  // a database per environment
+};
+// "schema" / "database"; throws std::invalid_argument for anything else.
+Tenancy tenancy_from_string(const std::string& name);
+
 struct EnvironmentNames {
-  std::string schema;  // ws_<32 hex of the workspace UUID>_<env>
-  std::string role;    // same as the schema
+  std::string schema;    // ws_<32 hex of the workspace UUID>_<env>
+  std::string role;      // same as the schema
+  std::string database;  // same again: the environment's database under Tenancy::kDatabase
 };
 // Throws std::invalid_argument for a malformed workspace id or environment name.
 EnvironmentNames environment_names(const std::string& workspace_id, const std::string& environment);
@@ -29,13 +39,15 @@ EnvironmentNames environment_names(const std::string& workspace_id, const std::s
 class EnvironmentProvisioner {
  public:
   virtual ~EnvironmentProvisioner() = default;
-  virtual EnvironmentNames provision(const std::string& workspace_id, const std::string& environment) = 0;
-  virtual void deprovision(const std::string& workspace_id, const std::string& environment) = 0;
-  virtual void freeze(const std::string& workspace_id, const std::string& environment) = 0;
-  virtual void unfreeze(const std::string& workspace_id, const std::string& environment) = 0;
+  virtual EnvironmentNames provision(const std::string& workspace_id, const std::string& environment,
+                                     Tenancy tenancy) = 0;
+  virtual void deprovision(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) = 0;
+  virtual void freeze(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) = 0;
+  virtual void unfreeze(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) = 0;
 };
 
-// The real one: a schema and a NOLOGIN role in the database at `dsn`.
+// The real one: a NOLOGIN role and a schema in the database at `dsn`, or a
+// database in the cluster `dsn` points to.
 std::unique_ptr<EnvironmentProvisioner> make_pg_provisioner(const std::string& dsn, int connections);
 
 // A test double that forwards to `inner` except for the chosen environments,
