@@ -18,7 +18,6 @@
 #include <sstream>
 #include <thread>
 
-#include "adapters/postgres/embedded_cluster.h"
 #include "adapters/postgres/pg_store.h"
 #include "adapters/provisioner/environment_provisioner.h"
 #include "adapters/webhook/webhook_notifier.h"
@@ -175,10 +174,9 @@ TEST_F(Api, ExportIsATarGzToDownloadWithChecksumsAndEachEnvironmentsDump) {
 
   // The dump restores into a scratch database with the same data.
   const std::string scratch = testing::fresh_unmigrated_database();
-  const auto restored =
-      testing::run_command({(pg::server_bin_dir() / "psql").string(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
-                            scratch, "-f", (dir.path() / "environments" / "dev.sql").string()});
-  ASSERT_EQ(restored.status, 0) << restored.text;
+  std::string psql_output;
+  ASSERT_EQ(testing::run_sql_file(scratch, (dir.path() / "environments" / "dev.sql").string(), psql_output), 0)
+      << psql_output;
   EXPECT_EQ(testing::scalar(scratch, "SELECT count(*) FROM " + dev.schema + ".orders"), 250);
   EXPECT_EQ(testing::scalar(scratch, "SELECT (sum(total) * 10)::bigint FROM " + dev.schema + ".orders"),
             api().scalar("SELECT (sum(total) * 10)::bigint FROM " + dev.schema + ".orders"));

@@ -15,6 +15,7 @@
 
 #include "adapters/postgres/embedded_cluster.h"
 #include "adapters/postgres/migrations.h"
+#include "tests/support/process.h"
 
 namespace wsflow::testing {
 namespace {
@@ -72,6 +73,13 @@ long long scalar(const std::string& dsn, const std::string& sql) {
   const long long value = tx.exec(sql)[0][0].as<long long>();
   tx.commit();
   return value;
+}
+
+int run_sql_file(const std::string& dsn, const std::string& file, std::string& output) {
+  const Output out = run_command(
+      {(pg::server_bin_dir() / "psql").string(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", file});
+  output = out.text;
+  return out.status;
 }
 
 std::string as_role(const std::string& dsn, const std::string& role, const std::string& sql) {

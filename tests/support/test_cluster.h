@@ -17,6 +17,10 @@ std::string fresh_unmigrated_database();
 // its own committed transaction, so `… RETURNING 1` statements work too).
 long long scalar(const std::string& dsn, const std::string& sql);
 
+// Runs the SQL file `file` on `dsn` with psql (stopping at the first error),
+// e.g. to restore a dump; the exit status 0 means it all ran.
+int run_sql_file(const std::string& dsn, const std::string& file, std::string& output);
+
 // Runs `sql` on `dsn` as `role` (SET ROLE, as a login role granted it would)
 // and commits: "ok", or "denied" when Postgres refuses it for lack of privilege.
 std::string as_role(const std::string& dsn, const std::string& role, const std::string& sql);
