@@ -37,23 +37,7 @@ using testing::HookReceiver;
 using testing::Response;
 using testing::Server;
 
-class Api : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    hooks_ = new HookReceiver();
-    server_ = new Server("", hooks_->url());
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete hooks_;
-  }
-  static HookReceiver* hooks_;
-  static Server* server_;
-  Server& api() { return *server_; }
-  const std::string& ops() { return server_->operator_key(); }
-};
-HookReceiver* Api::hooks_ = nullptr;
-Server* Api::server_ = nullptr;
+class Api : public testing::SharedServerSuite<testing::ShortWindow> {};
 
 TEST_F(Api, CreateProvisionsThreeEnvironmentSchemasThenActivates) {
   const std::string id = api().create_workspace("Acme Corp");

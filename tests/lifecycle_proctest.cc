@@ -54,27 +54,17 @@ std::string write_as_dev(Server& api, const std::string& ws, const std::string& 
   return as_role(api.dsn(), environment_names(ws, "dev").role, "INSERT INTO " + table + " (body) VALUES ('more')");
 }
 
-class Lifecycle : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    hooks_ = new HookReceiver();
-    server_ = new Server("", hooks_->url(), "1h");  // a window long enough to act within
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete hooks_;
-  }
-  static HookReceiver* hooks_;
-  static Server* server_;
-  Server& api() { return *server_; }
-  const std::string& ops() { return server_->operator_key(); }
+// A window long enough to act within.
+struct LongWindow {
+  static constexpr const char* kWindow = "1h";
+};
 
+class Lifecycle : public testing::SharedServerSuite<LongWindow> {
+ protected:
   std::string saga_state(const std::string& saga_id) {
     return api().get("/v1/sagas/" + saga_id, ops()).body.value("state", "");
   }
 };
-HookReceiver* Lifecycle::hooks_ = nullptr;
-Server* Lifecycle::server_ = nullptr;
 
 TEST_F(Lifecycle, FreezeStopsWritesToTheDataAndUnfreezeRestoresThem) {
   const std::string ws = api().create_workspace("Cold Storage");
@@ -125,7 +115,8 @@ TEST_F(Lifecycle, OffboardKeepsEverythingThroughTheWindowAndRestoreBringsItBack)
   // Its dump of dev restores into a scratch database with the same rows.
   const std::string scratch = testing::fresh_unmigrated_database();
   std::string psql_output;
-  ASSERT_EQ(testing::run_sql_file(scratch, (dir.path() / "environments" / "dev.sql").string(), psql_output), 0) << psql_output;
+  ASSERT_EQ(testing::run_sql_file(scratch, (dir.path() / "environments" / "dev.sql").string(), psql_output), 0)
+      << psql_output;
   EXPECT_EQ(testing::scalar(scratch, "SELECT count(*) FROM " + table + " WHERE body IN ('one', 'two')"), 2);
 
   EXPECT_EQ(api().post("/v1/workspaces/" + ws + "/restore", member).status, 401);

@@ -20,21 +20,8 @@ std::string outcome(const Response& r) {
   return std::to_string(r.status) + " " + r.body["error"].value("code", "?");
 }
 
-class Team : public ::testing::Test {
+class Team : public testing::SharedServerSuite<testing::ShortWindow> {
  protected:
-  static void SetUpTestSuite() {
-    hooks_ = new testing::HookReceiver();
-    server_ = new Server("", hooks_->url());
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    delete hooks_;
-  }
-  static testing::HookReceiver* hooks_;
-  static Server* server_;
-  Server& api() { return *server_; }
-  const std::string& ops() { return server_->operator_key(); }
-
   // Invites `email` as `role` with `key`; returns the token.
   std::string invite(const std::string& ws, const std::string& key, const std::string& email,
                      const std::string& role = "member") {
@@ -73,8 +60,6 @@ class Team : public ::testing::Test {
     return std::find(actions.begin(), actions.end(), action) != actions.end();
   }
 };
-testing::HookReceiver* Team::hooks_ = nullptr;
-Server* Team::server_ = nullptr;
 
 // --- the role matrix --------------------------------------------------------
 

@@ -257,4 +257,30 @@ class Server {
   std::map<std::string, std::string> owner_keys_;
 };
 
+// A test suite whose tests share one server and webhook receiver, started
+// before its first test and stopped after its last. `Settings` gives the
+// offboarding window (`static constexpr const char* kWindow`).
+template <class Settings>
+class SharedServerSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    hooks_ = new HookReceiver();
+    server_ = new Server("", hooks_->url(), Settings::kWindow);
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete hooks_;
+  }
+  Server& api() { return *server_; }
+  const std::string& ops() { return server_->operator_key(); }
+
+  static inline HookReceiver* hooks_ = nullptr;
+  static inline Server* server_ = nullptr;
+};
+
+// The window most suites use: short, so hard deletes happen within a test.
+struct ShortWindow {
+  static constexpr const char* kWindow = "2s";
+};
+
 }  // namespace wsflow::testing
