@@ -201,8 +201,8 @@ void export_files(pqxx::transaction_base& tx, const std::string& id, std::vector
        "SELECT id, user_id, email, role, last_active_at, request_count, created_at FROM wsflow.members "
        "WHERE workspace_id = $1::uuid ORDER BY created_at"},
       {"environments.json",
-       "SELECT name, status, schema_name, created_at FROM wsflow.environments WHERE workspace_id = $1::uuid "
-       "ORDER BY name"},
+       "SELECT name, status, schema_name, database_name, created_at FROM wsflow.environments "
+       "WHERE workspace_id = $1::uuid ORDER BY name"},
       {"audit.json",
        "SELECT id, actor, action, detail, at FROM wsflow.audit_log WHERE workspace_id = $1::uuid ORDER BY id"},
       // Key metadata only: the hash never leaves the database.
@@ -254,14 +254,21 @@ ActionResult write_export(const DomainServices& services, const ActionCall& call
     }
     tx.commit();
   }
-  for (const Dumped& env : environments) {
-    const std::filesystem::path dump = work / (env.name + ".sql");
-    dump_environment(env.database.empty() ? services.environments_dsn
-                                          : pg::dsn_with_database(services.environments_dsn, env.database),
-                     env.schema, dump);
-    entries.push_back({"environments/" + env.name + ".sql", "", dump});
+  WrittenArchive written;
+  try {
+    for (const Dumped& env : environments) {
+      const std::filesystem::path dump = work / (env.name + ".sql");
+      dump_environment(env.database.empty() ? services.environments_dsn
+                                            : pg::dsn_with_database(services.environments_dsn, env.database),
+                       env.schema, dump);
+      entries.push_back({"environments/" + env.name + ".sql", "", dump});
+    }
+    written = write_archive(archive, entries);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(work, ec);  // the dumps are staging only
+    throw;
   }
-  const WrittenArchive written = write_archive(archive, entries);
   std::error_code ec;
   std::filesystem::remove_all(work, ec);
   auto conn = services.db.acquire();

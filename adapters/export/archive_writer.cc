@@ -86,7 +86,7 @@ WrittenArchive write_archive(const fs::path& archive, const std::vector<ArchiveE
   fs::create_directories(archive.parent_path());
   WrittenArchive written;
   written.manifest = {{"algorithm", "sha256"}, {"files", nlohmann::json::object()}};
-  {
+  try {
     TarGzWriter tar(staging);
     for (const ArchiveEntry& entry : entries) {
       Sha256 digest;
@@ -112,6 +112,10 @@ WrittenArchive write_archive(const fs::path& archive, const std::vector<ArchiveE
     const std::string manifest = written.manifest.dump(2);
     tar.add("manifest.json", manifest.size(), [&](const auto& write) { write(manifest); });
     tar.close();
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(staging, ec);  // nothing half-written is left behind
+    throw;
   }
   fs::rename(staging, archive);
   written.sha256 = sha256_of_file(archive);
