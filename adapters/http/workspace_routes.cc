@@ -83,12 +83,12 @@ Reply list_workspaces(RequestContext& ctx) {
   const auto [limit, cursor] = page_params(ctx.request);
   if (!cursor.empty() && !pg::is_uuid(cursor)) throw ApiError(400, "invalid_parameter", "unknown cursor", "cursor");
   const std::string only = ctx.principal.is_operator ? "" : ctx.principal.workspace_id;
-  auto rows = ctx.tx.exec_params(
-      std::string("SELECT ") + kWorkspaceJson + " FROM wsflow.workspaces w "
-      "WHERE ($1 = '' OR id = NULLIF($1, '')::uuid) AND ($2 = '' OR (created_at, id) > "
-      "(SELECT created_at, id FROM wsflow.workspaces WHERE id = NULLIF($2, '')::uuid)) "
-      "ORDER BY created_at, id LIMIT $3",
-      only, cursor, limit + 1);
+  auto rows = ctx.tx.exec_params(std::string("SELECT ") + kWorkspaceJson +
+                                     " FROM wsflow.workspaces w "
+                                     "WHERE ($1 = '' OR id = NULLIF($1, '')::uuid) AND ($2 = '' OR (created_at, id) > "
+                                     "(SELECT created_at, id FROM wsflow.workspaces WHERE id = NULLIF($2, '')::uuid)) "
+                                     "ORDER BY created_at, id LIMIT $3",
+                                 only, cursor, limit + 1);
   return page(std::move(rows), limit);
 }
 
@@ -96,7 +96,8 @@ Reply list_workspaces(RequestContext& ctx) {
 // (provisioning, active, frozen, failed, deprovisioning, deleted), the saga
 // that last changed it and its last error.
 const char* kEnvironmentsOf =
-    "SELECT json_build_object('name', name, 'status', status, 'schema', schema_name, 'saga_id', saga_id, "
+    "SELECT json_build_object('name', name, 'status', status, 'schema', schema_name, 'database', database_name, "
+    "'saga_id', saga_id, "
     "'error', error, 'created_at', created_at, 'updated_at', updated_at)::text FROM wsflow.environments "
     "WHERE workspace_id = $1::uuid ORDER BY array_position(ARRAY['dev','staging','prod'], name), name";
 
@@ -178,8 +179,7 @@ Reply update_workspace(RequestContext& ctx) {
       std::string("UPDATE wsflow.workspaces SET name = coalesce($2, name), description = coalesce($3, description), "
                   "updated_at = now() WHERE id = $1::uuid RETURNING ") +
           kWorkspaceJson,
-      workspace["id"].get<std::string>(), name ? name->c_str() : nullptr,
-      description ? description->c_str() : nullptr);
+      workspace["id"].get<std::string>(), name ? name->c_str() : nullptr, description ? description->c_str() : nullptr);
   nlohmann::json detail = nlohmann::json::object();
   if (name) detail["name"] = {{"from", workspace["name"]}, {"to", *name}};
   if (description) detail["description"] = {{"from", workspace["description"]}, {"to", *description}};
