@@ -247,8 +247,8 @@ class Store {
   // (zero or less: something is due now); nullopt when there is none.
   virtual std::optional<Millis> until_next_due(const std::vector<std::string>& names, Millis clock_offset) = 0;
   // Starts `runs` of `schedule` (operator trigger and backfill) and records
-  // the newest as the schedule's last run. Throws std::invalid_argument if the
-  // schedule is not registered.
+  // the newest as the schedule's last run. Throws UnknownSchedule
+  // (engine/schedule_commands.h) if the schedule is not registered.
   virtual std::vector<RunStarted> start_schedule_runs(const std::string& schedule, const SagaDefinition& saga,
                                                       const std::vector<ScheduledRun>& runs) = 0;
   // Pauses or resumes; resuming sets next_due_at (slots passed while paused

@@ -195,6 +195,15 @@ TEST_F(SchedulerTest, OperatorsPauseResumeTriggerAndBackfill) {
   EXPECT_THROW(commands.trigger("nope", "x"), UnknownSchedule);
 }
 
+TEST_F(SchedulerTest, CommandsOnAScheduleNoServeRegisteredYetAreRefusedCleanly) {
+  add_schedule("schedule: tick\nevery: 1m\nsaga: job\n");
+  const ScheduleCommands commands(store_, schedules_, sagas_, clock_);
+  EXPECT_TRUE(commands.list().empty());
+  EXPECT_THROW(commands.trigger("tick", "t"), UnknownSchedule);
+  EXPECT_THROW(commands.pause("tick", ""), UnknownSchedule);
+  EXPECT_EQ(count("true"), 0);
+}
+
 TEST_F(SchedulerTest, ChangedTimingReschedulesKeptTimingDoesNot) {
   add_schedule("schedule: tick\nevery: 1m\nsaga: job\n");
   Scheduler(store_, schedules_, sagas_, clock_).register_schedules();

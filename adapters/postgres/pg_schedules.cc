@@ -6,6 +6,7 @@
 
 #include "adapters/postgres/pg_store.h"
 #include "adapters/postgres/sql_time.h"
+#include "engine/schedule_commands.h"
 
 namespace wsflow::pg {
 namespace {
@@ -106,7 +107,7 @@ std::vector<RunStarted> PgStore::start_schedule_runs(const std::string& schedule
     try {
       pqxx::work tx(*conn);
       if (tx.exec_params("SELECT 1 FROM wsflow.schedules WHERE name = $1 FOR UPDATE", schedule).empty()) {
-        throw std::invalid_argument("schedule '" + schedule + "' is not registered (no serve has loaded it yet)");
+        throw UnknownSchedule(schedule);  // no serve has registered it (yet)
       }
       auto started = insert_runs(tx, schedule, saga, runs, 0, std::nullopt, std::nullopt, false);
       tx.commit();
