@@ -395,6 +395,32 @@ steps:
   EXPECT_EQ(api().post("/v1/sagas/" + id + "/retry", member).status, 404);  // not its workspace's saga
 }
 
+TEST_F(Api, OperatorsStartAnyLoadedDefinition) {
+  const Response started =
+      api().post("/v1/sagas", ops(), R"({"definition":"invitations.expire"})", "start-expiry-once");
+  ASSERT_EQ(started.status, 202) << started.body.dump();
+  const std::string id = started.body["saga_id"];
+  const Response again = api().post("/v1/sagas", ops(), R"({"definition":"invitations.expire"})", "start-expiry-once");
+  EXPECT_EQ(again.body["saga_id"], id);
+  EXPECT_EQ(again.headers.count("Idempotent-Replayed"), 1u);
+  std::string state;
+  for (int i = 0; i < 200 && state != "completed"; ++i) {
+    std::this_thread::sleep_for(50ms);
+    state = api().get("/v1/sagas/" + id, ops()).body.value("state", "");
+  }
+  EXPECT_EQ(state, "completed");
+
+  const Response missing = api().post("/v1/sagas", ops(), R"({"definition":"workspace.freeze","input":{}})");
+  EXPECT_EQ(missing.status, 400);
+  EXPECT_EQ(missing.body["error"]["field"], "input.workspace_id");
+  EXPECT_EQ(api().post("/v1/sagas", ops(), R"({"definition":"no.such"})").body["error"]["code"],
+            "definition_not_found");
+  EXPECT_EQ(api().post("/v1/sagas", ops(), R"({"definition":"invitations.expire","input":[1]})").body["error"]["field"],
+            "input");
+  const std::string ws = api().create_workspace("Starter Of Nothing", "sn");
+  EXPECT_EQ(api().post("/v1/sagas", api().owner_key(ws), R"({"definition":"invitations.expire"})").status, 403);
+}
+
 TEST_F(Api, MetricsForOperators) {
   api().create_workspace("Measured");
   httplib::Client client = api().raw_client();

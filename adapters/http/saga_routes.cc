@@ -23,6 +23,37 @@ std::string visible_saga(RequestContext& ctx, const std::string& saga_id) {
   return rows[0][0].as<std::string>();
 }
 
+// POST /v1/sagas {definition, input?, workspace_id?}: operators start any
+// loaded definition. With Idempotency-Key, a repeat returns the first saga
+// (also under a race: the key is the saga's own idempotency key too).
+Reply start_saga(RequestContext& ctx) {
+  require_operator(ctx, "starting a saga");
+  const nlohmann::json body = parse_object(ctx.request.body, {"definition", "input", "workspace_id"});
+  const std::string name = *string_field(body, "definition", 200, true);
+  auto definition = ctx.deps.definitions.find(name);
+  if (definition == ctx.deps.definitions.end()) {
+    throw ApiError(404, "definition_not_found", "no saga definition named '" + name + "' is loaded", "definition");
+  }
+  const nlohmann::json input = body.value("input", nlohmann::json::object());
+  if (!input.is_object()) throw ApiError(400, "invalid_field", "'input' must be an object", "input");
+  const std::string workspace = string_field(body, "workspace_id", 36, false).value_or("");
+  if (!workspace.empty() && !pg::is_uuid(workspace)) {
+    throw ApiError(400, "invalid_field", "'workspace_id' must be a UUID", "workspace_id");
+  }
+  const std::string request_key = ctx.request.get_header_value("Idempotency-Key");
+  StartResult started;
+  try {
+    started = pg::insert_saga(
+        ctx.tx, definition->second, input,
+        {request_key.empty() ? "" : "api/" + ctx.principal.key_id + "/" + request_key, workspace, Millis(0)});
+  } catch (const std::invalid_argument& e) {
+    // "input.X: required by saga '…'": the field is the part before the colon.
+    const std::string message = e.what();
+    throw ApiError(400, "invalid_field", message, message.substr(0, message.find(':')));
+  }
+  return {202, {{"saga_id", started.saga_id}, {"definition", name}, {"created", started.created}}};
+}
+
 Reply get_saga(RequestContext& ctx) {
   const std::string id = ctx.path_param(1);
   visible_saga(ctx, id);
@@ -136,6 +167,7 @@ Handler operator_command(const char* what, bool (Store::*command)(const std::str
 
 void add_saga_routes(const RouteAdder& add) {
   add("GET", "/v1/sagas", list_sagas, Auth::kApiKey);
+  add("POST", "/v1/sagas", start_saga, Auth::kApiKey);
   add("GET", R"(/v1/sagas/([^/]+))", get_saga, Auth::kApiKey);
   add("GET", R"(/v1/sagas/([^/]+)/events)", saga_events, Auth::kApiKey);
   add("POST", R"(/v1/sagas/([^/]+)/signals/([A-Za-z0-9_.-]{1,100}))", deliver_signal, Auth::kApiKey);
