@@ -24,6 +24,7 @@
 #include "engine/sha256.h"
 #include "engine/testing_actions.h"
 #include "sagas/machine.h"
+#include "sagas/team_policy.h"
 #include "sagas/workspace_actions.h"
 
 namespace {
@@ -130,8 +131,7 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
     pg::migrate(conn);
   }
 
-  const std::string environments_dsn =
-      serve_options.environments_url.empty() ? db.dsn : serve_options.environments_url;
+  const std::string environments_dsn = serve_options.environments_url.empty() ? db.dsn : serve_options.environments_url;
   std::unique_ptr<EnvironmentProvisioner> provisioner = make_pg_provisioner(environments_dsn, options.blocking_threads);
   if (const char* faults = std::getenv("WSFLOW_TEST_FAULTS"); faults && *faults) {
     log_warn(std::string("TEST FAULTS INJECTED into the environment provisioner: ") + faults);
@@ -147,9 +147,8 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   const SystemClock clock;
   ActionRegistry registry;
   register_testing_actions(registry);
-  sagas::register_workspace_actions(
-      registry, {*provisioner, domain_db, webhooks, std::filesystem::absolute(export_dir), environments_dsn,
-                 definitions.machine, clock});
+  sagas::register_workspace_actions(registry, {*provisioner, domain_db, webhooks, std::filesystem::absolute(export_dir),
+                                               environments_dsn, definitions.machine, clock});
 
   pg::PgStore store(db.dsn, options.blocking_threads + 2);
   Engine engine(store, registry, options);
@@ -159,8 +158,13 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   const ScheduleCommands schedule_commands(store, definitions.schedules.schedules, definitions.sagas.definitions,
                                            clock);
   pg::ConnectionPool api_db(db.dsn, 8);
-  http::ApiDependencies api_deps{api_db,   store, definitions.machine, definitions.sagas.definitions, schedule_commands,
-                                  clock, [&] { scheduler.wake(); }};
+  http::ApiDependencies api_deps{api_db,
+                                 store,
+                                 definitions.machine,
+                                 definitions.sagas.definitions,
+                                 schedule_commands,
+                                 clock,
+                                 [&] { scheduler.wake(); }};
   if (!serve_options.regions.empty()) api_deps.regions = serve_options.regions;
   http::ApiServer api(api_deps);
   api.start(host, port);
@@ -182,12 +186,12 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   return 0;
 }
 
-int create_operator_key(const Common& common, const std::string& name) {
+int create_operator_key(const Common& common, const std::string& name, const std::vector<std::string>& scopes) {
   app::Database db = app::open_database(common.database_url, common.data_dir, false);
   pqxx::connection conn(db.dsn);
   pg::migrate(conn);
   pqxx::work tx(conn);
-  const http::NewKey key = http::create_api_key(tx, {"", "", "", "cli", ""}, name, {"ops"});
+  const http::NewKey key = http::create_api_key(tx, {"", "", "", "cli", ""}, name, scopes);
   tx.commit();
   std::cout << key.key << "\n";
   std::cerr << "operator key " << key.prefix << " created; it is shown only this once\n";
@@ -324,6 +328,14 @@ int main(int argc, char** argv) {
   std::string key_name = "operator";
   auto* keys_create_cmd = keys_cmd->add_subcommand("create", "create an operator key and print it (once)");
   keys_create_cmd->add_option("--name", key_name, "a name to recognise the key by")->capture_default_str();
+  std::vector<std::string> key_scopes = {"*"};
+  keys_create_cmd
+      ->add_option("--scopes", key_scopes,
+                   "what the key may do: *, sagas:read, sagas:repair, workspaces:read, workspaces:write, "
+                   "workspaces:create, schedules:write (repeat or comma-separate)")
+      ->delimiter(',')
+      ->check(CLI::IsMember(sagas::operator_scopes()))
+      ->capture_default_str();
 
   std::string validate_path;
   auto* validate_cmd = cli.add_subcommand("validate", "check saga definitions; prints every error");
@@ -374,7 +386,7 @@ int main(int argc, char** argv) {
   try {
     if (*serve_cmd) return serve(common, engine_options, serve_options);
     if (*migrate_cmd) return migrate_command(common);
-    if (*keys_create_cmd) return create_operator_key(common, key_name);
+    if (*keys_create_cmd) return create_operator_key(common, key_name, key_scopes);
     if (*validate_cmd) {
       const LoadedDefinitions loaded = load_or_report(validate_path);
       if (!loaded.ok) return 1;

@@ -57,10 +57,18 @@ const std::vector<std::string>& known_scopes() {
   return all;
 }
 
+const std::vector<std::string>& operator_scopes() {
+  static const std::vector<std::string> all = {
+      "*", "sagas:read", "sagas:repair", "workspaces:read", "workspaces:write", "workspaces:create", "schedules:write"};
+  return all;
+}
+
 std::set<std::string> expand_scopes(const std::vector<std::string>& scopes) {
   std::set<std::string> expanded;
   for (const std::string& scope : scopes) {
-    if (scope == "read") {
+    if (scope == "ops") {
+      expanded.insert("*");  // operator keys made before operator scopes existed
+    } else if (scope == "read") {
       expanded.insert(kReadScopes.begin(), kReadScopes.end());
     } else if (scope == "write") {
       expanded.insert(kWriteScopes.begin(), kWriteScopes.end());

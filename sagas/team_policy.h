@@ -60,6 +60,12 @@ bool scopes_allow(const std::set<std::string>& held, const std::string& scope);
 // be minted wider than the key that mints it).
 bool scopes_within(const std::set<std::string>& requested, const std::set<std::string>& held);
 
+// Operator keys' scopes, so that a support console can run on a read-only
+// key: `*` (also the `ops` of keys made before scopes), `sagas:read`,
+// `sagas:repair`, `workspaces:read`, `workspaces:write`, `workspaces:create`,
+// `schedules:write`.
+const std::vector<std::string>& operator_scopes();
+
 // Plans and their member limits (nullopt: unlimited). Pending invitations
 // count toward the limit.
 const std::vector<std::string>& plans();

@@ -218,6 +218,39 @@ TEST_F(Team, OperatorsMintOnlyAsAuditedBreakGlass) {
             "403 forbidden");
 }
 
+TEST_F(Team, OperatorKeysAreScopedSoASupportConsoleCanBeReadOnly) {
+  const auto make_key = [&](const std::string& scopes) {
+    const auto out = testing::run_command(
+        {WSFLOW_BINARY, "--database-url", api().dsn(), "keys", "create", "--name", "support", "--scopes", scopes});
+    EXPECT_EQ(out.status, 0) << out.text;
+    return out.text.substr(0, out.text.find('\n'));
+  };
+  const std::string ws = api().create_workspace("Supported", "sue");
+  const std::string saga = api().post("/v1/workspaces/" + ws + "/export", ops()).body["saga_id"];
+  const std::string support = make_key("sagas:read");
+  EXPECT_EQ(outcome(api().get("/v1/sagas", support)), "200");
+  EXPECT_EQ(outcome(api().get("/v1/sagas/" + saga, support)), "200");
+  EXPECT_EQ(outcome(api().get("/v1/schedules", support)), "200");
+  EXPECT_EQ(outcome(api().get("/metrics", support)), "200");
+  EXPECT_EQ(outcome(api().post("/v1/sagas/" + saga + "/cancel", support)), "403 forbidden");
+  EXPECT_EQ(outcome(api().post("/v1/schedules/invitations.expire/trigger", support)), "403 forbidden");
+  EXPECT_EQ(outcome(api().get("/v1/workspaces/" + ws, support)), "403 forbidden");
+  EXPECT_EQ(outcome(api().post("/v1/workspaces", support, R"({"name":"x","owner":{"user_id":"a","email":"a@b.co"}})")),
+            "403 forbidden");
+
+  const std::string creator = make_key("workspaces:create,workspaces:read");
+  const Response created =
+      api().post("/v1/workspaces", creator, R"({"name":"Created By Scope","owner":{"user_id":"c","email":"c@b.co"}})");
+  EXPECT_EQ(created.status, 202) << created.body.dump();
+  EXPECT_EQ(outcome(api().get("/v1/workspaces/" + ws, creator)), "200");
+  EXPECT_EQ(outcome(api().post("/v1/workspaces/" + ws + "/freeze", creator)), "403 forbidden");
+  EXPECT_EQ(outcome(api().get("/v1/sagas", creator)), "403 forbidden");
+
+  const auto refused = testing::run_command(
+      {WSFLOW_BINARY, "--database-url", api().dsn(), "keys", "create", "--scopes", "sagas:everything"});
+  EXPECT_NE(refused.status, 0);
+}
+
 // --- invitations ------------------------------------------------------------
 
 TEST_F(Team, InvitationIsAcceptedOnceWithTheTokenAlone) {

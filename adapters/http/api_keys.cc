@@ -11,7 +11,7 @@
 
 namespace wsflow::http {
 
-bool Principal::allows(const std::string& scope) const { return is_operator || sagas::scopes_allow(scopes, scope); }
+bool Principal::allows(const std::string& scope) const { return sagas::scopes_allow(scopes, scope); }
 
 NewKey create_api_key(pqxx::work& tx, const KeyOwner& owner, const std::string& name,
                       const std::vector<std::string>& scopes) {

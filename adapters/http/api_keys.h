@@ -26,7 +26,7 @@ struct Principal {
 
   // How the audit log names this caller.
   std::string actor() const { return is_operator ? "operator:" + key_id : "user:" + user_id; }
-  // Whether the key's scopes grant `scope` (operator keys: always).
+  // Whether the key's scopes grant `scope`.
   bool allows(const std::string& scope) const;
 };
 

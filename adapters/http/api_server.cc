@@ -262,6 +262,7 @@ nlohmann::json authorized_workspace(RequestContext& ctx, const std::string& id_o
   const sagas::PermissionRule& rule = sagas::rule_of(permission);
   if (p.is_operator) {
     if (!rule.operator_allowed) throw ApiError(403, "forbidden", sagas::role_refusal(permission));
+    require_scope(ctx, read_only ? "workspaces:read" : "workspaces:write");
     return workspace;
   }
   if (!sagas::role_allows(p.role, permission)) throw ApiError(403, "forbidden", sagas::role_refusal(permission));
@@ -300,8 +301,9 @@ void require_scope(const RequestContext& ctx, const std::string& scope) {
   }
 }
 
-void require_operator(const RequestContext& ctx, const std::string& what) {
+void require_operator(const RequestContext& ctx, const std::string& what, const std::string& scope) {
   if (!ctx.principal.is_operator) throw ApiError(403, "forbidden", what + " needs an operator key");
+  require_scope(ctx, scope);
 }
 
 Millis clock_offset(const RequestContext& ctx) { return offset_from_system(ctx.deps.clock); }

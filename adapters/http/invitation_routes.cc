@@ -105,7 +105,7 @@ Reply decline_invitation(RequestContext& ctx) {
 
 // GET /v1/invitations?email=: a user's pending invitations across workspaces.
 Reply pending_for_email(RequestContext& ctx) {
-  require_operator(ctx, "looking up invitations across workspaces");
+  require_operator(ctx, "looking up invitations across workspaces", "workspaces:read");
   if (!ctx.request.has_param("email")) throw ApiError(400, "missing_parameter", "'email' is required", "email");
   const std::string email = ctx.request.get_param_value("email");
   if (email.empty() || email.size() > 320) throw ApiError(400, "invalid_parameter", "'email' is not valid", "email");

@@ -23,7 +23,7 @@ Reply list_members(RequestContext& ctx) {
 // Operators add a member directly (an import, a support case); everyone else
 // joins by invitation. The plan's limit applies either way.
 Reply add_member(RequestContext& ctx) {
-  require_operator(ctx, "adding a member without an invitation");
+  require_operator(ctx, "adding a member without an invitation", "workspaces:write");
   const nlohmann::json body = parse_object(ctx.request.body, {"user_id", "email", "role"});
   const nlohmann::json workspace = writable_workspace(ctx, Permission::kManageMembers);
   const std::string user_id = *string_field(body, "user_id", 200, true);

@@ -25,7 +25,7 @@ std::string label(const std::string& value) {
 }
 
 Reply metrics(RequestContext& ctx) {
-  require_operator(ctx, "reading metrics");
+  require_operator(ctx, "reading metrics", "sagas:read");
   std::ostringstream out;
   out << "# HELP wsflow_sagas Sagas by definition and state.\n# TYPE wsflow_sagas gauge\n";
   for (const auto& r :

@@ -87,8 +87,8 @@ std::string email_field(const nlohmann::json& body, const std::string& field, co
 // The caller's key lacks `scope` (403 naming it), unless it has it.
 void require_scope(const RequestContext& ctx, const std::string& scope);
 
-// 403 unless the caller holds an operator key.
-void require_operator(const RequestContext& ctx, const std::string& what);
+// 403 unless the caller holds an operator key with `scope`.
+void require_operator(const RequestContext& ctx, const std::string& what, const std::string& scope);
 
 // The database clock offset of the server's clock (zero in production).
 Millis clock_offset(const RequestContext& ctx);

@@ -27,7 +27,7 @@ std::string visible_saga(RequestContext& ctx, const std::string& saga_id) {
 // loaded definition. With Idempotency-Key, a repeat returns the first saga
 // (also under a race: the key is the saga's own idempotency key too).
 Reply start_saga(RequestContext& ctx) {
-  require_operator(ctx, "starting a saga");
+  require_operator(ctx, "starting a saga", "sagas:repair");
   const nlohmann::json body = parse_object(ctx.request.body, {"definition", "input", "workspace_id"});
   const std::string name = *string_field(body, "definition", 200, true);
   auto definition = ctx.deps.definitions.find(name);
@@ -57,7 +57,7 @@ Reply start_saga(RequestContext& ctx) {
 Reply get_saga(RequestContext& ctx) {
   const std::string id = ctx.path_param(1);
   visible_saga(ctx, id);
-  require_scope(ctx, "workspace:read");
+  require_scope(ctx, ctx.principal.is_operator ? "sagas:read" : "workspace:read");
   const std::string sql = R"SQL(
     SELECT json_build_object(
       'id', s.id, 'definition', s.definition, 'version', s.version, 'definition_hash', s.definition_hash,
@@ -77,7 +77,7 @@ Reply deliver_signal(RequestContext& ctx) {
   const std::string id = ctx.path_param(1);
   const std::string name = ctx.path_param(2);
   visible_saga(ctx, id);  // first: a stranger learns nothing, not even a 403
-  require_operator(ctx, "delivering signals");
+  require_operator(ctx, "delivering signals", "sagas:repair");
   nlohmann::json payload = nlohmann::json::object();
   if (!ctx.request.body.empty()) {
     try {
@@ -98,7 +98,7 @@ Reply deliver_signal(RequestContext& ctx) {
 // no change for stuck_after while it should be running, a wake-up overdue by
 // stuck_after, or an engine error being retried.
 Reply list_sagas(RequestContext& ctx) {
-  require_operator(ctx, "listing sagas");
+  require_operator(ctx, "listing sagas", "sagas:read");
   const httplib::Request& req = ctx.request;
   const auto [limit, cursor] = page_params(req);
   if (!cursor.empty() && !pg::is_uuid(cursor)) throw ApiError(400, "invalid_parameter", "unknown cursor", "cursor");
@@ -138,7 +138,7 @@ Reply list_sagas(RequestContext& ctx) {
 Reply saga_events(RequestContext& ctx) {
   const std::string id = ctx.path_param(1);
   visible_saga(ctx, id);
-  require_scope(ctx, "workspace:read");
+  require_scope(ctx, ctx.principal.is_operator ? "sagas:read" : "workspace:read");
   const auto [limit, cursor] = page_params(ctx.request);
   if (!cursor.empty() && !std::all_of(cursor.begin(), cursor.end(), ::isdigit)) {
     throw ApiError(400, "invalid_parameter", "unknown cursor", "cursor");
@@ -156,7 +156,7 @@ Handler operator_command(const char* what, bool (Store::*command)(const std::str
   return [what, command](RequestContext& ctx) -> Reply {
     const std::string id = ctx.path_param(1);
     visible_saga(ctx, id);
-    require_operator(ctx, what);
+    require_operator(ctx, what, "sagas:repair");
     parse_object(ctx.request.body, {});
     (ctx.deps.store.*command)(id);
     return {202, {{"saga_id", id}}};

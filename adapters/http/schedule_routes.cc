@@ -29,7 +29,7 @@ nlohmann::json schedule_json(const ScheduleStatus& s) {
 }
 
 Reply list_schedules(RequestContext& ctx) {
-  require_operator(ctx, "listing schedules");
+  require_operator(ctx, "listing schedules", "sagas:read");
   nlohmann::json data = nlohmann::json::array();
   for (const ScheduleStatus& s : ctx.deps.schedules.list()) data.push_back(schedule_json(s));
   return {200, {{"data", data}}};
@@ -44,7 +44,7 @@ Reply current(RequestContext& ctx, const std::string& name) {
 }
 
 Reply trigger(RequestContext& ctx) {
-  require_operator(ctx, "triggering a schedule");
+  require_operator(ctx, "triggering a schedule", "schedules:write");
   parse_object(ctx.request.body, {});
   // A repeat of the request (same Idempotency-Key) triggers nothing new.
   const std::string key = ctx.request.get_header_value("Idempotency-Key");
@@ -55,7 +55,7 @@ Reply trigger(RequestContext& ctx) {
 
 Handler pause_or_resume(bool pause) {
   return [pause](RequestContext& ctx) {
-    require_operator(ctx, pause ? "pausing a schedule" : "resuming a schedule");
+    require_operator(ctx, pause ? "pausing a schedule" : "resuming a schedule", "schedules:write");
     const nlohmann::json body = parse_object(ctx.request.body, {"note"});
     const std::string note = string_field(body, "note", 500, false).value_or("");
     const std::string name = ctx.path_param(1);
@@ -79,7 +79,7 @@ TimePoint time_field(const nlohmann::json& body, const std::string& field) {
 }
 
 Reply backfill(RequestContext& ctx) {
-  require_operator(ctx, "backfilling a schedule");
+  require_operator(ctx, "backfilling a schedule", "schedules:write");
   const nlohmann::json body = parse_object(ctx.request.body, {"from", "to"});
   const TimePoint from = time_field(body, "from");
   const TimePoint to = time_field(body, "to");

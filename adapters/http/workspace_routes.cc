@@ -27,7 +27,7 @@ Reply lifecycle_event(RequestContext& ctx, const nlohmann::json& workspace, cons
 // Operators create workspaces. The owner's first key (every scope) is in the
 // response, shown once: the one way the owner's own keys begin.
 Reply create_workspace(RequestContext& ctx) {
-  require_operator(ctx, "creating workspaces");
+  require_operator(ctx, "creating workspaces", "workspaces:create");
   const nlohmann::json body =
       parse_object(ctx.request.body, {"name", "description", "plan", "region", "tenancy_model", "owner"});
   const std::string name = *string_field(body, "name", 100, true);
@@ -82,6 +82,7 @@ Reply create_workspace(RequestContext& ctx) {
 Reply list_workspaces(RequestContext& ctx) {
   const auto [limit, cursor] = page_params(ctx.request);
   if (!cursor.empty() && !pg::is_uuid(cursor)) throw ApiError(400, "invalid_parameter", "unknown cursor", "cursor");
+  require_scope(ctx, ctx.principal.is_operator ? "workspaces:read" : "workspace:read");
   const std::string only = ctx.principal.is_operator ? "" : ctx.principal.workspace_id;
   auto rows = ctx.tx.exec_params(std::string("SELECT ") + kWorkspaceJson +
                                      " FROM wsflow.workspaces w "
