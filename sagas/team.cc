@@ -14,11 +14,6 @@ std::string now_plus(const char* param) { return std::string("(now() + ") + para
 
 long long ms(Millis d) { return static_cast<long long>(d.count()); }
 
-const char* kInvitationJson =
-    "json_build_object('id', i.id, 'workspace_id', i.workspace_id, 'email', i.email, 'role', i.role, "
-    "'state', i.state, 'invited_by', i.invited_by, 'expires_at', i.expires_at, 'accepted_by', i.accepted_by, "
-    "'created_at', i.created_at, 'updated_at', i.updated_at)::text";
-
 const char* kMemberJson =
     "json_build_object('id', m.id, 'user_id', m.user_id, 'email', m.email, 'role', m.role, "
     "'last_active_at', m.last_active_at, 'request_count', m.request_count, 'created_at', m.created_at)::text";

@@ -27,6 +27,12 @@ namespace wsflow::sagas {
 
 inline constexpr Millis kInvitationValidity = std::chrono::hours(24 * 7);
 
+// An invitation row (alias i) as the API shows it: one JSON text column.
+inline constexpr const char* kInvitationJson =
+    "json_build_object('id', i.id, 'workspace_id', i.workspace_id, 'email', i.email, 'role', i.role, "
+    "'state', i.state, 'invited_by', i.invited_by, 'expires_at', i.expires_at, 'accepted_by', i.accepted_by, "
+    "'created_at', i.created_at, 'updated_at', i.updated_at)::text";
+
 struct Caller {
   std::string actor;    // how the audit feed names the caller ("user:u-1", "operator:…")
   std::string user_id;  // empty for operators

@@ -7,6 +7,7 @@
 
 #include "adapters/postgres/pg_store.h"
 #include "engine/sha256.h"
+#include "sagas/audit.h"
 #include "sagas/team_policy.h"
 
 namespace wsflow::http {
@@ -26,6 +27,16 @@ NewKey create_api_key(pqxx::work& tx, const KeyOwner& owner, const std::string& 
                  pg::text_array(scopes), owner.created_by, owner.mint_reason)[0][0]
                .as<std::string>();
   return key;
+}
+
+nlohmann::json mint_audited_key(pqxx::work& tx, const KeyOwner& owner, const std::string& name,
+                                const std::vector<std::string>& scopes, const std::string& audit_action,
+                                const nlohmann::json& audit_detail) {
+  const NewKey key = create_api_key(tx, owner, name, scopes);
+  nlohmann::json detail = {{"key_id", key.id}, {"prefix", key.prefix}, {"user_id", owner.user_id}, {"scopes", scopes}};
+  detail.update(audit_detail);
+  sagas::audit(tx, owner.workspace_id, owner.created_by, audit_action, detail);
+  return {{"id", key.id}, {"key", key.key}, {"prefix", key.prefix}, {"scopes", scopes}, {"user_id", owner.user_id}};
 }
 
 std::optional<Principal> authenticate(pqxx::work& tx, const std::string& key) {

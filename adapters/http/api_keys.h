@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <pqxx/transaction>
 
 namespace wsflow::http {
@@ -50,6 +51,14 @@ struct KeyOwner {
 // the key is used).
 NewKey create_api_key(pqxx::work& tx, const KeyOwner& owner, const std::string& name,
                       const std::vector<std::string>& scopes);
+
+// create_api_key, recorded in the workspace's audit feed as `audit_action`
+// by the minting actor (with `audit_detail` added, e.g. a reason). Returns
+// the response body for the new key: {id, key (shown once), prefix, scopes,
+// user_id}.
+nlohmann::json mint_audited_key(pqxx::work& tx, const KeyOwner& owner, const std::string& name,
+                                const std::vector<std::string>& scopes, const std::string& audit_action,
+                                const nlohmann::json& audit_detail = nlohmann::json::object());
 
 // The principal of a valid, unrevoked key whose member still belongs to the
 // workspace (recording its use), or nullopt.

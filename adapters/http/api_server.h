@@ -36,7 +36,7 @@ struct ApiDependencies {
   const std::map<std::string, SagaDefinition>& definitions;
   const ScheduleCommands& schedules;
   const Clock& clock;
-  std::function<void()> wake_scheduler;  // after a resume, so it looks at the new due time
+  std::function<void()> wake_scheduler;          // after a resume, so it looks at the new due time
   std::vector<std::string> regions = {"local"};  // a workspace's region is one of these (the first by default)
   std::size_t max_body_bytes = 64 * 1024;
 };

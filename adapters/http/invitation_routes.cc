@@ -16,11 +16,6 @@ namespace {
 
 using sagas::Permission;
 
-const char* kInvitationColumns =
-    "json_build_object('id', i.id, 'workspace_id', i.workspace_id, 'email', i.email, 'role', i.role, "
-    "'state', i.state, 'invited_by', i.invited_by, 'expires_at', i.expires_at, 'accepted_by', i.accepted_by, "
-    "'created_at', i.created_at, 'updated_at', i.updated_at)::text";
-
 std::string token_field(const nlohmann::json& body) {
   const std::string token = *string_field(body, "token", 100, true);
   static const std::regex kShape("wsi_[0-9a-f]{40}");
@@ -52,7 +47,7 @@ Reply list_invitations(RequestContext& ctx) {
   const std::string state = ctx.request.has_param("state") ? ctx.request.get_param_value("state") : "";
   if (!state.empty()) require_one_of(state, {"pending", "accepted", "declined", "expired", "cancelled"}, "state");
   const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Permission::kRead);
-  return page(ctx.tx.exec_params(std::string("SELECT ") + kInvitationColumns +
+  return page(ctx.tx.exec_params(std::string("SELECT ") + sagas::kInvitationJson +
                                      " FROM wsflow.invitations i WHERE i.workspace_id = $1::uuid "
                                      "AND ($2 = '' OR i.state = $2) AND ($3 = '' OR (i.created_at, i.id) > "
                                      "(SELECT created_at, id FROM wsflow.invitations WHERE id = NULLIF($3, '')::uuid)) "
@@ -87,15 +82,10 @@ Reply accept_invitation(RequestContext& ctx) {
   const std::string token = token_field(body);
   const std::string user_id = *string_field(body, "user_id", 200, true);
   const sagas::AcceptedInvitation accepted = sagas::accept_invitation(ctx.tx, token, user_id, clock_offset(ctx));
-  const std::string actor = "user:" + user_id;
-  const NewKey key =
-      create_api_key(ctx.tx, {accepted.workspace_id, accepted.member_id, user_id, actor, ""}, "first key", {"*"});
-  sagas::audit(ctx.tx, accepted.workspace_id, actor, "api_key.created",
-               {{"key_id", key.id}, {"prefix", key.prefix}, {"user_id", user_id}, {"scopes", {"*"}}});
-  return {201,
-          {{"workspace_id", accepted.workspace_id},
-           {"member", accepted.member},
-           {"key", {{"id", key.id}, {"key", key.key}, {"prefix", key.prefix}, {"scopes", {"*"}}}}}};
+  const nlohmann::json key =
+      mint_audited_key(ctx.tx, {accepted.workspace_id, accepted.member_id, user_id, "user:" + user_id, ""}, "first key",
+                       {"*"}, "api_key.created");
+  return {201, {{"workspace_id", accepted.workspace_id}, {"member", accepted.member}, {"key", key}}};
 }
 
 Reply decline_invitation(RequestContext& ctx) {
@@ -112,7 +102,7 @@ Reply pending_for_email(RequestContext& ctx) {
   return {200,
           {{"data", json_rows(ctx.tx.exec_params(
                         "SELECT (jsonb_build_object('workspace_name', w.name, 'workspace_slug', w.slug) || " +
-                            std::string(kInvitationColumns) +
+                            std::string(sagas::kInvitationJson) +
                             "::jsonb)::text FROM wsflow.invitations i JOIN wsflow.workspaces w ON w.id = "
                             "i.workspace_id WHERE lower(i.email) = lower($1) AND i.state = 'pending' "
                             "ORDER BY i.created_at LIMIT 100",

@@ -48,10 +48,7 @@ Reply mint_for_self(RequestContext& ctx, const nlohmann::json& body, const std::
     throw ApiError(403, "forbidden", "a new key's scopes cannot be wider than the calling key's", "scopes");
   }
   const std::string id = workspace["id"];
-  const NewKey key = create_api_key(ctx.tx, {id, p.member_id, p.user_id, p.actor(), ""}, name, scopes);
-  sagas::audit(ctx.tx, id, p.actor(), "api_key.created",
-               {{"key_id", key.id}, {"prefix", key.prefix}, {"user_id", p.user_id}, {"scopes", scopes}});
-  return {201, {{"id", key.id}, {"key", key.key}, {"prefix", key.prefix}, {"scopes", scopes}, {"user_id", p.user_id}}};
+  return {201, mint_audited_key(ctx.tx, {id, p.member_id, p.user_id, p.actor(), ""}, name, scopes, "api_key.created")};
 }
 
 Reply mint_on_behalf(RequestContext& ctx, const nlohmann::json& body, const std::string& name) {
@@ -66,12 +63,8 @@ Reply mint_on_behalf(RequestContext& ctx, const nlohmann::json& body, const std:
                                    id, user_id);
   if (member.empty()) throw ApiError(404, "member_not_found", "'" + user_id + "' is not a member", "on_behalf_of");
   const std::vector<std::string> scopes = requested_scopes(body, {"read"});
-  const NewKey key = create_api_key(
-      ctx.tx, {id, member[0][0].as<std::string>(), user_id, ctx.principal.actor(), reason}, name, scopes);
-  sagas::audit(
-      ctx.tx, id, ctx.principal.actor(), "api_key.minted_on_behalf",
-      {{"key_id", key.id}, {"prefix", key.prefix}, {"user_id", user_id}, {"scopes", scopes}, {"reason", reason}});
-  return {201, {{"id", key.id}, {"key", key.key}, {"prefix", key.prefix}, {"scopes", scopes}, {"user_id", user_id}}};
+  return {201, mint_audited_key(ctx.tx, {id, member[0][0].as<std::string>(), user_id, ctx.principal.actor(), reason},
+                                name, scopes, "api_key.minted_on_behalf", {{"reason", reason}})};
 }
 
 Reply create_key(RequestContext& ctx) {

@@ -68,15 +68,14 @@ Reply create_workspace(RequestContext& ctx) {
               "'owner') RETURNING id::text",
               request.workspace_id, user_id, email)[0][0]
           .as<std::string>();
-  const NewKey key = create_api_key(ctx.tx, {request.workspace_id, member_id, user_id, ctx.principal.actor(), ""},
-                                    "owner's first key", {"*"});
-  sagas::audit(ctx.tx, request.workspace_id, ctx.principal.actor(), "api_key.created",
-               {{"key_id", key.id}, {"prefix", key.prefix}, {"user_id", user_id}, {"scopes", {"*"}}});
+  const nlohmann::json key =
+      mint_audited_key(ctx.tx, {request.workspace_id, member_id, user_id, ctx.principal.actor(), ""},
+                       "owner's first key", {"*"}, "api_key.created");
   return {202,
           {{"workspace_id", request.workspace_id},
            {"saga_id", started.saga_id},
            {"status", started.status},
-           {"owner_key", {{"id", key.id}, {"key", key.key}, {"prefix", key.prefix}, {"scopes", {"*"}}}}}};
+           {"owner_key", key}}};
 }
 
 Reply list_workspaces(RequestContext& ctx) {
