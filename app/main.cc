@@ -86,6 +86,7 @@ Millis duration_option(const std::string& text, const char* name) {
 
 struct ServeOptions {
   std::string lease = "15s", poll = "1s", grace = "5s";
+  std::string stuck_after = "10m", stuck_grace = "30s";
   std::string listen = "127.0.0.1:8080";
   std::string environments_url;  // default: the wsflow database
   std::string export_dir;        // default: <data-dir>/exports
@@ -166,6 +167,8 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
                                  clock,
                                  [&] { scheduler.wake(); }};
   if (!serve_options.regions.empty()) api_deps.regions = serve_options.regions;
+  api_deps.stuck = {duration_option(serve_options.stuck_after, "--stuck-after"),
+                    duration_option(serve_options.stuck_grace, "--stuck-grace")};
   http::ApiServer api(api_deps);
   api.start(host, port);
   std::thread signal_waiter([&] {
@@ -313,6 +316,12 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--lease", lease, "lease duration")->capture_default_str();
   serve_cmd->add_option("--poll", poll, "polling interval when no NOTIFY arrives")->capture_default_str();
   serve_cmd->add_option("--shutdown-grace", grace, "how long shutdown waits for in-flight steps")
+      ->capture_default_str();
+  serve_cmd->add_option("--stuck-after", serve_options.stuck_after,
+                        "a running saga with no step finished for this long is reported stuck")
+      ->capture_default_str();
+  serve_cmd->add_option("--stuck-grace", serve_options.stuck_grace,
+                        "how long past an attempt's timeout, a lease's expiry or a due time before it is stuck")
       ->capture_default_str();
   serve_cmd->add_option("--concurrency", engine_options.max_active_sagas, "sagas driven at once")
       ->capture_default_str()

@@ -49,6 +49,10 @@ struct Step {
   // the saga goes on instead of compensating: for steps such as notifications
   // that must not undo the work before them.
   bool optional = false;
+  // `idempotent: false`: running the action twice does harm (e.g. it charges
+  // a card without an idempotency key). Operators' retries, reruns and bulk
+  // repairs that would run it again list it and need an explicit confirm.
+  bool idempotent = true;
 
   bool is_wait() const { return wait.has_value(); }
 };

@@ -106,7 +106,7 @@ std::optional<Step> parse_step(YamlChecker& c, const YAML::Node& node, const std
                                const Defaults& defaults, const ActionLookup& known_action) {
   if (!c.map(node, field,
              {"name", "description", "action", "compensate", "compensable", "input", "retry", "compensate_retry",
-              "timeout", "for_each", "wait", "when", "optional"})) {
+              "timeout", "for_each", "wait", "when", "optional", "idempotent"})) {
     return std::nullopt;
   }
   Step step;
@@ -137,7 +137,8 @@ std::optional<Step> parse_step(YamlChecker& c, const YAML::Node& node, const std
     step.wait = parse_wait(c, node, field);
     if (!step.wait) ok = false;
     for (const char* key :
-         {"action", "compensate", "for_each", "retry", "compensate_retry", "timeout", "input", "optional"}) {
+         {"action", "compensate", "for_each", "retry", "compensate_retry", "timeout", "input", "optional",
+          "idempotent"}) {
       if (node[key]) {
         c.error(node[key], YamlChecker::join(field, key), "a wait step takes no " + std::string(key));
         ok = false;
@@ -170,6 +171,7 @@ std::optional<Step> parse_step(YamlChecker& c, const YAML::Node& node, const std
     step.for_each = std::move(*items);
   }
   step.optional = c.boolean(node, field, "optional").value_or(false);
+  step.idempotent = c.boolean(node, field, "idempotent").value_or(true);
   step.when = parse_condition(c, node, field);
   if (node["when"] && !step.when) ok = false;
   if (!ok) return std::nullopt;

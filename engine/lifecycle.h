@@ -5,6 +5,12 @@
 //   running|waiting -> compensating -> compensated | failed
 //   pending|running|waiting --cancel--> compensating -> cancelled
 //   failed --retry--> compensating           (an operator retries compensation)
+//   pending|running|waiting --pause--> paused --unpause--> running
+//   paused --cancel--> compensating
+//   failed --resolve--> compensating         (a failed compensation was done by hand)
+//   running|waiting|paused|compensating --retry_step--> itself   (fresh attempts)
+//   pending|running|waiting|paused --skip_step--> itself         (step done by hand)
+//   completed|compensated|failed|cancelled --rerun--> itself     (a new saga reruns it)
 //
 // The executor and operator commands ask `next_state` for every change; an
 // event the current state does not allow throws IllegalTransition, so an
@@ -20,7 +26,17 @@
 
 namespace wsflow {
 
-enum class SagaState { kPending, kRunning, kWaiting, kCompensating, kCompleted, kCompensated, kFailed, kCancelled };
+enum class SagaState {
+  kPending,
+  kRunning,
+  kWaiting,
+  kCompensating,
+  kCompleted,
+  kCompensated,
+  kFailed,
+  kCancelled,
+  kPaused,  // held by an operator between steps; never claimed; not terminal
+};
 
 enum class SagaEvent {
   kStart,               // pending -> running
@@ -28,11 +44,17 @@ enum class SagaEvent {
   kResume,              // waiting -> running
   kComplete,            // running -> completed
   kFail,                // running|waiting -> compensating
-  kCancel,              // pending|running|waiting -> compensating
+  kCancel,              // pending|running|waiting|paused -> compensating
   kCompensationDone,    // compensating -> compensated
   kCancellationDone,    // compensating -> cancelled
   kCompensationFailed,  // compensating -> failed
   kRetry,               // failed -> compensating
+  kPause,               // pending|running|waiting -> paused
+  kUnpause,             // paused -> running
+  kResolve,             // failed -> compensating, the failed compensation marked done by hand
+  kRetryStep,           // the step in flight gets a fresh attempt budget (no state change)
+  kSkipStep,            // a step is marked done with an operator's output (no state change)
+  kRerun,               // a finished saga is run again as a new saga (no state change)
 };
 
 class IllegalTransition : public std::logic_error {

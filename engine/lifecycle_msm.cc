@@ -1,5 +1,9 @@
 // The only translation unit that includes Boost.MSM (heavy templates, and
 // built as C++17: see lifecycle.h).
+// The transition table has more rows than mpl::vector's preprocessed limit of 20.
+#define BOOST_MPL_CFG_NO_PREPROCESSED_HEADERS
+#define BOOST_MPL_LIMIT_VECTOR_SIZE 40
+#define BOOST_MPL_LIMIT_MAP_SIZE 40
 #include <boost/msm/back/state_machine.hpp>
 #include <boost/msm/front/functor_row.hpp>
 #include <boost/msm/front/state_machine_def.hpp>
@@ -21,6 +25,12 @@ struct CompensationDone {};
 struct CancellationDone {};
 struct CompensationFailed {};
 struct Retry {};
+struct Pause {};
+struct Unpause {};
+struct Resolve {};
+struct RetryStep {};
+struct SkipStep {};
+struct Rerun {};
 
 struct LifecycleDef : msmf::state_machine_def<LifecycleDef> {
   SagaState state = SagaState::kPending;
@@ -41,6 +51,7 @@ struct LifecycleDef : msmf::state_machine_def<LifecycleDef> {
   struct Compensated : Tracked<SagaState::kCompensated> {};
   struct Failed : Tracked<SagaState::kFailed> {};
   struct Cancelled : Tracked<SagaState::kCancelled> {};
+  struct Paused : Tracked<SagaState::kPaused> {};
 
   using initial_state = Pending;
 
@@ -58,7 +69,30 @@ struct LifecycleDef : msmf::state_machine_def<LifecycleDef> {
     msmf::Row<Compensating, CompensationDone,   Compensated>,
     msmf::Row<Compensating, CancellationDone,   Cancelled>,
     msmf::Row<Compensating, CompensationFailed, Failed>,
-    msmf::Row<Failed,       Retry,              Compensating>
+    msmf::Row<Failed,       Retry,              Compensating>,
+    // Operators: hold a saga between steps, and let it go on.
+    msmf::Row<Pending,      Pause,              Paused>,
+    msmf::Row<Running,      Pause,              Paused>,
+    msmf::Row<Waiting,      Pause,              Paused>,
+    msmf::Row<Paused,       Unpause,            Running>,
+    msmf::Row<Paused,       Cancel,             Compensating>,
+    // Operators: a compensation that gave up is marked done by hand.
+    msmf::Row<Failed,       Resolve,            Compensating>,
+    // Operators: a fresh attempt budget for the step in flight, or the step
+    // done by hand; the saga stays where it is.
+    msmf::Row<Running,      RetryStep,          Running>,
+    msmf::Row<Waiting,      RetryStep,          Waiting>,
+    msmf::Row<Paused,       RetryStep,          Paused>,
+    msmf::Row<Compensating, RetryStep,          Compensating>,
+    msmf::Row<Pending,      SkipStep,           Pending>,
+    msmf::Row<Running,      SkipStep,           Running>,
+    msmf::Row<Waiting,      SkipStep,           Waiting>,
+    msmf::Row<Paused,       SkipStep,           Paused>,
+    // Operators: a finished saga is run again from a step, as a new saga.
+    msmf::Row<Completed,    Rerun,              Completed>,
+    msmf::Row<Compensated,  Rerun,              Compensated>,
+    msmf::Row<Failed,       Rerun,              Failed>,
+    msmf::Row<Cancelled,    Rerun,              Cancelled>
   > {};
   // clang-format on
 
@@ -97,6 +131,18 @@ void fire(Lifecycle& fsm, SagaEvent event) {
       return fire<CompensationFailed>(fsm);
     case SagaEvent::kRetry:
       return fire<Retry>(fsm);
+    case SagaEvent::kPause:
+      return fire<Pause>(fsm);
+    case SagaEvent::kUnpause:
+      return fire<Unpause>(fsm);
+    case SagaEvent::kResolve:
+      return fire<Resolve>(fsm);
+    case SagaEvent::kRetryStep:
+      return fire<RetryStep>(fsm);
+    case SagaEvent::kSkipStep:
+      return fire<SkipStep>(fsm);
+    case SagaEvent::kRerun:
+      return fire<Rerun>(fsm);
   }
 }
 
@@ -121,6 +167,8 @@ std::vector<SagaEvent> path_to(SagaState state) {
       return {E::kStart, E::kFail, E::kCompensationFailed};
     case SagaState::kCancelled:
       return {E::kCancel, E::kCancellationDone};
+    case SagaState::kPaused:
+      return {E::kPause};
   }
   return {};
 }
@@ -143,11 +191,17 @@ constexpr SagaEvent kAllEvents[] = {SagaEvent::kStart,
                                     SagaEvent::kCompensationDone,
                                     SagaEvent::kCancellationDone,
                                     SagaEvent::kCompensationFailed,
-                                    SagaEvent::kRetry};
+                                    SagaEvent::kRetry,
+                                    SagaEvent::kPause,
+                                    SagaEvent::kUnpause,
+                                    SagaEvent::kResolve,
+                                    SagaEvent::kRetryStep,
+                                    SagaEvent::kSkipStep,
+                                    SagaEvent::kRerun};
 
 constexpr SagaState kAllStates[] = {SagaState::kPending,      SagaState::kRunning,   SagaState::kWaiting,
                                     SagaState::kCompensating, SagaState::kCompleted, SagaState::kCompensated,
-                                    SagaState::kFailed,       SagaState::kCancelled};
+                                    SagaState::kFailed,       SagaState::kCancelled,     SagaState::kPaused};
 
 }  // namespace
 
@@ -197,6 +251,8 @@ const char* to_string(SagaState state) {
       return "failed";
     case SagaState::kCancelled:
       return "cancelled";
+    case SagaState::kPaused:
+      return "paused";
   }
   return "?";
 }
@@ -223,6 +279,18 @@ const char* to_string(SagaEvent event) {
       return "compensation_failed";
     case SagaEvent::kRetry:
       return "retry";
+    case SagaEvent::kPause:
+      return "pause";
+    case SagaEvent::kUnpause:
+      return "unpause";
+    case SagaEvent::kResolve:
+      return "resolve";
+    case SagaEvent::kRetryStep:
+      return "retry_step";
+    case SagaEvent::kSkipStep:
+      return "skip_step";
+    case SagaEvent::kRerun:
+      return "rerun";
   }
   return "?";
 }

@@ -11,7 +11,7 @@ namespace {
 
 using Clock = std::chrono::system_clock;
 
-enum class Flow { kContinue, kCompleted, kSuspended, kFailed, kCancelled, kInterrupted };
+enum class Flow { kContinue, kCompleted, kSuspended, kFailed, kCancelled, kPaused, kInterrupted };
 
 struct Outcome {
   Flow flow = Flow::kContinue;
@@ -59,7 +59,8 @@ class SagaRun {
         def_(std::move(def)),
         db_now_at_load_(snapshot.db_now),
         loaded_at_(std::chrono::steady_clock::now()),
-        cancel_requested_(saga_.cancel_requested) {
+        cancel_requested_(saga_.cancel_requested),
+        pause_requested_(saga_.pause_requested) {
     for (auto& s : snapshot.steps) rows_[{s.step, s.branch}] = std::move(s);
     for (const auto& signal : signals_) signals_seen_ = std::max(signals_seen_, signal.id);
   }
@@ -70,6 +71,9 @@ class SagaRun {
         case SagaState::kPending:
           if (cancel_requested_) {
             co_await change_state(SagaEvent::kCancel, "cancelling", {});
+          } else if (pause_requested_) {
+            co_await pause();
+            co_return;
           } else {
             co_await change_state(SagaEvent::kStart, "started", {});
           }
@@ -79,6 +83,10 @@ class SagaRun {
           if (cancel_requested_) {
             co_await change_state(SagaEvent::kCancel, "cancelling", {});
             break;
+          }
+          if (pause_requested_) {
+            co_await pause();
+            co_return;
           }
           if (past_deadline()) {
             co_await fail("deadline_exceeded: the saga did not finish before its deadline");
@@ -97,6 +105,9 @@ class SagaRun {
               break;
             case Flow::kCancelled:
               break;  // loop: cancel_requested_ is set
+            case Flow::kPaused:
+              co_await pause();
+              co_return;
             case Flow::kSuspended:
               co_return;  // released by the commit that suspended
             case Flow::kInterrupted:
@@ -156,6 +167,7 @@ class SagaRun {
     }
     if (in_tx && !result.action.ok) co_return result;  // nothing was written
     cancel_requested_ = cancel_requested_ || result.cancel_requested;
+    pause_requested_ = pause_requested_ || result.pause_requested;
     if (t.saga_state) saga_.state = *t.saga_state;
     if (t.step) remember(*t.step, in_tx ? std::optional(result.action.output) : t.step->output);
     saga_.context.update(t.context_updates);
@@ -214,6 +226,15 @@ class SagaRun {
     co_await commit(std::move(t));
   }
 
+  // Holds the saga for an operator, between steps: no wake-up until resumed
+  // (timers and the deadline keep their due times and fire after).
+  asio::awaitable<void> pause() {
+    Transition t = state_transition(SagaEvent::kPause, "paused", {{"worker", rt_.options.owner}});
+    t.release = true;
+    co_await commit(std::move(t));
+    pause_requested_ = false;
+  }
+
   asio::awaitable<void> release_now() {
     Transition t;
     t.release = true;
@@ -244,7 +265,7 @@ class SagaRun {
                                     nlohmann::json context_updates, std::optional<std::int64_t> consume) {
     Transition t;
     if (saga_.state == SagaState::kWaiting) t.saga_state = next_state(saga_.state, SagaEvent::kResume);
-    t.step = StepWrite{step.name, "", index, StepState::kCompleted, 0, 0, std::move(output), std::string(), {}};
+    t.step = StepWrite{step.name, "", index, StepState::kCompleted, 0, 0, std::move(output), std::string(), {}, {}, {}};
     t.event = kind;
     t.event_step = step.name;
     t.context_updates = std::move(context_updates);
@@ -274,12 +295,13 @@ class SagaRun {
       if (todo.empty()) continue;
       if (rt_.stopping) co_return Outcome{Flow::kInterrupted, {}};
       if (cancel_requested_) co_return Outcome{Flow::kCancelled, {}};
+      if (pause_requested_) co_return Outcome{Flow::kPaused, {}};
 
       const bool started = todo.size() < branches.size() || rows_.count({step.name, todo.front()}) > 0;
       if (step.when && !started && !step.when->holds(saga_.context)) {
         for (const auto& branch : todo) {
           Transition t;
-          t.step = StepWrite{step.name, branch, index, StepState::kSkipped, 0, 0, {}, {}, {}};
+          t.step = StepWrite{step.name, branch, index, StepState::kSkipped, 0, 0, {}, {}, {}, {}, {}};
           t.event = "step_skipped";
           t.event_step = step.name;
           t.event_branch = branch;
@@ -305,7 +327,7 @@ class SagaRun {
     auto row_it = rows_.find({step.name, ""});
     const StepRecord* row = row_it == rows_.end() ? nullptr : &row_it->second;
     const auto now = db_now();
-    StepWrite waiting{step.name, "", index, StepState::kWaiting, 0, 0, {}, {}, {}};
+    StepWrite waiting{step.name, "", index, StepState::kWaiting, 0, 0, {}, {}, {}, {}, {}};
 
     if (wait.duration) {
       if (!row) {
@@ -344,7 +366,7 @@ class SagaRun {
       const std::string reason =
           "signal_timeout: no '" + *wait.signal + "' signal within " + format_duration(*wait.signal_timeout);
       Transition t;
-      t.step = StepWrite{step.name, "", index, StepState::kFailed, 0, 0, {}, reason, {}};
+      t.step = StepWrite{step.name, "", index, StepState::kFailed, 0, 0, {}, reason, {}, {}, {}};
       t.event = "step_failed";
       t.event_step = step.name;
       t.event_detail = {{"code", "signal_timeout"}};
@@ -452,7 +474,7 @@ class SagaRun {
       return mode.compensating ? it->second.compensation_attempts : it->second.attempts;
     };
     auto write = [&](StepState state) {
-      StepWrite w{step.name, branch, index, state, 0, 0, {}, {}, {}};
+      StepWrite w{step.name, branch, index, state, 0, 0, {}, {}, {}, {}, {}};
       return w;
     };
     auto event = [&](Transition& t, const char* kind, nlohmann::json detail) {
@@ -466,6 +488,8 @@ class SagaRun {
       if (rt_.stopping) co_return Outcome{Flow::kInterrupted, {}};
       // A cancel stops forward retries; compensation always runs to its end.
       if (!mode.compensating && cancel_requested_) co_return Outcome{Flow::kCancelled, {}};
+      // A pause holds a retrying step too; compensation is never paused half-way.
+      if (!mode.compensating && pause_requested_) co_return Outcome{Flow::kPaused, {}};
       const int attempt = counter() + 1;
       if (!mode.compensating && past_deadline()) {
         Transition t;
@@ -475,16 +499,18 @@ class SagaRun {
         co_await commit(std::move(t));
         co_return Outcome{Flow::kFailed, "step " + label + " failed: the saga deadline passed"};
       }
+      Millis timeout = step.timeout;
+      if (!mode.compensating && saga_.deadline_at) timeout = std::min(timeout, until(db_now(), *saga_.deadline_at));
       {
         Transition t;
         t.step = write(mode.running);
         (mode.compensating ? t.step->add_compensation_attempts : t.step->add_attempts) = 1;
-        event(t, mode.started_event, {{"attempt", attempt}, {"worker", rt_.options.owner}});
+        t.step->attempt_timeout = timeout;
+        t.step->max_attempts = policy.max_attempts;
+        event(t, mode.started_event,
+              {{"attempt", attempt}, {"max_attempts", policy.max_attempts}, {"worker", rt_.options.owner}});
         co_await commit(std::move(t));
       }
-
-      Millis timeout = step.timeout;
-      if (!mode.compensating && saga_.deadline_at) timeout = std::min(timeout, until(db_now(), *saga_.deadline_at));
       const ActionCall call = make_call(step, branch, attempt, mode.compensating, Clock::now() + timeout);
 
       Transition success;
@@ -519,18 +545,25 @@ class SagaRun {
         co_await commit(std::move(t));
         co_return Outcome{};
       }
+      // The next retry's time is stored, for operators to see.
+      const Millis delay = final ? Millis(0) : retry_delay(policy, attempt + 1, rt_.rng);
       Transition t;
       t.step = write(final ? mode.failed : mode.retrying);
       t.step->error = error.code + ": " + error.message;
+      if (!final) t.step->wake_in = delay;
       event(t, final ? mode.failed_event : mode.retry_event,
-            {{"attempt", attempt}, {"code", error.code}, {"message", error.message}, {"retryable", error.retryable}});
+            {{"attempt", attempt},
+             {"max_attempts", policy.max_attempts},
+             {"code", error.code},
+             {"message", error.message},
+             {"retryable", error.retryable}});
       co_await commit(std::move(t));
       if (final) {
         co_return Outcome{Flow::kFailed, (mode.compensating ? "compensation of step " : "step ") + label +
                                              " failed after " + std::to_string(attempt) + " attempt(s): " + error.code +
                                              ": " + error.message};
       }
-      if (!co_await rt_.sleep(retry_delay(policy, attempt + 1, rt_.rng))) co_return Outcome{Flow::kInterrupted, {}};
+      if (!co_await rt_.sleep(delay)) co_return Outcome{Flow::kInterrupted, {}};
     }
   }
 
@@ -550,6 +583,7 @@ class SagaRun {
     for (const auto& [key, row] : rows_) {
       const Step* step = def_->find_step(row.step);
       if (!step || step->compensate.empty()) continue;
+      if (row.step_index < saga_.compensate_from) continue;  // an operator's cancel from a later step
       if (row.state == StepState::kCompleted || row.state == StepState::kCompensating || in_doubt(*step, row)) {
         todo.push_back(&row);
       }
@@ -579,6 +613,7 @@ class SagaRun {
   Clock::time_point db_now_at_load_;
   std::chrono::steady_clock::time_point loaded_at_;
   bool cancel_requested_;
+  bool pause_requested_;
   std::int64_t signals_seen_ = 0;
   std::int64_t local_completion_seq_ = 1LL << 62;  // orders steps completed in this run after loaded ones
 };

@@ -60,6 +60,8 @@ struct SagaRecord {
   std::optional<TimePoint> wake_at;
   std::string error;
   bool cancel_requested = false;
+  bool pause_requested = false;  // an operator asked it to pause at the next step boundary
+  int compensate_from = -1;      // a cancel undoes only steps from this index on; -1: all
   TimePoint created_at;
   TimePoint updated_at;
 };
@@ -122,7 +124,11 @@ struct StepWrite {
   int add_compensation_attempts = 0;  // added to the compensation attempt counter
   std::optional<nlohmann::json> output;
   std::optional<std::string> error;  // replaces the stored error when set ("" clears it)
-  std::optional<Millis> wake_in;     // wake_at = db now + wake_in
+  std::optional<Millis> wake_in;     // wake_at = db now + wake_in (a timer, or the next retry)
+  // An attempt starting: it is overdue (a stuck reason) after db now +
+  // attempt_timeout. Every other write clears the attempt deadline.
+  std::optional<Millis> attempt_timeout;
+  std::optional<int> max_attempts;  // the retry policy's budget, shown to operators
 };
 
 // Everything one commit changes. Applied atomically, with its event, or not at all.
@@ -167,6 +173,7 @@ using InTransaction = std::function<ActionResult(pqxx::work&)>;
 struct CommitResult {
   ActionResult action;            // the in-transaction action's result (success when none ran)
   bool cancel_requested = false;  // someone asked the saga to cancel (read under the lease lock)
+  bool pause_requested = false;   // an operator asked it to pause (likewise)
 };
 
 class Store {

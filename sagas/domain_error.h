@@ -1,27 +1,8 @@
 #pragma once
-// A refusal by a domain rule, which the API turns into an HTTP error:
-// {"error":{"code","message","field", …details}} with `status`.
+// Domain refusals: see engine/domain_error.h.
 
-#include <stdexcept>
-#include <string>
-
-#include <nlohmann/json.hpp>
+#include "engine/domain_error.h"
 
 namespace wsflow::sagas {
-
-class DomainError : public std::runtime_error {
- public:
-  DomainError(int status, std::string code, const std::string& message, std::string field = "",
-              nlohmann::json details = nlohmann::json::object())
-      : std::runtime_error(message),
-        status(status),
-        code(std::move(code)),
-        field(std::move(field)),
-        details(std::move(details)) {}
-  int status;              // 403, 404, 409, 410
-  std::string code;        // e.g. plan_limit, invitation_expired
-  std::string field;       // the request field at fault, when there is one
-  nlohmann::json details;  // figures the client can act on (plan_limit: plan, limit, count)
-};
-
+using wsflow::DomainError;
 }  // namespace wsflow::sagas

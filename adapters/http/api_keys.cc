@@ -44,7 +44,7 @@ std::optional<Principal> authenticate(pqxx::work& tx, const std::string& key) {
   if (!std::regex_match(key, kShape)) return std::nullopt;
   auto rows = tx.exec_params(
       "SELECT k.id::text, coalesce(k.workspace_id::text, ''), coalesce(k.member_id::text, ''), "
-      "coalesce(m.user_id, ''), coalesce(m.role, ''), array_to_json(k.scopes)::text "
+      "coalesce(m.user_id, ''), coalesce(m.role, ''), array_to_json(k.scopes)::text, k.name "
       "FROM wsflow.api_keys k LEFT JOIN wsflow.members m ON m.id = k.member_id "
       "WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
       sha256_hex(key));
@@ -56,6 +56,7 @@ std::optional<Principal> authenticate(pqxx::work& tx, const std::string& key) {
   p.member_id = r[2].as<std::string>();
   p.user_id = r[3].as<std::string>();
   p.role = r[4].as<std::string>();
+  p.key_name = r[6].as<std::string>();
   p.is_operator = p.workspace_id.empty();
   p.scopes = sagas::expand_scopes(nlohmann::json::parse(r[5].as<std::string>()).get<std::vector<std::string>>());
   if (!p.is_operator && p.user_id.empty()) return std::nullopt;  // its member was removed

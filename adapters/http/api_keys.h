@@ -18,6 +18,7 @@ namespace wsflow::http {
 
 struct Principal {
   std::string key_id;
+  std::string key_name;  // as its creator named it (operator actions record it)
   bool is_operator = false;
   std::string workspace_id;  // empty for operator keys
   std::string member_id;

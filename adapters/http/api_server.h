@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "adapters/postgres/connection_pool.h"
+#include "adapters/postgres/saga_queries.h"
 #include "engine/clock.h"
 #include "engine/definition.h"
 #include "engine/schedule_commands.h"
@@ -39,6 +40,7 @@ struct ApiDependencies {
   std::function<void()> wake_scheduler;          // after a resume, so it looks at the new due time
   std::vector<std::string> regions = {"local"};  // a workspace's region is one of these (the first by default)
   std::size_t max_body_bytes = 64 * 1024;
+  pg::StuckSettings stuck{};  // when a saga counts as stuck (serve --stuck-after, --stuck-grace)
 };
 
 class ApiServer {

@@ -4,7 +4,7 @@
 
 namespace wsflow::http {
 
-nlohmann::json parse_object(const std::string& body, std::initializer_list<const char*> allowed_fields) {
+nlohmann::json parse_object(const std::string& body, const std::vector<const char*>& allowed_fields) {
   if (body.empty()) return nlohmann::json::object();
   nlohmann::json object;
   try {
@@ -35,6 +35,12 @@ std::optional<std::string> string_field(const nlohmann::json& object, const std:
                    name);
   }
   return value;
+}
+
+std::optional<bool> bool_field(const nlohmann::json& object, const std::string& field) {
+  if (!object.contains(field) || object[field].is_null()) return std::nullopt;
+  if (!object[field].is_boolean()) throw ApiError(400, "invalid_field", "'" + field + "' must be true or false", field);
+  return object[field].get<bool>();
 }
 
 std::optional<std::vector<std::string>> enum_list_field(const nlohmann::json& object, const std::string& field,

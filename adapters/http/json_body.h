@@ -15,7 +15,10 @@
 namespace wsflow::http {
 
 // An empty body counts as {}.
-nlohmann::json parse_object(const std::string& body, std::initializer_list<const char*> allowed_fields);
+nlohmann::json parse_object(const std::string& body, const std::vector<const char*>& allowed_fields);
+
+// The boolean at `field`; nullopt when absent.
+std::optional<bool> bool_field(const nlohmann::json& object, const std::string& field);
 
 // The string at `field` (dotted for nested objects in messages); nullopt when
 // absent and not required. Enforces 1..max_length characters.

@@ -6,9 +6,32 @@
 #include "adapters/http/json_body.h"
 #include "adapters/http/request_context.h"
 #include "adapters/postgres/pg_store.h"
+#include "adapters/postgres/saga_queries.h"
+#include "adapters/postgres/saga_repairs.h"
+#include "sagas/audit.h"
 
 namespace wsflow::http {
 namespace {
+
+// How long without progress counts as stuck: the server's setting, or the
+// request's stuck_after.
+pg::StuckSettings stuck_settings(const RequestContext& ctx) {
+  pg::StuckSettings settings = ctx.deps.stuck;
+  if (ctx.request.has_param("stuck_after")) {
+    const auto after = try_parse_duration(ctx.request.get_param_value("stuck_after"));
+    if (!after) throw ApiError(400, "invalid_parameter", "stuck_after is a duration, e.g. 15m", "stuck_after");
+    settings.threshold = *after;
+  }
+  return settings;
+}
+
+pg::SagaFilter filter_or_400(const pg::FilterParam& get, int max_limit = 100) {
+  try {
+    return pg::parse_saga_filter(get, max_limit);
+  } catch (const pg::FilterError& e) {
+    throw ApiError(400, "invalid_parameter", e.what(), e.field);
+  }
+}
 
 // The saga's workspace, after checking the caller may see the saga (404 if not).
 std::string visible_saga(RequestContext& ctx, const std::string& saga_id) {
@@ -58,19 +81,10 @@ Reply get_saga(RequestContext& ctx) {
   const std::string id = ctx.path_param(1);
   visible_saga(ctx, id);
   require_scope(ctx, ctx.principal.is_operator ? "sagas:read" : "workspace:read");
-  const std::string sql = R"SQL(
-    SELECT json_build_object(
-      'id', s.id, 'definition', s.definition, 'version', s.version, 'definition_hash', s.definition_hash,
-      'workspace_id', s.workspace_id, 'state', s.state, 'error', s.error, 'created_at', s.created_at,
-      'updated_at', s.updated_at, 'finished_at', s.finished_at, 'wake_at', s.wake_at,
-      'steps', coalesce((SELECT json_agg(json_build_object('step', step, 'branch', branch, 'state', state,
-                                 'attempts', attempts, 'compensation_attempts', compensation_attempts,
-                                 'error', error, 'output', output, 'wake_at', wake_at,
-                                 'started_at', started_at, 'finished_at', finished_at)
-                                 ORDER BY step_index, branch)
-                         FROM wsflow.saga_steps WHERE saga_id = s.id), '[]'::json))::text
-    FROM wsflow.sagas s WHERE s.id = $1::uuid)SQL";
-  return {200, nlohmann::json::parse(ctx.tx.exec_params(sql, id)[0][0].as<std::string>())};
+  nlohmann::json saga = *pg::saga_detail(ctx.tx, id, stuck_settings(ctx));
+  saga["allowed_actions"] =
+      pg::operator_actions(saga_state_from_string(saga["state"].get<std::string>()).value_or(SagaState::kFailed));
+  return {200, std::move(saga)};
 }
 
 Reply deliver_signal(RequestContext& ctx) {
@@ -93,46 +107,16 @@ Reply deliver_signal(RequestContext& ctx) {
   return {202, {{"saga_id", id}, {"signal", name}}};
 }
 
-// GET /v1/sagas?state=&definition=&workspace_id=&stuck=true&stuck_after=15m&limit=&cursor=
-// Stuck: failed (a compensation gave up), or not finished and not moving:
-// no change for stuck_after while it should be running, a wake-up overdue by
-// stuck_after, or an engine error being retried.
+// GET /v1/sagas with the filters of pg::parse_saga_filter, each saga with
+// why it is stuck (pg::StuckSettings; stuck_after overrides the threshold).
 Reply list_sagas(RequestContext& ctx) {
   require_operator(ctx, "listing sagas", "sagas:read");
   const httplib::Request& req = ctx.request;
-  const auto [limit, cursor] = page_params(req);
-  if (!cursor.empty() && !pg::is_uuid(cursor)) throw ApiError(400, "invalid_parameter", "unknown cursor", "cursor");
-  const std::string state = req.has_param("state") ? req.get_param_value("state") : "";
-  if (!state.empty() && !saga_state_from_string(state)) {
-    throw ApiError(400, "invalid_parameter", "unknown saga state '" + state + "'", "state");
-  }
-  const std::string workspace = req.has_param("workspace_id") ? req.get_param_value("workspace_id") : "";
-  if (!workspace.empty() && !pg::is_uuid(workspace)) {
-    throw ApiError(400, "invalid_parameter", "workspace_id must be a UUID", "workspace_id");
-  }
-  const std::string stuck = req.has_param("stuck") ? req.get_param_value("stuck") : "false";
-  if (stuck != "true" && stuck != "false") throw ApiError(400, "invalid_parameter", "stuck is true or false", "stuck");
-  const std::optional<Millis> stuck_after =
-      try_parse_duration(req.has_param("stuck_after") ? req.get_param_value("stuck_after") : "15m");
-  if (!stuck_after) throw ApiError(400, "invalid_parameter", "stuck_after is a duration, e.g. 15m", "stuck_after");
-  const std::string sql = R"SQL(
-    SELECT json_build_object('id', id, 'definition', definition, 'version', version, 'workspace_id', workspace_id,
-                             'state', state, 'error', error, 'wake_at', wake_at, 'lease_owner', lease_owner,
-                             'created_at', created_at, 'updated_at', updated_at)::text
-    FROM wsflow.sagas s
-    WHERE ($1 = '' OR state = $1) AND ($2 = '' OR definition = $2)
-      AND ($3 = '' OR workspace_id = NULLIF($3, '')::uuid)
-      AND (NOT $4 OR state = 'failed'
-           OR (state IN ('pending', 'running', 'compensating')
-               AND updated_at < now() - $5::bigint * interval '1 ms')
-           OR (state = 'waiting' AND wake_at < now() - $5::bigint * interval '1 ms')
-           OR (state IN ('pending', 'running', 'waiting', 'compensating') AND error LIKE 'engine error%'))
-      AND ($6 = '' OR (created_at, id) > (SELECT created_at, id FROM wsflow.sagas WHERE id = NULLIF($6, '')::uuid))
-    ORDER BY created_at, id LIMIT $7)SQL";
-  return page(
-      ctx.tx.exec_params(sql, state, req.has_param("definition") ? req.get_param_value("definition") : "", workspace,
-                         stuck == "true", static_cast<long long>(stuck_after->count()), cursor, limit + 1),
-      limit);
+  const pg::SagaFilter filter = filter_or_400([&](const std::string& name) -> std::optional<std::string> {
+    if (!req.has_param(name)) return std::nullopt;
+    return req.get_param_value(name);
+  });
+  return page(pg::list_sagas(ctx.tx, filter, stuck_settings(ctx)), filter.limit);
 }
 
 Reply saga_events(RequestContext& ctx) {
@@ -150,17 +134,154 @@ Reply saga_events(RequestContext& ctx) {
               limit);
 }
 
-// POST /v1/sagas/{id}/cancel and /retry: operator repairs through the Store,
-// refused with 409 when the saga's state does not allow them.
-Handler operator_command(const char* what, bool (Store::*command)(const std::string&)) {
-  return [what, command](RequestContext& ctx) -> Reply {
+// The body fields every repair takes.
+struct RepairArgs {
+  nlohmann::json body;
+  pg::RepairBy by;
+  bool confirm = false;
+};
+
+RepairArgs repair_args(RequestContext& ctx, const std::vector<const char*>& fields) {
+  std::vector<const char*> allowed = {"reason", "confirm"};
+  allowed.insert(allowed.end(), fields.begin(), fields.end());
+  RepairArgs args;
+  args.body = parse_object(ctx.request.body, allowed);
+  args.by = {ctx.principal.actor(), ctx.principal.key_name, string_field(args.body, "reason", 2000, false).value_or(""),
+             ""};
+  args.confirm = bool_field(args.body, "confirm").value_or(false);
+  return args;
+}
+
+// Records a repair in the workspace's audit feed (a saga about no workspace
+// has only its events) and answers 202.
+Reply audited(RequestContext& ctx, const std::string& action, const pg::RepairBy& by, pg::RepairOutcome outcome,
+              const std::string& saga_id) {
+  if (!outcome.workspace_id.empty()) {
+    sagas::audit(ctx.tx, outcome.workspace_id, by.actor, "saga." + action,
+                 {{"saga_id", saga_id}, {"key_name", by.key_name}, {"reason", by.reason}});
+  }
+  return {202, std::move(outcome.body)};
+}
+
+using Repair = std::function<pg::RepairOutcome(RequestContext&, const std::string& saga_id, const RepairArgs&)>;
+
+// POST /v1/sagas/{id}/<action>: an operator repair (saga_repairs.h).
+Handler repair_route(const char* action, std::initializer_list<const char*> fields, Repair repair) {
+  std::vector<const char*> field_list(fields);
+  return [action, field_list, repair](RequestContext& ctx) -> Reply {
     const std::string id = ctx.path_param(1);
     visible_saga(ctx, id);
-    require_operator(ctx, what, "sagas:repair");
-    parse_object(ctx.request.body, {});
-    (ctx.deps.store.*command)(id);
-    return {202, {{"saga_id", id}}};
+    const RepairArgs args = repair_args(ctx, field_list);
+    const bool dry_run = bool_field(args.body, "dry_run").value_or(false);
+    require_operator(ctx, std::string(action) + " of a saga", dry_run ? "sagas:read" : "sagas:repair");
+    pg::RepairOutcome outcome = repair(ctx, id, args);
+    if (dry_run) return {200, std::move(outcome.body)};
+    return audited(ctx, action, args.by, std::move(outcome), id);
   };
+}
+
+pg::SkipRequest skip_request(const nlohmann::json& body) {
+  pg::SkipRequest skip;
+  skip.step = *string_field(body, "step", 200, true);
+  skip.branch = string_field(body, "branch", 200, false);
+  for (auto [field, target] : {std::pair{"output", &skip.output}, std::pair{"context", &skip.context}}) {
+    if (!body.contains(field)) continue;
+    if (!body[field].is_object()) throw ApiError(400, "invalid_field", std::string("'") + field + "' must be an object", field);
+    *target = body[field];
+  }
+  return skip;
+}
+
+// The bulk actions and the repair each applies to one saga.
+pg::RepairOutcome bulk_apply(pqxx::work& tx, const std::string& action, const std::string& saga_id,
+                             const pg::RepairBy& by, bool confirm) {
+  if (action == "retry") return pg::retry_saga(tx, saga_id, by, confirm);
+  if (action == "cancel") return pg::cancel_saga(tx, saga_id, by, "", false);
+  if (action == "pause") return pg::pause_saga(tx, saga_id, by);
+  return pg::resume_saga(tx, saga_id, by);
+}
+
+// POST /v1/sagas/bulk {action, filter, dry_run?, limit?, reason?, confirm?}:
+// one repair over the sagas a filter selects (the filters of GET /v1/sagas,
+// as strings; its cursor pages), at most `limit` (1..1000, default 100) per
+// request. A dry run lists what would be touched; a real run records a bulk
+// action that every repaired saga's event links to, and reports each saga
+// applied or refused (a refusal does not stop the others).
+Reply bulk_repair(RequestContext& ctx) {
+  const nlohmann::json body =
+      parse_object(ctx.request.body, {"action", "filter", "dry_run", "limit", "reason", "confirm"});
+  const std::string action = *string_field(body, "action", 20, true);
+  require_one_of(action, {"retry", "cancel", "pause", "resume"}, "action");
+  const bool dry_run = bool_field(body, "dry_run").value_or(false);
+  require_operator(ctx, "a bulk repair", dry_run ? "sagas:read" : "sagas:repair");
+  const nlohmann::json filter_object = body.value("filter", nlohmann::json::object());
+  if (!filter_object.is_object()) throw ApiError(400, "invalid_field", "'filter' must be an object", "filter");
+  if (body.contains("limit") && !body["limit"].is_number_integer()) {
+    throw ApiError(400, "invalid_field", "'limit' must be an integer from 1 to 1000", "limit");
+  }
+  pg::SagaFilter filter = filter_or_400(
+      [&](const std::string& name) -> std::optional<std::string> {
+        if (name == "limit") {
+          if (!body.contains("limit")) return std::nullopt;
+          return std::to_string(body["limit"].get<long long>());
+        }
+        if (!filter_object.contains(name)) return std::nullopt;
+        const nlohmann::json& value = filter_object[name];
+        if (value.is_string()) return value.get<std::string>();
+        if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
+        throw ApiError(400, "invalid_field", "'filter." + name + "' must be a string", "filter." + name);
+      },
+      1000);
+  if (!body.contains("limit")) filter.limit = 100;
+  const Reply matching = page(pg::list_sagas(ctx.tx, filter, stuck_settings(ctx)), filter.limit);
+  if (dry_run) {
+    nlohmann::json would = nlohmann::json::array();
+    for (const auto& saga : matching.body["data"]) {
+      const auto state = saga_state_from_string(saga["state"].get<std::string>()).value_or(SagaState::kFailed);
+      const auto allowed = pg::operator_actions(state);
+      would.push_back({{"id", saga["id"]},
+                       {"definition", saga["definition"]},
+                       {"state", saga["state"]},
+                       {"stuck", saga["stuck"]},
+                       {"allowed", std::find(allowed.begin(), allowed.end(), action) != allowed.end()}});
+    }
+    return {200, {{"dry_run", true}, {"action", action}, {"would_touch", would}, {"next_cursor", matching.body["next_cursor"]}}};
+  }
+  pg::RepairBy by{ctx.principal.actor(), ctx.principal.key_name, string_field(body, "reason", 2000, false).value_or(""),
+                  ""};
+  by.bulk_id = ctx.tx.exec_params(
+                         "INSERT INTO wsflow.bulk_actions (action, filter, actor, reason) VALUES ($1, $2::jsonb, $3, $4) "
+                         "RETURNING id::text",
+                         action, filter_object.dump(), by.actor, by.reason)[0][0]
+                   .as<std::string>();
+  const bool confirm = bool_field(body, "confirm").value_or(false);
+  nlohmann::json results = nlohmann::json::array();
+  int touched = 0, refused = 0;
+  for (const auto& saga : matching.body["data"]) {
+    const std::string id = saga["id"].get<std::string>();
+    ctx.tx.exec("SAVEPOINT bulk_item");
+    try {
+      audited(ctx, action, by, bulk_apply(ctx.tx, action, id, by, confirm), id);
+      ctx.tx.exec("RELEASE SAVEPOINT bulk_item");
+      results.push_back({{"saga_id", id}, {"outcome", "applied"}});
+      ++touched;
+    } catch (const DomainError& e) {
+      ctx.tx.exec("ROLLBACK TO SAVEPOINT bulk_item");
+      nlohmann::json refusal = {{"saga_id", id}, {"outcome", "refused"}, {"code", e.code}, {"message", e.what()}};
+      refusal.update(e.details);
+      results.push_back(std::move(refusal));
+      ++refused;
+    }
+  }
+  ctx.tx.exec_params("UPDATE wsflow.bulk_actions SET touched = $2, refused = $3 WHERE id = $1::uuid", by.bulk_id,
+                     touched, refused);
+  return {202,
+          {{"bulk_id", by.bulk_id},
+           {"action", action},
+           {"touched", touched},
+           {"refused", refused},
+           {"results", results},
+           {"next_cursor", matching.body["next_cursor"]}}};
 }
 
 }  // namespace
@@ -168,12 +289,53 @@ Handler operator_command(const char* what, bool (Store::*command)(const std::str
 void add_saga_routes(const RouteAdder& add) {
   add("GET", "/v1/sagas", list_sagas, Auth::kApiKey);
   add("POST", "/v1/sagas", start_saga, Auth::kApiKey);
+  add("POST", "/v1/sagas/bulk", bulk_repair, Auth::kApiKey);
   add("GET", R"(/v1/sagas/([^/]+))", get_saga, Auth::kApiKey);
   add("GET", R"(/v1/sagas/([^/]+)/events)", saga_events, Auth::kApiKey);
   add("POST", R"(/v1/sagas/([^/]+)/signals/([A-Za-z0-9_.-]{1,100}))", deliver_signal, Auth::kApiKey);
-  add("POST", R"(/v1/sagas/([^/]+)/cancel)", operator_command("cancelling a saga", &Store::request_cancel),
+  using Ctx = RequestContext;
+  using Args = RepairArgs;
+  add("POST", R"(/v1/sagas/([^/]+)/pause)",
+      repair_route("pause", {}, [](Ctx& c, const std::string& id, const Args& a) {
+        return pg::pause_saga(c.tx, id, a.by);
+      }),
       Auth::kApiKey);
-  add("POST", R"(/v1/sagas/([^/]+)/retry)", operator_command("retrying a saga", &Store::retry), Auth::kApiKey);
+  add("POST", R"(/v1/sagas/([^/]+)/resume)",
+      repair_route("resume", {}, [](Ctx& c, const std::string& id, const Args& a) {
+        return pg::resume_saga(c.tx, id, a.by);
+      }),
+      Auth::kApiKey);
+  add("POST", R"(/v1/sagas/([^/]+)/retry)",
+      repair_route("retry", {}, [](Ctx& c, const std::string& id, const Args& a) {
+        return pg::retry_saga(c.tx, id, a.by, a.confirm);
+      }),
+      Auth::kApiKey);
+  add("POST", R"(/v1/sagas/([^/]+)/skip)",
+      repair_route("skip", {"step", "branch", "output", "context"}, [](Ctx& c, const std::string& id, const Args& a) {
+        return pg::skip_step(c.tx, id, a.by, skip_request(a.body));
+      }),
+      Auth::kApiKey);
+  add("POST", R"(/v1/sagas/([^/]+)/cancel)",
+      repair_route("cancel", {"from_step", "dry_run"}, [](Ctx& c, const std::string& id, const Args& a) {
+        return pg::cancel_saga(c.tx, id, a.by, string_field(a.body, "from_step", 200, false).value_or(""),
+                               bool_field(a.body, "dry_run").value_or(false));
+      }),
+      Auth::kApiKey);
+  add("POST", R"(/v1/sagas/([^/]+)/resolve)",
+      repair_route("resolve", {"evidence"}, [](Ctx& c, const std::string& id, const Args& a) {
+        return pg::resolve_saga(c.tx, id, a.by, string_field(a.body, "evidence", 2000, false).value_or(""));
+      }),
+      Auth::kApiKey);
+  add("POST", R"(/v1/sagas/([^/]+)/rerun)",
+      repair_route("rerun", {"step", "input"}, [](Ctx& c, const std::string& id, const Args& a) {
+        std::optional<nlohmann::json> input;
+        if (a.body.contains("input")) {
+          if (!a.body["input"].is_object()) throw ApiError(400, "invalid_field", "'input' must be an object", "input");
+          input = a.body["input"];
+        }
+        return pg::rerun_from(c.tx, id, a.by, *string_field(a.body, "step", 200, true), input, a.confirm);
+      }),
+      Auth::kApiKey);
 }
 
 }  // namespace wsflow::http

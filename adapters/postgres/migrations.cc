@@ -260,6 +260,122 @@ CREATE INDEX invitations_pending_email ON wsflow.invitations (lower(email)) WHER
 CREATE INDEX invitations_workspace ON wsflow.invitations (workspace_id, created_at, id);
 )SQL";
 
+
+// Operators (issue "why a saga is stuck"): a paused state, the figures the
+// stuck reasons are computed from, and the indexes that find them without
+// scanning every saga.
+const char* kOperators = R"SQL(
+ALTER TABLE wsflow.sagas DROP CONSTRAINT sagas_state_check;
+ALTER TABLE wsflow.sagas ADD CONSTRAINT sagas_state_check
+  CHECK (state IN ('pending','running','waiting','compensating','completed','compensated','failed','cancelled',
+                   'paused'));
+ALTER TABLE wsflow.sagas
+  ADD COLUMN progressed_at timestamptz,
+  ADD COLUMN pause_requested boolean NOT NULL DEFAULT false,
+  ADD COLUMN compensate_from integer,
+  ADD COLUMN rerun_of uuid REFERENCES wsflow.sagas(id) ON DELETE SET NULL,
+  ADD COLUMN rerun_from_step text;
+UPDATE wsflow.sagas SET progressed_at = updated_at;
+ALTER TABLE wsflow.sagas ALTER COLUMN progressed_at SET DEFAULT now(), ALTER COLUMN progressed_at SET NOT NULL;
+ALTER TABLE wsflow.saga_steps
+  ADD COLUMN attempt_deadline_at timestamptz,
+  ADD COLUMN max_attempts integer;
+
+CREATE INDEX sagas_created ON wsflow.sagas (created_at, id);
+CREATE INDEX sagas_updated ON wsflow.sagas (updated_at);
+CREATE INDEX sagas_definition ON wsflow.sagas (definition, created_at);
+CREATE INDEX sagas_no_progress ON wsflow.sagas (progressed_at) WHERE state IN ('pending','running','compensating');
+CREATE INDEX sagas_lease_until ON wsflow.sagas (lease_until) WHERE lease_token IS NOT NULL;
+CREATE INDEX sagas_rerun_of ON wsflow.sagas (rerun_of) WHERE rerun_of IS NOT NULL;
+CREATE INDEX saga_steps_attempt_deadline ON wsflow.saga_steps (attempt_deadline_at)
+  WHERE state IN ('running','compensating') AND attempt_deadline_at IS NOT NULL;
+-- The incident query: sagas by what they did and undid.
+CREATE INDEX saga_steps_by_step ON wsflow.saga_steps (step, state, saga_id);
+
+CREATE TABLE wsflow.bulk_actions (
+  id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  action      text NOT NULL,
+  filter      jsonb NOT NULL,
+  actor       text NOT NULL,
+  reason      text NOT NULL DEFAULT '',
+  touched     integer NOT NULL DEFAULT 0,
+  refused     integer NOT NULL DEFAULT 0,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- The step a person looking at a saga wants to see: the one in flight,
+-- retrying, or failed (the newest such), with its figures.
+CREATE FUNCTION wsflow.saga_current_step(saga uuid) RETURNS jsonb LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object(
+           'step', st.step, 'branch', st.branch, 'state', st.state,
+           'compensating', st.state IN ('compensating', 'compensation_failed'),
+           'attempt', CASE WHEN st.state IN ('compensating', 'compensation_failed')
+                           THEN st.compensation_attempts ELSE st.attempts END,
+           'max_attempts', st.max_attempts, 'last_error', st.error,
+           'attempt_deadline_at', st.attempt_deadline_at,
+           'next_retry_at', CASE WHEN st.attempt_deadline_at IS NULL AND st.error IS NOT NULL
+                                  AND st.state IN ('retrying', 'compensating') THEN st.wake_at END)
+  FROM wsflow.saga_steps st
+  WHERE st.saga_id = saga
+    AND st.state IN ('running', 'retrying', 'waiting', 'failed', 'compensating', 'compensation_failed')
+  ORDER BY st.updated_at DESC LIMIT 1
+$$;
+
+-- Why a saga is stuck, or NULL: {reason, since, detail}. The first that
+-- holds, most actionable first. `threshold` is how long without progress
+-- counts as stuck; `grace` how long past a timeout, lease or due time.
+CREATE FUNCTION wsflow.saga_stuck(s wsflow.sagas, threshold interval, grace interval) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  WITH overdue AS (
+    SELECT st.step, st.branch, st.attempt_deadline_at,
+           CASE WHEN st.state = 'compensating' THEN st.compensation_attempts ELSE st.attempts END AS attempt
+    FROM wsflow.saga_steps st
+    WHERE st.saga_id = s.id AND st.state IN ('running', 'compensating')
+      AND st.attempt_deadline_at < now() - grace
+    ORDER BY st.attempt_deadline_at LIMIT 1)
+  SELECT CASE
+    WHEN s.state = 'failed' THEN jsonb_build_object(
+      'reason', 'failed', 'since', s.finished_at,
+      'detail', coalesce(wsflow.saga_current_step(s.id), '{}'::jsonb) || jsonb_build_object('error', s.error))
+    WHEN s.state IN ('completed', 'compensated', 'cancelled', 'paused') THEN NULL
+    WHEN s.lease_token IS NOT NULL AND s.lease_until < now() - grace THEN jsonb_build_object(
+      'reason', 'lease_expired', 'since', s.lease_until,
+      'detail', coalesce(wsflow.saga_current_step(s.id), '{}'::jsonb)
+                || jsonb_build_object('lease_owner', s.lease_owner))
+    WHEN EXISTS (SELECT 1 FROM overdue) THEN (SELECT jsonb_build_object(
+      'reason', 'attempt_overdue', 'since', o.attempt_deadline_at,
+      'detail', jsonb_build_object('step', o.step, 'branch', o.branch, 'attempt', o.attempt,
+                                   'attempt_deadline_at', o.attempt_deadline_at, 'lease_owner', s.lease_owner))
+      FROM overdue o)
+    WHEN s.lease_token IS NULL AND s.wake_at < now() - grace THEN jsonb_build_object(
+      'reason', 'unclaimed', 'since', s.wake_at,
+      'detail', jsonb_build_object('runnable_since', s.wake_at, 'state', s.state))
+    WHEN s.state = 'compensating' AND s.progressed_at < now() - threshold THEN jsonb_build_object(
+      'reason', 'compensation_unfinished', 'since', s.progressed_at,
+      'detail', coalesce(wsflow.saga_current_step(s.id), '{}'::jsonb)
+                || jsonb_build_object('compensating_because', s.error))
+    WHEN s.state IN ('pending', 'running') AND s.progressed_at < now() - threshold THEN jsonb_build_object(
+      'reason', 'no_progress', 'since', s.progressed_at,
+      'detail', coalesce(wsflow.saga_current_step(s.id), '{}'::jsonb))
+  END
+$$;
+
+-- Candidates for saga_stuck, each found through an index (see the EXPLAIN
+-- test); saga_stuck decides.
+CREATE FUNCTION wsflow.stuck_candidates(threshold interval, grace interval) RETURNS SETOF uuid
+LANGUAGE sql STABLE AS $$
+  SELECT id FROM wsflow.sagas WHERE state = 'failed'
+  UNION SELECT id FROM wsflow.sagas WHERE lease_token IS NOT NULL AND lease_until < now() - grace
+  UNION SELECT saga_id FROM wsflow.saga_steps
+        WHERE state IN ('running', 'compensating') AND attempt_deadline_at IS NOT NULL
+          AND attempt_deadline_at < now() - grace
+  UNION SELECT id FROM wsflow.sagas
+        WHERE state IN ('pending', 'running', 'waiting', 'compensating') AND wake_at < now() - grace
+  UNION SELECT id FROM wsflow.sagas
+        WHERE state IN ('pending', 'running', 'compensating') AND progressed_at < now() - threshold
+$$;
+)SQL";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -280,6 +396,7 @@ const std::vector<Migration>& migrations() {
        "CHECK (tenancy_model IN ('schema', 'database')); "
        "ALTER TABLE wsflow.environments ADD COLUMN database_name text; "
        "CREATE INDEX audit_log_workspace_action ON wsflow.audit_log (workspace_id, action, id)"},
+      {9, "operators", kOperators},
   };
   return all;
 }

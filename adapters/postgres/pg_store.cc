@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <regex>
 
+#include "adapters/postgres/saga_repairs.h"
 #include "adapters/postgres/sql_time.h"
 
 namespace wsflow::pg {
@@ -13,7 +14,8 @@ namespace {
 const char* kSagaColumns =
     "id::text, definition, version, definition_hash, coalesce(workspace_id::text, ''), state, input::text, "
     "context::text, coalesce(idempotency_key, ''), " WSF_MS("deadline_at") ", " WSF_MS("wake_at") ", "
-    "coalesce(error, ''), cancel_requested, " WSF_MS("created_at") ", " WSF_MS("updated_at");
+    "coalesce(error, ''), cancel_requested, " WSF_MS("created_at") ", " WSF_MS("updated_at") ", pause_requested, "
+    "coalesce(compensate_from, -1)";
 
 const char* kStepColumns =
     "step, branch, step_index, state, attempts, compensation_attempts, coalesce(output::text, 'null'), "
@@ -58,16 +60,18 @@ const std::pair<const char*, std::string> kStatements[] = {
     {"release_all",
      "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, "
      "wake_at = CASE WHEN wake_at IS NULL THEN NULL ELSE now() END WHERE lease_owner = $1"},
-    {"fence", "SELECT cancel_requested FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid FOR UPDATE"},
+    {"fence", "SELECT cancel_requested, pause_requested FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid FOR UPDATE"},
     {"fence_nolock", "SELECT 1 FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid"},
     {"db_now", "SELECT " WSF_MS("now()")},
+    // Progress (a stuck reason's clock) is a step finished, or any saga state change.
     {"upsert_step",
-     "INSERT INTO wsflow.saga_steps AS s (saga_id, step, branch, step_index, state, attempts, "
-     "compensation_attempts, output, error, wake_at, completed_seq, finished_at) "
+     "WITH up AS (INSERT INTO wsflow.saga_steps AS s (saga_id, step, branch, step_index, state, attempts, "
+     "compensation_attempts, output, error, wake_at, completed_seq, finished_at, attempt_deadline_at, max_attempts) "
      "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8::jsonb, NULLIF($9, ''), "
      "CASE WHEN $10::bigint < 0 THEN NULL ELSE now() + $10::bigint * interval '1 ms' END, "
      "CASE WHEN $5 = 'completed' THEN nextval('wsflow.step_completion_seq') END, "
-     "CASE WHEN $5 IN ('completed','skipped','failed','compensated','compensation_failed') THEN now() END) "
+     "CASE WHEN $5 IN ('completed','skipped','failed','compensated','compensation_failed') THEN now() END, "
+     "CASE WHEN $13::bigint < 0 THEN NULL ELSE now() + $13::bigint * interval '1 ms' END, $14::integer) "
      "ON CONFLICT (saga_id, step, branch) DO UPDATE SET "
      "state = EXCLUDED.state, attempts = s.attempts + $6, "
      "compensation_attempts = s.compensation_attempts + $7, "
@@ -75,9 +79,14 @@ const std::pair<const char*, std::string> kStatements[] = {
      "error = CASE WHEN $12 THEN EXCLUDED.error ELSE s.error END, "
      "wake_at = CASE WHEN $10::bigint < 0 THEN s.wake_at ELSE EXCLUDED.wake_at END, "
      "completed_seq = coalesce(EXCLUDED.completed_seq, s.completed_seq), "
-     "finished_at = EXCLUDED.finished_at, updated_at = now()"},
+     "attempt_deadline_at = EXCLUDED.attempt_deadline_at, "
+     "max_attempts = coalesce(EXCLUDED.max_attempts, s.max_attempts), "
+     "finished_at = EXCLUDED.finished_at, updated_at = now() RETURNING 1) "
+     "UPDATE wsflow.sagas SET progressed_at = now() "
+     "WHERE id = $1::uuid AND $5 IN ('completed','skipped','compensated') AND EXISTS (SELECT 1 FROM up)"},
     {"set_saga_state",
-     "UPDATE wsflow.sagas SET state = $2, updated_at = now(), "
+     "UPDATE wsflow.sagas SET state = $2, updated_at = now(), progressed_at = now(), "
+     "pause_requested = pause_requested AND $2 <> 'paused', "
      "finished_at = CASE WHEN $2 IN ('completed','compensated','failed','cancelled') THEN now() END "
      "WHERE id = $1::uuid"},
     {"set_saga_error", "UPDATE wsflow.sagas SET error = NULLIF($2, ''), updated_at = now() WHERE id = $1::uuid"},
@@ -86,7 +95,7 @@ const std::pair<const char*, std::string> kStatements[] = {
      "UPDATE wsflow.signals SET consumed_at = now() WHERE id = $1 AND saga_id = $2::uuid AND consumed_at IS NULL"},
     {"release",
      "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, updated_at = now(), "
-     "wake_at = CASE WHEN state IN ('completed','compensated','failed','cancelled') THEN NULL "
+     "wake_at = CASE WHEN state IN ('completed','compensated','failed','cancelled','paused') THEN NULL "
      "WHEN cancel_requested OR EXISTS (SELECT 1 FROM wsflow.signals g WHERE g.saga_id = $1::uuid "
      "AND g.consumed_at IS NULL AND g.id > $3::bigint) THEN now() "
      "WHEN $2::bigint < 0 THEN deadline_at "
@@ -115,6 +124,8 @@ SagaRecord saga_from(const pqxx::row& r) {
   s.cancel_requested = r[12].as<bool>();
   s.created_at = *time_of(r[13]);
   s.updated_at = *time_of(r[14]);
+  s.pause_requested = r[15].as<bool>();
+  s.compensate_from = r[16].as<int>();
   return s;
 }
 
@@ -261,15 +272,7 @@ bool PgStore::request_cancel(const std::string& saga_id) {
 
 bool PgStore::retry(const std::string& saga_id) {
   return on_locked_saga(pool_, saga_id, [&](pqxx::work& tx, SagaState state) {
-    const SagaState next = next_state(state, SagaEvent::kRetry);  // throws unless failed
-    tx.exec_params(
-        "UPDATE wsflow.saga_steps SET state = 'compensating', compensation_attempts = 0, error = NULL, "
-        "updated_at = now() WHERE saga_id = $1::uuid AND state = 'compensation_failed'",
-        saga_id);
-    tx.exec_params(
-        "UPDATE wsflow.sagas SET state = $2, error = 'retried by an operator after: ' || coalesce(error, ''), "
-        "finished_at = NULL, wake_at = now(), updated_at = now() WHERE id = $1::uuid",
-        saga_id, to_string(next));
+    retry_failed_compensations(tx, saga_id, next_state(state, SagaEvent::kRetry));  // throws unless failed
     insert_event(tx, saga_id, "retry_requested", "", "", nlohmann::json::object());
     return true;
   });
@@ -369,7 +372,9 @@ void apply_transition(pqxx::work& tx, const Claim& claim, const Transition& t, c
     const nlohmann::json output = w.output ? *w.output : action ? action->output : nullptr;
     tx.exec_prepared("upsert_step", claim.saga_id, w.step, w.branch, w.step_index, to_string(w.state), w.add_attempts,
                      w.add_compensation_attempts, output.dump(), w.error.value_or(""),
-                     static_cast<long long>(w.wake_in ? w.wake_in->count() : -1), has_output, w.error.has_value());
+                     static_cast<long long>(w.wake_in ? w.wake_in->count() : -1), has_output, w.error.has_value(),
+                     static_cast<long long>(w.attempt_timeout ? w.attempt_timeout->count() : -1),
+                     w.max_attempts ? std::optional<int>(*w.max_attempts) : std::nullopt);
   }
   nlohmann::json context_updates = t.context_updates.is_object() ? t.context_updates : nlohmann::json::object();
   if (action && action->context_updates.is_object()) context_updates.update(action->context_updates);
@@ -387,11 +392,15 @@ void apply_transition(pqxx::work& tx, const Claim& claim, const Transition& t, c
   }
 }
 
-// Locks the saga row if `claim` still holds its lease; nullopt if not.
-std::optional<bool> fence(pqxx::work& tx, const Claim& claim) {
+// Locks the saga row if `claim` still holds its lease, and reads what
+// operators asked of the saga meanwhile; nullopt if the lease is lost.
+std::optional<CommitResult> fence(pqxx::work& tx, const Claim& claim) {
   auto row = tx.exec_prepared("fence", claim.saga_id, claim.lease_token);
   if (row.empty()) return std::nullopt;
-  return row[0][0].as<bool>();  // cancel_requested
+  CommitResult requests;
+  requests.cancel_requested = row[0][0].as<bool>();
+  requests.pause_requested = row[0][1].as<bool>();
+  return requests;
 }
 
 }  // namespace
@@ -400,10 +409,9 @@ CommitResult PgStore::commit(const Claim& claim, const Transition& t, const InTr
                              std::optional<Millis> statement_timeout) {
   auto conn = pool_.acquire();
   pqxx::work tx(*conn);
-  const std::optional<bool> cancel_requested = fence(tx, claim);
-  if (!cancel_requested) throw LeaseLost(claim.saga_id);
-  CommitResult result;
-  result.cancel_requested = *cancel_requested;
+  const std::optional<CommitResult> fenced = fence(tx, claim);
+  if (!fenced) throw LeaseLost(claim.saga_id);
+  CommitResult result = *fenced;
   if (in_transaction) {
     if (statement_timeout) {
       tx.exec("SET LOCAL statement_timeout = " + std::to_string(std::max<long long>(statement_timeout->count(), 1)));
@@ -435,12 +443,12 @@ std::vector<Store::BatchOutcome> PgStore::commit_batch(const std::vector<BatchIt
     pqxx::work tx(*conn);
     for (std::size_t i : order) {
       const BatchItem& item = items[i];
-      const std::optional<bool> cancel_requested = fence(tx, item.claim);
-      if (!cancel_requested) {
+      const std::optional<CommitResult> fenced = fence(tx, item.claim);
+      if (!fenced) {
         outcomes[i].error = std::make_exception_ptr(LeaseLost(item.claim.saga_id));
         continue;
       }
-      outcomes[i].result.cancel_requested = *cancel_requested;
+      outcomes[i].result = *fenced;
       apply_transition(tx, item.claim, item.transition, nullptr);
     }
     tx.commit();
