@@ -2,6 +2,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
+#include <thread>
 
 namespace wsflow {
 namespace {
@@ -43,6 +44,15 @@ void register_testing_actions(ActionRegistry& registry) {
                                   // Otherwise `done` is dropped: the engine must abandon us at the timeout.
                                 },
                                 {}});
+
+  // A buggy action that blocks the engine's event loop for input.ms: the
+  // engine can neither abandon it at its timeout nor renew leases meanwhile
+  // (what a hung engine looks like to operators).
+  registry.add("testing.block_loop", {[](const ActionCall& call, Completion done) {
+                                        std::this_thread::sleep_for(std::chrono::milliseconds(call.input.value("ms", 0)));
+                                        done(succeed(call));
+                                      },
+                                      {}});
 
   registry.add("testing.sleep", {[](const ActionCall& call, Completion done) {
                                    complete_after(call, std::chrono::milliseconds(call.input.value("ms", 0)),

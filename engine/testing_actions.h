@@ -9,6 +9,7 @@
 //                     input.retryable is false; with input.branch, only that branch fails
 //   testing.hang      never completes for the first input.times attempts (all when absent)
 //   testing.sleep     completes after input.ms milliseconds
+//   testing.block_loop blocks the engine's event loop for input.ms (a hung engine)
 //   testing.fail_until fails (retryably) until wsflow.test_effects holds a row whose
 //                     idempotency_key is input.flag: an outside fix an operator makes
 //   testing.effect    inserts a row into wsflow.test_effects inside the step's transaction
