@@ -1,5 +1,6 @@
 // The wsflow binary: wiring only. Subcommands: serve, migrate, keys create,
-// validate, start, signal, cancel, retry, status, schedules.
+// validate, start, signal, cancel, retry, status, schedules; and the
+// operators' sagas and workspaces commands (app/operator_cli.h).
 
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include "adapters/postgres/notify_listener.h"
 #include "adapters/postgres/pg_store.h"
 #include "app/database.h"
+#include "app/operator_cli.h"
 #include "engine/definition_loader.h"
 #include "engine/engine.h"
 #include "engine/log.h"
@@ -390,7 +392,10 @@ int main(int argc, char** argv) {
   schedules_backfill_cmd->add_option("--from", backfill_from, "RFC 3339 start, e.g. 2026-11-24T00:00:00Z")->required();
   schedules_backfill_cmd->add_option("--to", backfill_to, "RFC 3339 end (included)")->required();
 
+  const auto operator_commands = app::add_operator_commands(cli);
+
   CLI11_PARSE(cli, argc, argv);
+  if (auto code = app::run_operator_command(*operator_commands)) return *code;
 
   try {
     if (*serve_cmd) return serve(common, engine_options, serve_options);

@@ -245,6 +245,7 @@ class Server {
   const std::string& operator_key() const { return operator_key_; }
   const std::string& dsn() const { return dsn_; }
   httplib::Client raw_client() const { return httplib::Client("127.0.0.1", port_); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string log() const { return process_->log(); }
 
  private:
