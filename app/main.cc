@@ -153,6 +153,8 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   sagas::register_workspace_actions(registry, {*provisioner, domain_db, webhooks, std::filesystem::absolute(export_dir),
                                                environments_dsn, definitions.machine, clock});
 
+  metrics::Metrics metrics;
+  options.events = metrics.engine_events();
   pg::PgStore store(db.dsn, options.blocking_threads + 2);
   Engine engine(store, registry, options);
   pg::NotifyListener listener(db.dsn, pg::kRunnableChannel, [&] { engine.wake(); });
@@ -161,12 +163,15 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   const ScheduleCommands schedule_commands(store, definitions.schedules.schedules, definitions.sagas.definitions,
                                            clock);
   pg::ConnectionPool api_db(db.dsn, 8);
+  metrics.watch_pool("api", api_db);
+  metrics.watch_pool("domain", domain_db);
   http::ApiDependencies api_deps{api_db,
                                  store,
                                  definitions.machine,
                                  definitions.sagas.definitions,
                                  schedule_commands,
                                  clock,
+                                 metrics,
                                  [&] { scheduler.wake(); }};
   if (!serve_options.regions.empty()) api_deps.regions = serve_options.regions;
   api_deps.stuck = {duration_option(serve_options.stuck_after, "--stuck-after"),

@@ -2,6 +2,7 @@
 #include <string>
 
 #include "engine/duration.h"
+#include "engine/engine_events.h"
 
 namespace wsflow {
 
@@ -15,6 +16,7 @@ struct EngineOptions {
   Millis error_backoff{Millis(2'000)};   // retry delay after an unexpected error driving a saga
   unsigned long long seed = 0;           // jitter RNG seed; 0 = random
   bool group_commit = true;              // batch ready transitions of many sagas into one transaction
+  EngineEvents events;                   // metrics hooks (engine/engine_events.h)
 };
 
 }  // namespace wsflow

@@ -76,6 +76,7 @@ class SagaRun {
             co_return;
           } else {
             co_await change_state(SagaEvent::kStart, "started", {});
+            if (rt_.options.events.saga_started) rt_.options.events.saga_started(def_->name);
           }
           break;
         case SagaState::kRunning:
@@ -216,8 +217,10 @@ class SagaRun {
         return ActionResult::success();
       };
     }
+    const SagaState final_state = *t.saga_state;
     const CommitResult result = co_await commit(std::move(t), hook);
     if (!result.action.ok) throw std::runtime_error("the finish hook failed: " + result.action.error.message);
+    if (rt_.options.events.saga_finished) rt_.options.events.saga_finished(def_->name, final_state);
   }
 
   asio::awaitable<void> fail(const std::string& reason) {
@@ -513,6 +516,13 @@ class SagaRun {
       }
       const ActionCall call = make_call(step, branch, attempt, mode.compensating, Clock::now() + timeout);
 
+      const auto attempt_began = std::chrono::steady_clock::now();
+      auto report = [&](bool ok, bool will_retry) {
+        if (!rt_.options.events.attempt_finished) return;
+        rt_.options.events.attempt_finished(
+            {def_->name, action_name, mode.compensating, ok, will_retry,
+             std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - attempt_began)});
+      };
       Transition success;
       success.step = write(mode.succeeded);
       success.step->error = "";
@@ -523,19 +533,24 @@ class SagaRun {
       } else if (action->run_in_transaction) {
         InTransaction in_tx = [&](pqxx::work& tx) { return action->run_in_transaction(call, tx); };
         result = (co_await commit(success, in_tx, timeout)).action;
-        if (result.ok) co_return Outcome{};
+        if (result.ok) {
+          report(true, false);
+          co_return Outcome{};
+        }
       } else {
         result = co_await invoke_async(*action, call, timeout);
         if (result.ok) {
           success.step->output = result.output;
           if (!mode.compensating) success.context_updates = result.context_updates;
           co_await commit(std::move(success));
+          report(true, false);
           co_return Outcome{};
         }
       }
 
       const ActionError& error = result.error;
       const bool final = !error.retryable || !policy.should_retry(error.code, attempt);
+      report(false, !final);
       if (final && !mode.compensating && step.optional) {
         Transition t;
         t.step = write(StepState::kSkipped);
@@ -637,6 +652,11 @@ asio::awaitable<std::shared_ptr<const SagaDefinition>> definition_for(Runtime& r
 
 asio::awaitable<void> drive_saga(Runtime& rt, Claim claim) {
   SagaSnapshot snapshot = co_await rt.on_pool([&] { return rt.store.load(claim); });
+  if (rt.options.events.claimed && snapshot.saga.wake_at) {
+    rt.options.events.claimed(
+        std::max(Millis(0), std::chrono::duration_cast<Millis>(snapshot.db_now - *snapshot.saga.wake_at)),
+        claim.takeover);
+  }
   auto def = co_await definition_for(rt, snapshot.saga.definition_hash);
   SagaRun run(rt, std::move(claim), std::move(snapshot), std::move(def));
   co_await run.run();

@@ -98,6 +98,7 @@ struct EventRecord {
 struct Claim {
   std::string saga_id;
   std::string lease_token;
+  bool takeover = false;  // the saga's previous lease had expired unreleased (its engine died or hung)
 };
 
 // What the executor reads when it (re)starts driving a saga.

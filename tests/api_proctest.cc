@@ -25,6 +25,7 @@
 #include "engine/text_file.h"
 #include "tests/support/engine_harness.h"
 #include "tests/support/live_server.h"
+#include "tests/support/prometheus_text.h"
 #include "tests/support/serve_fixture.h"
 #include "tests/support/test_cluster.h"
 
@@ -421,8 +422,8 @@ TEST_F(Api, OperatorsStartAnyLoadedDefinition) {
   EXPECT_EQ(api().post("/v1/sagas", api().owner_key(ws), R"({"definition":"invitations.expire"})").status, 403);
 }
 
-TEST_F(Api, MetricsForOperators) {
-  api().create_workspace("Measured");
+TEST_F(Api, MetricsForOperatorsParseAsPrometheusText) {
+  const std::string ws = api().create_workspace("Measured");
   httplib::Client client = api().raw_client();
   const auto anonymous = client.Get("/metrics");
   ASSERT_TRUE(anonymous);
@@ -431,10 +432,23 @@ TEST_F(Api, MetricsForOperators) {
   ASSERT_TRUE(scraped);
   EXPECT_EQ(scraped->status, 200);
   EXPECT_NE(scraped->get_header_value("Content-Type").find("text/plain"), std::string::npos);
-  EXPECT_NE(scraped->body.find("wsflow_sagas{definition=\"workspace.create\",state=\"completed\"} "), std::string::npos)
-      << scraped->body;
-  EXPECT_NE(scraped->body.find("wsflow_workspaces{status=\"active\"} "), std::string::npos) << scraped->body;
-  EXPECT_NE(scraped->body.find("# TYPE wsflow_step_attempts_total counter"), std::string::npos);
+  testing::Exposition m;
+  ASSERT_NO_THROW(m = testing::parse_exposition(scraped->body)) << scraped->body;
+  // Gauges from the database.
+  EXPECT_GE(m.value(R"(wsflow_sagas{definition="workspace.create",state="completed"})"), 1) << scraped->body;
+  EXPECT_GE(m.value(R"(wsflow_workspaces{status="active"})"), 1);
+  EXPECT_EQ(m.types["wsflow_sagas_stuck"], "gauge");
+  EXPECT_GE(m.value(R"(wsflow_sagas_stuck{reason="failed"})"), 0);
+  EXPECT_GE(m.sum("wsflow_db_connections_in_use", R"(pool="api")"), 1);  // this scrape holds one
+  // The process's counters and histograms, fed by its engine.
+  EXPECT_EQ(m.types["wsflow_sagas_finished_total"], "counter");
+  EXPECT_GE(m.value(R"(wsflow_sagas_finished_total{definition="workspace.create",state="completed"})"), 1);
+  EXPECT_GE(m.sum("wsflow_sagas_started_total", R"(definition="workspace.create")"), 1);
+  EXPECT_GE(m.sum("wsflow_step_attempts_total", R"(action="environment.provision")"), 3);  // dev, staging, prod
+  EXPECT_EQ(m.types["wsflow_step_duration_seconds"], "histogram");
+  EXPECT_GE(m.sum("wsflow_step_duration_seconds_count", R"(action="environment.provision")"), 3);
+  EXPECT_GE(m.sum("wsflow_claim_latency_seconds_count"), 1);
+  EXPECT_EQ(m.types["wsflow_lease_takeovers_total"], "counter");
 }
 
 TEST_F(Api, HealthAndReadiness) {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "adapters/metrics/metrics.h"
 #include "adapters/postgres/connection_pool.h"
 #include "adapters/postgres/saga_queries.h"
 #include "engine/clock.h"
@@ -37,6 +38,7 @@ struct ApiDependencies {
   const std::map<std::string, SagaDefinition>& definitions;
   const ScheduleCommands& schedules;
   const Clock& clock;
+  metrics::Metrics& metrics;
   std::function<void()> wake_scheduler;          // after a resume, so it looks at the new due time
   std::vector<std::string> regions = {"local"};  // a workspace's region is one of these (the first by default)
   std::size_t max_body_bytes = 64 * 1024;

@@ -3,8 +3,13 @@
 namespace wsflow::pg {
 
 ConnectionPool::ConnectionPool(std::string dsn, int size, std::function<void(pqxx::connection&)> prepare)
-    : dsn_(std::move(dsn)), prepare_(std::move(prepare)) {
+    : dsn_(std::move(dsn)), size_(size), prepare_(std::move(prepare)) {
   for (int i = 0; i < size; ++i) idle_.push_back(nullptr);
+}
+
+int ConnectionPool::in_use() {
+  std::lock_guard lock(mutex_);
+  return size_ - static_cast<int>(idle_.size());
 }
 
 ConnectionPool::Lease ConnectionPool::acquire() {

@@ -45,11 +45,15 @@ class ConnectionPool {
   Lease acquire();
 
   const std::string& dsn() const { return dsn_; }
+  int size() const { return size_; }
+  // Connections leased out right now.
+  int in_use();
 
  private:
   void give_back(std::unique_ptr<pqxx::connection> conn);
 
   std::string dsn_;
+  int size_;
   std::function<void(pqxx::connection&)> prepare_;
   std::mutex mutex_;
   std::condition_variable available_;

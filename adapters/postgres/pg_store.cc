@@ -48,12 +48,13 @@ const std::pair<const char*, std::string> kStatements[] = {
     {"mark_cancel",
      "UPDATE wsflow.sagas SET cancel_requested = true, wake_at = now(), updated_at = now() WHERE id = $1::uuid"},
     {"claim",
-     "WITH c AS (SELECT id FROM wsflow.sagas WHERE state IN ('pending','running','waiting','compensating') "
+     "WITH c AS (SELECT id, lease_token IS NOT NULL AS takeover FROM wsflow.sagas "
+     "WHERE state IN ('pending','running','waiting','compensating') "
      "AND wake_at <= now() AND (lease_until IS NULL OR lease_until < now()) ORDER BY wake_at LIMIT $3 "
      "FOR UPDATE SKIP LOCKED) "
      "UPDATE wsflow.sagas s SET lease_owner = $1, lease_token = gen_random_uuid(), "
      "lease_until = now() + $2::bigint * interval '1 ms' FROM c WHERE s.id = c.id "
-     "RETURNING s.id::text, s.lease_token::text"},
+     "RETURNING s.id::text, s.lease_token::text, c.takeover"},
     {"renew",
      "UPDATE wsflow.sagas SET lease_until = now() + $2::bigint * interval '1 ms' "
      "WHERE lease_token = ANY($1::uuid[])"},
@@ -320,7 +321,7 @@ std::vector<Claim> PgStore::claim(const std::string& owner, Millis lease, int li
   pqxx::work tx(*conn);
   std::vector<Claim> claims;
   for (const auto& r : tx.exec_prepared("claim", owner, static_cast<long long>(lease.count()), limit)) {
-    claims.push_back({r[0].as<std::string>(), r[1].as<std::string>()});
+    claims.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<bool>()});
   }
   tx.commit();
   return claims;

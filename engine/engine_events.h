@@ -1,0 +1,32 @@
+#pragma once
+// What an engine reports as it works, for metrics. Plain callbacks, any of
+// which may be left empty; they run on the engine's event-loop thread and
+// must be quick and must not throw.
+
+#include <functional>
+#include <string>
+
+#include "engine/duration.h"
+#include "engine/lifecycle.h"
+
+namespace wsflow {
+
+struct AttemptReport {
+  std::string definition;  // saga name
+  std::string action;
+  bool compensating = false;
+  bool ok = false;
+  bool will_retry = false;  // failed, and another attempt follows
+  Millis duration{0};
+};
+
+struct EngineEvents {
+  std::function<void(const std::string& definition)> saga_started;
+  std::function<void(const std::string& definition, SagaState final_state)> saga_finished;
+  std::function<void(const AttemptReport& attempt)> attempt_finished;
+  // A saga was claimed `latency` after it became due; `takeover` when the
+  // lease it replaced had expired (its previous engine died or hung).
+  std::function<void(Millis latency, bool takeover)> claimed;
+};
+
+}  // namespace wsflow
