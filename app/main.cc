@@ -89,6 +89,7 @@ Millis duration_option(const std::string& text, const char* name) {
 struct ServeOptions {
   std::string lease = "15s", poll = "1s", grace = "5s";
   std::string stuck_after = "10m", stuck_grace = "30s";
+  std::string log_format = "text";
   std::string listen = "127.0.0.1:8080";
   std::string environments_url;  // default: the wsflow database
   std::string export_dir;        // default: <data-dir>/exports
@@ -108,6 +109,7 @@ std::pair<std::string, int> host_port(const std::string& listen) {
 }
 
 int serve(const Common& common, EngineOptions options, const ServeOptions& serve_options) {
+  set_log_format(serve_options.log_format == "json" ? LogFormat::kJson : LogFormat::kText);
   options.lease = duration_option(serve_options.lease, "--lease");
   options.poll_interval = duration_option(serve_options.poll, "--poll");
   options.shutdown_grace = duration_option(serve_options.grace, "--shutdown-grace");
@@ -323,6 +325,9 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--lease", lease, "lease duration")->capture_default_str();
   serve_cmd->add_option("--poll", poll, "polling interval when no NOTIFY arrives")->capture_default_str();
   serve_cmd->add_option("--shutdown-grace", grace, "how long shutdown waits for in-flight steps")
+      ->capture_default_str();
+  serve_cmd->add_option("--log-format", serve_options.log_format, "text, or json (one object per line)")
+      ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   serve_cmd->add_option("--stuck-after", serve_options.stuck_after,
                         "a running saga with no step finished for this long is reported stuck")

@@ -82,10 +82,11 @@ struct Engine::Impl {
     try {
       co_await detail::drive_saga(rt, claim);
     } catch (const LeaseLost& e) {
-      log_warn(e.what());
+      log_warn(e.what(), {saga_id, "", "", "", 0});
     } catch (const std::exception& e) {
       error = e.what();
-      log_error("saga " + saga_id + ": " + error + "; will retry in " + format_duration(rt.options.error_backoff));
+      log_error("saga " + saga_id + ": " + error + "; will retry in " + format_duration(rt.options.error_backoff),
+                {saga_id, "", "", "", 0});
       give_back = true;
     }
     if (give_back) co_await give_back_after_error(claim, error);
@@ -109,7 +110,7 @@ struct Engine::Impl {
       t.release_wake_in = rt.options.error_backoff;
       co_await rt.on_pool([&] { return rt.store.commit(claim, t, nullptr, std::nullopt); });
     } catch (const std::exception& e) {
-      log_warn("could not release saga " + claim.saga_id + ": " + e.what());
+      log_warn(std::string("could not release saga: ") + e.what(), {claim.saga_id, "", "", "", 0});
     }
   }
 

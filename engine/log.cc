@@ -8,6 +8,8 @@
 #include <ctime>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 namespace wsflow {
 namespace {
 
@@ -21,6 +23,7 @@ LogLevel initial_level() {
 }
 
 std::atomic<LogLevel> g_level{initial_level()};
+std::atomic<LogFormat> g_format{LogFormat::kText};
 
 const char* name(LogLevel level) {
   switch (level) {
@@ -39,8 +42,9 @@ const char* name(LogLevel level) {
 }  // namespace
 
 void set_log_level(LogLevel level) { g_level = level; }
+void set_log_format(LogFormat format) { g_format = format; }
 
-void log(LogLevel level, std::string_view message) {
+void log(LogLevel level, std::string_view message, const LogFields& fields) {
   if (level < g_level.load()) return;
   const auto now = std::chrono::system_clock::now();
   const std::time_t t = std::chrono::system_clock::to_time_t(now);
@@ -49,8 +53,28 @@ void log(LogLevel level, std::string_view message) {
   gmtime_r(&t, &tm);
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::string line = std::string(stamp) + "." + (ms < 100 ? (ms < 10 ? "00" : "0") : "") + std::to_string(ms) + "Z " +
-                     name(level) + " " + std::string(message) + "\n";
+  const std::string ts = std::string(stamp) + "." + (ms < 100 ? (ms < 10 ? "00" : "0") : "") + std::to_string(ms) + "Z";
+  const std::pair<const char*, const std::string*> named[] = {{"saga_id", &fields.saga_id},
+                                                              {"workspace_id", &fields.workspace_id},
+                                                              {"step", &fields.step},
+                                                              {"branch", &fields.branch}};
+  std::string line;
+  if (g_format.load() == LogFormat::kJson) {
+    nlohmann::json record = {{"ts", ts}, {"level", name(level)}, {"msg", std::string(message)}};
+    for (const auto& [key, value] : named) {
+      if (!value->empty()) record[key] = *value;
+    }
+    if (fields.attempt > 0) record["attempt"] = fields.attempt;
+    // Invalid UTF-8 (from an external error message) is replaced, never thrown.
+    line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  } else {
+    line = ts + " " + name(level) + " " + std::string(message);
+    for (const auto& [key, value] : named) {
+      if (!value->empty()) line += std::string(" ") + key + "=" + *value;
+    }
+    if (fields.attempt > 0) line += " attempt=" + std::to_string(fields.attempt);
+    line += "\n";
+  }
   // One write() per line keeps lines from different threads whole.
   [[maybe_unused]] auto written = ::write(STDERR_FILENO, line.data(), line.size());
 }

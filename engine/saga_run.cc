@@ -128,7 +128,7 @@ class SagaRun {
             Transition t = state_transition(SagaEvent::kCompensationFailed, "failed", {{"reason", outcome.reason}});
             t.saga_error = outcome.reason;
             co_await finish(std::move(t));
-            log_warn("saga " + saga_.id + " failed and needs an operator: " + outcome.reason);
+            log_warn("saga failed and needs an operator: " + outcome.reason, {saga_.id, saga_.workspace_id, "", "", 0});
             co_return;
           }
           // Built before co_await: GCC 12 mishandles temporaries of a ?: across a suspension.
@@ -551,6 +551,10 @@ class SagaRun {
       const ActionError& error = result.error;
       const bool final = !error.retryable || !policy.should_retry(error.code, attempt);
       report(false, !final);
+      log(final ? LogLevel::kWarn : LogLevel::kInfo,
+          std::string(mode.compensating ? "compensation" : "step") + " attempt failed" +
+              (final ? " for good: " : ", will retry: ") + error.code + ": " + error.message,
+          {saga_.id, saga_.workspace_id, step.name, branch, attempt});
       if (final && !mode.compensating && step.optional) {
         Transition t;
         t.step = write(StepState::kSkipped);

@@ -169,5 +169,34 @@ TEST_F(CliTest, TheListSaysWhySagasAreStuck) {
   EXPECT_EQ(bad.body["error"]["field"], "reason");
 }
 
+TEST_F(CliTest, JsonLogsNameTheSagaAndCarryNoSecret) {
+  hooks_->fail_next(1, "workspace.created");  // one failed attempt to log
+  const std::string ws = api().create_workspace("Logged Inc");
+  const std::string owner = api().owner_key(ws);
+  ASSERT_FALSE(owner.empty());
+  const std::string log = api().log();
+  std::istringstream lines(log);
+  std::string line;
+  int records = 0;
+  bool attempt_logged = false;
+  while (std::getline(lines, line)) {
+    const json record = json::parse(line, nullptr, false);
+    ASSERT_TRUE(record.is_object()) << "not a JSON log line: " << line;
+    for (const char* field : {"ts", "level", "msg"}) EXPECT_TRUE(record.contains(field)) << line;
+    ++records;
+    if (record.value("workspace_id", "") == ws && record.value("step", "") == "notify") {
+      attempt_logged = true;
+      EXPECT_FALSE(record.value("saga_id", "").empty()) << line;
+      EXPECT_EQ(record.value("attempt", 0), 1) << line;
+    }
+  }
+  EXPECT_GT(records, 3);
+  EXPECT_TRUE(attempt_logged) << log;
+  // The webhook signing secret and every API key secret stay out of the logs.
+  for (const std::string& secret : {std::string("s3cret"), ops(), owner, ops().substr(13), owner.substr(13)}) {
+    EXPECT_EQ(log.find(secret), std::string::npos) << "a secret reached the log";
+  }
+}
+
 }  // namespace
 }  // namespace wsflow::testing

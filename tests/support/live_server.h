@@ -123,7 +123,7 @@ class Server {
     if (!faults.empty()) setenv("WSFLOW_TEST_FAULTS", faults.c_str(), 1);
     process_ =
         start_serve(dsn_, dir_.path(), "api", dir_.path() / "serve.log",
-                    {"--listen", "127.0.0.1:" + std::to_string(port_), "--poll", "100ms", "--export-dir",
+                    {"--listen", "127.0.0.1:" + std::to_string(port_), "--poll", "100ms", "--log-format", "json", "--export-dir",
                      (dir_.path() / "exports").string(), "--webhook-url", webhook_url, "--webhook-secret", "s3cret"});
     unsetenv("WSFLOW_TEST_FAULTS");
     client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
