@@ -451,9 +451,24 @@ TEST_F(Api, MetricsForOperatorsParseAsPrometheusText) {
   EXPECT_EQ(m.types["wsflow_lease_takeovers_total"], "counter");
 }
 
-TEST_F(Api, HealthAndReadiness) {
+TEST_F(Api, HealthReadinessTheContractAndTheConsoleNeedNoKey) {
   EXPECT_EQ(api().get("/healthz", "").status, 200);
   EXPECT_EQ(api().get("/readyz", "").body["status"], "ready");
+  const Response contract = api().get("/openapi.json", "");
+  EXPECT_EQ(contract.status, 200);
+  EXPECT_EQ(contract.body["openapi"], "3.1.0");
+  EXPECT_TRUE(contract.body["paths"].contains("/v1/sagas/{saga}/rerun"));
+  httplib::Client client = api().raw_client();
+  const auto page = client.Get("/console");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->get_header_value("Content-Type").find("text/html"), std::string::npos);
+  // The page that holds an operator key runs nothing but its own script.
+  EXPECT_NE(page->get_header_value("Content-Security-Policy").find("script-src 'self'"), std::string::npos);
+  EXPECT_NE(page->body.find("/console/console.js"), std::string::npos);
+  const auto script = client.Get("/console/console.js");
+  ASSERT_TRUE(script);
+  EXPECT_NE(script->get_header_value("Content-Type").find("javascript"), std::string::npos);
 }
 
 TEST(ApiRetention, AnExportIsDeletedAfterItsRetentionAndItsRecordSaysSo) {

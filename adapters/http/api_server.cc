@@ -9,6 +9,7 @@
 
 #include "adapters/http/json_body.h"
 #include "adapters/http/request_context.h"
+#include "adapters/http/service_routes.h"
 #include "adapters/postgres/pg_store.h"
 #include "engine/log.h"
 #include "engine/sha256.h"
@@ -321,19 +322,32 @@ ApiServer::ApiServer(ApiDependencies deps) : deps_(deps), server_(std::make_uniq
 
 ApiServer::~ApiServer() { stop(); }
 
+void add_all_routes(const RouteAdder& add) {
+  add_workspace_routes(add);
+  add_member_routes(add);
+  add_invitation_routes(add);
+  add_key_routes(add);
+  add_schedule_routes(add);
+  add_saga_routes(add);
+  add_metrics_route(add);
+}
+
+std::vector<std::pair<std::string, std::string>> route_table() {
+  std::vector<std::pair<std::string, std::string>> table;
+  for (const ServiceRoute& route : service_routes()) table.emplace_back("GET", route.pattern);
+  add_all_routes([&](const std::string& method, const std::string& pattern, Handler, Auth) {
+    table.emplace_back(method, pattern);
+  });
+  return table;
+}
+
 void ApiServer::routes() {
   httplib::Server& s = *server_;
-  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
-  s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-    try {
-      auto conn = deps_.db.acquire();
-      pqxx::read_transaction tx(*conn);
-      tx.exec("SELECT 1");
-      send_json(res, 200, {{"status", "ready"}});
-    } catch (const std::exception&) {
-      send_json(res, 503, error_body("not_ready", "the database is not reachable", ""));
-    }
-  });
+  for (const ServiceRoute& route : service_routes()) {
+    s.Get(route.pattern, [this, handle = route.handle](const httplib::Request& req, httplib::Response& res) {
+      handle(deps_, req, res);
+    });
+  }
   const RouteAdder add = [this, &s](const std::string& method, const std::string& pattern, Handler handler, Auth auth) {
     auto run = [this, handler, auth](const httplib::Request& req, httplib::Response& res) {
       serve(deps_, handler, auth, req, res);
@@ -349,13 +363,7 @@ void ApiServer::routes() {
     else
       throw std::logic_error("unsupported method " + method);
   };
-  add_workspace_routes(add);
-  add_member_routes(add);
-  add_invitation_routes(add);
-  add_key_routes(add);
-  add_schedule_routes(add);
-  add_saga_routes(add);
-  add_metrics_route(add);
+  add_all_routes(add);
   // Errors cpp-httplib answers by itself (no route, body too large,
   // malformed request) get the same JSON shape as ours.
   s.set_error_handler([max = deps_.max_body_bytes](const httplib::Request&, httplib::Response& res) {

@@ -45,6 +45,9 @@ struct ApiDependencies {
   pg::StuckSettings stuck{};  // when a saga counts as stuck (serve --stuck-after, --stuck-grace)
 };
 
+// Every route the server answers: (method, path pattern as a regex).
+std::vector<std::pair<std::string, std::string>> route_table();
+
 class ApiServer {
  public:
   explicit ApiServer(ApiDependencies deps);

@@ -1,5 +1,6 @@
 #include "adapters/provisioner/environment_provisioner.h"
 
+#include <atomic>
 #include <optional>
 #include <pqxx/pqxx>
 #include <regex>
@@ -126,6 +127,8 @@ struct Fault {
   std::string environment;
   bool hang = false;
   std::optional<std::chrono::milliseconds> hang_for;  // default: the double's
+  bool once = false;                                  // only the first matching call (hang_once)
+  std::shared_ptr<std::atomic<bool>> spent = std::make_shared<std::atomic<bool>>(false);
 };
 
 class FaultyProvisioner final : public EnvironmentProvisioner {
@@ -156,6 +159,7 @@ class FaultyProvisioner final : public EnvironmentProvisioner {
   void inject(const std::string& operation, const std::string& environment) const {
     for (const Fault& f : faults_) {
       if (f.operation != operation || f.environment != environment) continue;
+      if (f.once && f.spent->exchange(true)) continue;
       if (f.hang) std::this_thread::sleep_for(f.hang_for.value_or(hang_for_));
       throw std::runtime_error("injected fault: " + operation + " of " + environment + (f.hang ? " hung" : " failed"));
     }
@@ -204,16 +208,18 @@ std::unique_ptr<EnvironmentProvisioner> make_faulty_provisioner(std::unique_ptr<
     std::stringstream fields(item);
     for (std::string part; std::getline(fields, part, ':');) parts.push_back(part);
     static const std::set<std::string> kOperations = {"provision", "deprovision", "freeze", "unfreeze"};
-    const bool hang = parts.size() >= 3 && parts[2] == "hang";
+    const bool once = parts.size() >= 3 && parts[2] == "hang_once";
+    const bool hang = parts.size() >= 3 && (parts[2] == "hang" || once);
     std::optional<Millis> hang_for;
     if (parts.size() == 4 && hang) hang_for = try_parse_duration(parts[3]);
     if (parts.size() < 3 || parts.size() > 4 || !kOperations.count(parts[0]) || (parts[2] != "fail" && !hang) ||
         (parts.size() == 4 && !hang_for)) {
       throw std::invalid_argument("fault '" + item +
-                                  "': expected operation:environment:fail or operation:environment:hang[:duration], "
+                                  "': expected operation:environment:fail or operation:environment:hang[:duration] "
+                                  "(hang_once: only the first call), "
                                   "operation one of provision, deprovision, freeze, unfreeze");
     }
-    faults.push_back({parts[0], parts[1], hang, hang_for});
+    faults.push_back({parts[0], parts[1], hang, hang_for, once});
   }
   return std::make_unique<FaultyProvisioner>(std::move(inner), std::move(faults), hang_for);
 }

@@ -54,7 +54,8 @@ std::unique_ptr<EnvironmentProvisioner> make_pg_provisioner(const std::string& d
 // where the chosen operation fails or hangs. Spec: comma-separated
 // `operation:environment:mode`, e.g. "provision:prod:fail" or
 // "deprovision:dev:hang" (a hang blocks for `hang_for`, then fails;
-// "provision:prod:hang:2s" for two seconds). Operations: provision,
+// "provision:prod:hang:2s" for two seconds; "provision:prod:hang_once:20s"
+// hangs only the first call, as a fault an operator works around). Operations: provision,
 // deprovision, freeze, unfreeze. Throws std::invalid_argument for a
 // malformed spec.
 std::unique_ptr<EnvironmentProvisioner> make_faulty_provisioner(std::unique_ptr<EnvironmentProvisioner> inner,
