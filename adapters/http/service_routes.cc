@@ -66,6 +66,10 @@ const std::vector<ServiceRoute>& service_routes() {
        [](const ApiDependencies&, const httplib::Request&, httplib::Response& res) {
          send_console_file(res, "console/console.css", "text/css; charset=utf-8");
        }},
+      {"/console/favicon.svg",
+       [](const ApiDependencies&, const httplib::Request&, httplib::Response& res) {
+         send_console_file(res, "console/favicon.svg", "image/svg+xml");
+       }},
   };
   return routes;
 }

@@ -107,8 +107,9 @@ class Server {
  public:
   // `window` replaces the 30-day hard-delete window of the offboard saga,
   // `retention` the 7-day retention of exports.
+  // `extra_args` are passed to `wsflow serve` as well.
   explicit Server(const std::string& faults, const std::string& webhook_url, const std::string& window = "2s",
-                  const std::string& retention = "7d")
+                  const std::string& retention = "7d", const std::vector<std::string>& extra_args = {})
       : dsn_(fresh_database()) {
     // The real definitions, with the hard-delete window shortened for tests.
     const std::filesystem::path source = std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions";
@@ -121,10 +122,14 @@ class Server {
     }
     port_ = free_port();
     if (!faults.empty()) setenv("WSFLOW_TEST_FAULTS", faults.c_str(), 1);
-    process_ =
-        start_serve(dsn_, dir_.path(), "api", dir_.path() / "serve.log",
-                    {"--listen", "127.0.0.1:" + std::to_string(port_), "--poll", "100ms", "--log-format", "json", "--export-dir",
-                     (dir_.path() / "exports").string(), "--webhook-url", webhook_url, "--webhook-secret", "s3cret"});
+    std::vector<std::string> args = {"--listen",        "127.0.0.1:" + std::to_string(port_),
+                                     "--poll",          "100ms",
+                                     "--log-format",    "json",
+                                     "--export-dir",    (dir_.path() / "exports").string(),
+                                     "--webhook-url",   webhook_url,
+                                     "--webhook-secret", "s3cret"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    process_ = start_serve(dsn_, dir_.path(), "api", dir_.path() / "serve.log", args);
     unsetenv("WSFLOW_TEST_FAULTS");
     client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
     client_->set_read_timeout(30, 0);
