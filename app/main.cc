@@ -26,6 +26,7 @@
 #include "engine/sha256.h"
 #include "engine/testing_actions.h"
 #include "sagas/machine.h"
+#include "sagas/operator_actions.h"
 #include "sagas/team_policy.h"
 #include "sagas/workspace_actions.h"
 
@@ -47,6 +48,7 @@ bool known_action(const std::string& name) {
     std::set<std::string> all;
     for (const auto& n : testing.names()) all.insert(n);
     for (const auto& n : sagas::workspace_action_names()) all.insert(n);
+    for (const auto& n : sagas::operator_action_names()) all.insert(n);
     return all;
   }();
   return names.count(name) > 0;
@@ -152,6 +154,7 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   const SystemClock clock;
   ActionRegistry registry;
   register_testing_actions(registry);
+  sagas::register_operator_actions(registry);
   sagas::register_workspace_actions(registry, {*provisioner, domain_db, webhooks, std::filesystem::absolute(export_dir),
                                                environments_dsn, definitions.machine, clock});
 

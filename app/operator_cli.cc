@@ -21,6 +21,9 @@ struct OperatorCli {
   // one saga
   std::string id, step, branch, output = "{}", context = "{}", reason, from_step, evidence, input, action;
   bool confirm = false, dry_run = false;
+  int canary_size = 0;  // 0: no canary
+  double max_failure_rate = 0;
+  std::string canary_wait;
   // which command; set by the callbacks
   std::string command;
 };
@@ -164,6 +167,10 @@ int run(const OperatorCli& o) {
     body["filter"] = filter;
     body["limit"] = o.limit;
     if (o.dry_run) body["dry_run"] = true;
+    if (o.canary_size > 0) {
+      body["canary"] = {{"size", o.canary_size}, {"max_failure_rate", o.max_failure_rate}};
+      if (!o.canary_wait.empty()) body["canary"]["wait"] = o.canary_wait;
+    }
     const json r = api.post("/v1/sagas/bulk", body);
     std::string human;
     if (o.dry_run) {
@@ -175,6 +182,11 @@ int run(const OperatorCli& o) {
     } else {
       human = "bulk " + r["bulk_id"].get<std::string>() + ": " + std::to_string(r["touched"].get<int>()) +
               " applied, " + std::to_string(r["refused"].get<int>()) + " refused\n";
+      if (r.contains("canary")) {
+        human += "canary: the rest (" + std::to_string(r["canary"]["remaining"].size()) +
+                 ") follow once the cohort has finished within the failure rate; follow it with "
+                 "`wsflow sagas show " + r["canary"]["saga_id"].get<std::string>() + "`\n";
+      }
       for (const auto& s : r["results"]) {
         if (s["outcome"] == "refused") human += "  " + s["saga_id"].get<std::string>() + ": " + s["message"].get<std::string>() + "\n";
       }
@@ -247,6 +259,11 @@ std::shared_ptr<OperatorCli> add_operator_commands(CLI::App& cli) {
   bulk->add_option("--limit", a.limit, "at most this many (1..1000)")->capture_default_str()->check(CLI::Range(1, 1000));
   bulk->add_flag("--dry-run", a.dry_run, "list what would be touched, change nothing");
   bulk->add_flag("--confirm", a.confirm, "run idempotent: false steps again");
+  bulk->add_option("--canary", a.canary_size, "repair a first cohort of this many; the rest follow if it goes well")
+      ->check(CLI::Range(1, 1000));
+  bulk->add_option("--max-failure-rate", a.max_failure_rate, "a canary stops when more of its cohort fails (0..1)")
+      ->check(CLI::Range(0.0, 1.0));
+  bulk->add_option("--canary-wait", a.canary_wait, "how long to wait for the cohort (default 1h)");
   reason(bulk, a);
 
   CLI::App* workspaces = cli.add_subcommand("workspaces", "look at workspaces (through the HTTP API)");

@@ -6,8 +6,13 @@
 
 #include <pqxx/pqxx>
 
+#include "adapters/postgres/bulk_repairs.h"
 #include "adapters/postgres/saga_queries.h"
 #include "adapters/postgres/saga_repairs.h"
+#include "engine/definition_loader.h"
+#include "engine/testing_actions.h"
+#include "engine/text_file.h"
+#include "sagas/operator_actions.h"
 #include "tests/support/engine_harness.h"
 #include "tests/support/test_cluster.h"
 
@@ -502,6 +507,92 @@ steps:
   EXPECT_FALSE(has(event_kinds(id), "operator_retry"));
   in_tx([&](pqxx::work& tx) { return pg::retry_saga(tx, id, kOperator, true); });
   EXPECT_TRUE(has(event_kinds(id), "operator_retry"));
+}
+
+// --- canary bulk repairs ------------------------------------------------------
+
+class CanaryTest : public OperatorTest {
+ protected:
+  CanaryTest() {
+    register_testing_actions(registry_);
+    sagas::register_operator_actions(registry_);
+    const std::string file = std::string(WSFLOW_SOURCE_DIR) + "/definitions/operators.bulk_canary.yaml";
+    LoadResult loaded = load_definition(read_text_file(file).value(), file,
+                                        [&](const std::string& name) { return registry_.contains(name); });
+    canary_definition_ = *loaded.definition;
+  }
+
+  // Three sagas whose compensation gave up until the flag `undo_fixed` is set.
+  std::vector<std::string> failed_sagas() {
+    const auto def = definition(R"(saga: t.undo_broken
+version: 1
+steps:
+  - name: reserve
+    action: testing.succeed
+    compensate: testing.fail_until
+    input: { flag: undo_fixed }
+    compensate_retry: { max_attempts: 1 }
+  - { name: charge, action: testing.fail, input: { retryable: false } }
+)");
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; ++i) ids.push_back(start(def));
+    for (const auto& id : ids) EXPECT_EQ(wait_terminal(client_, id), SagaState::kFailed);
+    return ids;
+  }
+
+  nlohmann::json bulk_retry(const std::vector<std::string>& ids) {
+    pg::BulkRequest request{"retry", {{"state", "failed"}}, ids, kOperator, false, pg::Canary{1, 0.0, Millis(60'000)}};
+    return in_tx([&](pqxx::work& tx) { return pg::run_bulk(tx, request, &canary_definition_, nullptr); });
+  }
+
+  nlohmann::json finished_bulk(const nlohmann::json& started) {
+    EXPECT_EQ(wait_terminal(client_, started["canary"]["saga_id"]), SagaState::kCompleted);
+    return in_tx([&](pqxx::work& tx) { return *pg::bulk_action(tx, started["bulk_id"]); });
+  }
+
+  bool retried_by(const std::string& id, const std::string& bulk_id) {
+    for (const auto& e : client_.events(id)) {
+      if (e.kind == "operator_retry" && e.detail.value("bulk_id", "") == bulk_id) return true;
+    }
+    return false;
+  }
+
+  ActionRegistry registry_;
+  SagaDefinition canary_definition_;
+};
+
+TEST_F(CanaryTest, ACohortThatFailsStopsTheBulkRepairBeforeTheRest) {
+  EngineHarness engine(dsn_, testing::fast_options(), &registry_);
+  const auto ids = failed_sagas();
+  const nlohmann::json started = bulk_retry(ids);
+  EXPECT_EQ(started["touched"], 1);
+  EXPECT_EQ(started["canary"]["remaining"].size(), 2u);
+  const nlohmann::json bulk = finished_bulk(started);
+  EXPECT_EQ(bulk["status"], "stopped");
+  EXPECT_EQ(bulk["failure_rate"], 1.0);
+  EXPECT_NE(bulk["note"].get<std::string>().find("failure rate"), std::string::npos);
+  EXPECT_TRUE(retried_by(ids[0], started["bulk_id"]));
+  EXPECT_FALSE(retried_by(ids[1], started["bulk_id"]));  // the rest were never touched
+  EXPECT_FALSE(retried_by(ids[2], started["bulk_id"]));
+}
+
+TEST_F(CanaryTest, ACohortThatPassesRepairsTheRest) {
+  EngineHarness engine(dsn_, testing::fast_options(), &registry_);
+  const auto ids = failed_sagas();
+  scalar(dsn_,
+         "INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, compensating) "
+         "VALUES ('undo_fixed', gen_random_uuid(), 'fix', '', false) RETURNING 1");
+  const nlohmann::json started = bulk_retry(ids);
+  const nlohmann::json bulk = finished_bulk(started);
+  EXPECT_EQ(bulk["status"], "completed");
+  EXPECT_EQ(bulk["touched"], 3);
+  for (const auto& id : ids) {
+    EXPECT_TRUE(retried_by(id, started["bulk_id"])) << id;
+    EXPECT_EQ(wait_terminal(client_, id), SagaState::kCompensated) << id;
+  }
+  // Only retry and cancel finish: a canary of pauses is refused.
+  pg::BulkRequest pause{"pause", {}, ids, kOperator, false, pg::Canary{}};
+  EXPECT_EQ(refusal([&](pqxx::work& tx) { pg::run_bulk(tx, pause, &canary_definition_, nullptr); }).field, "canary");
 }
 
 }  // namespace

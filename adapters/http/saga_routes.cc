@@ -5,6 +5,7 @@
 
 #include "adapters/http/json_body.h"
 #include "adapters/http/request_context.h"
+#include "adapters/postgres/bulk_repairs.h"
 #include "adapters/postgres/pg_store.h"
 #include "adapters/postgres/saga_queries.h"
 #include "adapters/postgres/saga_repairs.h"
@@ -152,14 +153,10 @@ RepairArgs repair_args(RequestContext& ctx, const std::vector<const char*>& fiel
   return args;
 }
 
-// Records a repair in the workspace's audit feed (a saga about no workspace
-// has only its events) and answers 202.
+// Records a repair in the workspace's audit feed and answers 202.
 Reply audited(RequestContext& ctx, const std::string& action, const pg::RepairBy& by, pg::RepairOutcome outcome,
               const std::string& saga_id) {
-  if (!outcome.workspace_id.empty()) {
-    sagas::audit(ctx.tx, outcome.workspace_id, by.actor, "saga." + action,
-                 {{"saga_id", saga_id}, {"key_name", by.key_name}, {"reason", by.reason}});
-  }
+  sagas::audit_repair(ctx.tx, outcome, action, saga_id, by);
   return {202, std::move(outcome.body)};
 }
 
@@ -192,24 +189,43 @@ pg::SkipRequest skip_request(const nlohmann::json& body) {
   return skip;
 }
 
-// The bulk actions and the repair each applies to one saga.
-pg::RepairOutcome bulk_apply(pqxx::work& tx, const std::string& action, const std::string& saga_id,
-                             const pg::RepairBy& by, bool confirm) {
-  if (action == "retry") return pg::retry_saga(tx, saga_id, by, confirm);
-  if (action == "cancel") return pg::cancel_saga(tx, saga_id, by, "", false);
-  if (action == "pause") return pg::pause_saga(tx, saga_id, by);
-  return pg::resume_saga(tx, saga_id, by);
+// POST /v1/sagas/bulk {action, filter, dry_run?, limit?, reason?, confirm?,
+// canary?: {size, max_failure_rate, wait}}: one repair over the sagas a
+// filter selects (the filters of GET /v1/sagas, as strings; its cursor
+// pages), at most `limit` (1..1000, default 100) per request. A dry run lists
+// what would be touched; a real run is pg::run_bulk.
+pg::Canary canary_of(const nlohmann::json& object) {
+  if (!object.is_object()) throw ApiError(400, "invalid_field", "'canary' must be an object", "canary");
+  for (const auto& [key, value] : object.items()) {
+    if (key != "size" && key != "max_failure_rate" && key != "wait") {
+      throw ApiError(400, "unknown_field", "unknown field 'canary." + key + "'", "canary." + key);
+    }
+  }
+  pg::Canary canary;
+  if (!object.contains("size") || !object["size"].is_number_integer() || object["size"].get<long long>() < 1 ||
+      object["size"].get<long long>() > 1000) {
+    throw ApiError(400, "invalid_field", "'canary.size' must be an integer from 1 to 1000", "canary.size");
+  }
+  canary.size = object["size"].get<int>();
+  if (object.contains("max_failure_rate")) {
+    if (!object["max_failure_rate"].is_number() || object["max_failure_rate"].get<double>() < 0 ||
+        object["max_failure_rate"].get<double>() > 1) {
+      throw ApiError(400, "invalid_field", "'canary.max_failure_rate' must be a number from 0 to 1",
+                     "canary.max_failure_rate");
+    }
+    canary.max_failure_rate = object["max_failure_rate"].get<double>();
+  }
+  if (object.contains("wait")) {
+    const auto wait = object["wait"].is_string() ? try_parse_duration(object["wait"].get<std::string>()) : std::nullopt;
+    if (!wait) throw ApiError(400, "invalid_field", "'canary.wait' is a duration, e.g. 30m", "canary.wait");
+    canary.wait = *wait;
+  }
+  return canary;
 }
 
-// POST /v1/sagas/bulk {action, filter, dry_run?, limit?, reason?, confirm?}:
-// one repair over the sagas a filter selects (the filters of GET /v1/sagas,
-// as strings; its cursor pages), at most `limit` (1..1000, default 100) per
-// request. A dry run lists what would be touched; a real run records a bulk
-// action that every repaired saga's event links to, and reports each saga
-// applied or refused (a refusal does not stop the others).
 Reply bulk_repair(RequestContext& ctx) {
   const nlohmann::json body =
-      parse_object(ctx.request.body, {"action", "filter", "dry_run", "limit", "reason", "confirm"});
+      parse_object(ctx.request.body, {"action", "filter", "dry_run", "limit", "reason", "confirm", "canary"});
   const std::string action = *string_field(body, "action", 20, true);
   require_one_of(action, {"retry", "cancel", "pause", "resume"}, "action");
   const bool dry_run = bool_field(body, "dry_run").value_or(false);
@@ -247,41 +263,28 @@ Reply bulk_repair(RequestContext& ctx) {
     }
     return {200, {{"dry_run", true}, {"action", action}, {"would_touch", would}, {"next_cursor", matching.body["next_cursor"]}}};
   }
-  pg::RepairBy by{ctx.principal.actor(), ctx.principal.key_name, string_field(body, "reason", 2000, false).value_or(""),
-                  ""};
-  by.bulk_id = ctx.tx.exec_params(
-                         "INSERT INTO wsflow.bulk_actions (action, filter, actor, reason) VALUES ($1, $2::jsonb, $3, $4) "
-                         "RETURNING id::text",
-                         action, filter_object.dump(), by.actor, by.reason)[0][0]
-                   .as<std::string>();
-  const bool confirm = bool_field(body, "confirm").value_or(false);
-  nlohmann::json results = nlohmann::json::array();
-  int touched = 0, refused = 0;
-  for (const auto& saga : matching.body["data"]) {
-    const std::string id = saga["id"].get<std::string>();
-    ctx.tx.exec("SAVEPOINT bulk_item");
-    try {
-      audited(ctx, action, by, bulk_apply(ctx.tx, action, id, by, confirm), id);
-      ctx.tx.exec("RELEASE SAVEPOINT bulk_item");
-      results.push_back({{"saga_id", id}, {"outcome", "applied"}});
-      ++touched;
-    } catch (const DomainError& e) {
-      ctx.tx.exec("ROLLBACK TO SAVEPOINT bulk_item");
-      nlohmann::json refusal = {{"saga_id", id}, {"outcome", "refused"}, {"code", e.code}, {"message", e.what()}};
-      refusal.update(e.details);
-      results.push_back(std::move(refusal));
-      ++refused;
-    }
-  }
-  ctx.tx.exec_params("UPDATE wsflow.bulk_actions SET touched = $2, refused = $3 WHERE id = $1::uuid", by.bulk_id,
-                     touched, refused);
-  return {202,
-          {{"bulk_id", by.bulk_id},
-           {"action", action},
-           {"touched", touched},
-           {"refused", refused},
-           {"results", results},
-           {"next_cursor", matching.body["next_cursor"]}}};
+  pg::BulkRequest request;
+  request.action = action;
+  request.filter = filter_object;
+  for (const auto& saga : matching.body["data"]) request.saga_ids.push_back(saga["id"].get<std::string>());
+  request.by = {ctx.principal.actor(), ctx.principal.key_name, string_field(body, "reason", 2000, false).value_or(""),
+                ""};
+  request.confirm = bool_field(body, "confirm").value_or(false);
+  if (body.contains("canary")) request.canary = canary_of(body["canary"]);
+  auto canary = ctx.deps.definitions.find("operators.bulk_canary");
+  nlohmann::json result = pg::run_bulk(ctx.tx, request,
+                                       canary == ctx.deps.definitions.end() ? nullptr : &canary->second,
+                                       sagas::audit_repair);
+  result["next_cursor"] = matching.body["next_cursor"];
+  return {202, std::move(result)};
+}
+
+// GET /v1/bulk-actions/{id}: a bulk action's record (a canary's progress).
+Reply get_bulk_action(RequestContext& ctx) {
+  require_operator(ctx, "reading bulk actions", "sagas:read");
+  auto record = pg::bulk_action(ctx.tx, ctx.path_param(1));
+  if (!record) throw ApiError(404, "bulk_action_not_found", "no bulk action '" + ctx.path_param(1) + "'");
+  return {200, std::move(*record)};
 }
 
 }  // namespace
@@ -290,6 +293,7 @@ void add_saga_routes(const RouteAdder& add) {
   add("GET", "/v1/sagas", list_sagas, Auth::kApiKey);
   add("POST", "/v1/sagas", start_saga, Auth::kApiKey);
   add("POST", "/v1/sagas/bulk", bulk_repair, Auth::kApiKey);
+  add("GET", R"(/v1/bulk-actions/([^/]+))", get_bulk_action, Auth::kApiKey);
   add("GET", R"(/v1/sagas/([^/]+))", get_saga, Auth::kApiKey);
   add("GET", R"(/v1/sagas/([^/]+)/events)", saga_events, Auth::kApiKey);
   add("POST", R"(/v1/sagas/([^/]+)/signals/([A-Za-z0-9_.-]{1,100}))", deliver_signal, Auth::kApiKey);

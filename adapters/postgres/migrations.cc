@@ -397,6 +397,12 @@ const std::vector<Migration>& migrations() {
        "ALTER TABLE wsflow.environments ADD COLUMN database_name text; "
        "CREATE INDEX audit_log_workspace_action ON wsflow.audit_log (workspace_id, action, id)"},
       {9, "operators", kOperators},
+      {10, "canary bulk repairs",
+       "ALTER TABLE wsflow.bulk_actions ADD COLUMN status text NOT NULL DEFAULT 'applied' "
+       "CHECK (status IN ('applied', 'canary', 'stopped', 'completed')), "
+       "ADD COLUMN cohort uuid[] NOT NULL DEFAULT '{}', ADD COLUMN remaining uuid[] NOT NULL DEFAULT '{}', "
+       "ADD COLUMN max_failure_rate double precision, ADD COLUMN wait_ms bigint NOT NULL DEFAULT 0, "
+       "ADD COLUMN failure_rate double precision, ADD COLUMN note text, ADD COLUMN canary_saga_id uuid"},
   };
   return all;
 }
