@@ -98,6 +98,7 @@ std::string table(const std::vector<std::string>& headers, const std::vector<std
       const char* colour = header ? kDim : (c < colours.size() && colours[c] ? colours[c](cell) : nullptr);
       text += (colour ? paint(cell, colour, style) : cell) + padding;
     }
+    while (!text.empty() && text.back() == ' ') text.pop_back();
     out << text << "\n";
   };
   line(headers, true);

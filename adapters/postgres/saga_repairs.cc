@@ -39,13 +39,42 @@ LockedSaga lock_saga(pqxx::work& tx, const std::string& saga_id) {
   return saga;
 }
 
+// The API's name of an operator event; nullptr for the engine's own events.
+const char* action_name(SagaEvent event) {
+  switch (event) {
+    case SagaEvent::kCancel:
+      return "cancel";
+    case SagaEvent::kRetry:
+    case SagaEvent::kRetryStep:
+      return "retry";
+    case SagaEvent::kPause:
+      return "pause";
+    case SagaEvent::kUnpause:
+      return "resume";
+    case SagaEvent::kSkipStep:
+      return "skip";
+    case SagaEvent::kResolve:
+      return "resolve";
+    case SagaEvent::kRerun:
+      return "rerun-from";
+    default:
+      return nullptr;
+  }
+}
+
+
 // The lifecycle's verdict on `event`, as a 409 naming what is allowed.
 SagaState check(const LockedSaga& saga, SagaEvent event) {
   try {
     return next_state(saga.state, event);
-  } catch (const IllegalTransition& e) {
-    throw DomainError(409, "invalid_transition", e.what(), "",
-                      {{"state", to_string(saga.state)}, {"allowed_actions", operator_actions(saga.state)}});
+  } catch (const IllegalTransition&) {
+    const std::vector<std::string> allowed = operator_actions(saga.state);
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    throw DomainError(409, "invalid_transition",
+                      std::string("a ") + to_string(saga.state) + " saga does not allow " + action_name(event) +
+                          " (allowed: " + (list.empty() ? "none" : list) + ")",
+                      "", {{"state", to_string(saga.state)}, {"allowed_actions", allowed}});
   }
 }
 
@@ -124,36 +153,9 @@ std::vector<StepRow> step_rows(pqxx::work& tx, const std::string& saga_id) {
 
 std::vector<std::string> operator_actions(SagaState state) {
   std::vector<std::string> names;
-  auto add = [&](const char* name) {
-    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
-  };
   for (SagaEvent e : allowed_events(state)) {
-    switch (e) {
-      case SagaEvent::kCancel:
-        add("cancel");
-        break;
-      case SagaEvent::kRetry:
-      case SagaEvent::kRetryStep:
-        add("retry");
-        break;
-      case SagaEvent::kPause:
-        add("pause");
-        break;
-      case SagaEvent::kUnpause:
-        add("resume");
-        break;
-      case SagaEvent::kSkipStep:
-        add("skip");
-        break;
-      case SagaEvent::kResolve:
-        add("resolve");
-        break;
-      case SagaEvent::kRerun:
-        add("rerun-from");
-        break;
-      default:  // the engine's own events
-        break;
-    }
+    const char* name = action_name(e);
+    if (name && std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
   }
   return names;
 }
