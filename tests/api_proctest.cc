@@ -386,7 +386,8 @@ steps:
   EXPECT_TRUE(api().get("/v1/sagas?stuck=true&definition=t.ops", ops()).body["data"].empty());
   const Response retried_again = api().post("/v1/sagas/" + id + "/retry", ops());
   EXPECT_EQ(retried_again.status, 409);
-  EXPECT_NE(retried_again.body["error"]["message"].get<std::string>().find("'compensated'"), std::string::npos);
+  EXPECT_NE(retried_again.body["error"]["message"].get<std::string>().find("a compensated saga"), std::string::npos);
+  EXPECT_EQ(retried_again.body["error"]["allowed_actions"], json::array({"rerun-from"}));
 
   EXPECT_EQ(api().get("/v1/sagas?state=exploded", ops()).body["error"]["field"], "state");
   EXPECT_EQ(api().get("/v1/sagas?stuck=maybe", ops()).body["error"]["field"], "stuck");
