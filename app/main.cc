@@ -92,6 +92,7 @@ struct ServeOptions {
   std::string lease = "15s", poll = "1s", grace = "5s";
   std::string stuck_after = "10m", stuck_grace = "30s";
   std::string log_format = "text";
+  bool run_engine = true;  // --no-engine: the API alone (scale it apart from the engines)
   std::string listen = "127.0.0.1:8080";
   std::string environments_url;  // default: the wsflow database
   std::string export_dir;        // default: <data-dir>/exports
@@ -164,7 +165,8 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   Engine engine(store, registry, options);
   pg::NotifyListener listener(db.dsn, pg::kRunnableChannel, [&] { engine.wake(); });
   Scheduler scheduler(store, definitions.schedules.schedules, definitions.sagas.definitions, clock);
-  std::thread scheduler_thread([&] { scheduler.run(); });
+  std::thread scheduler_thread;
+  if (serve_options.run_engine) scheduler_thread = std::thread([&] { scheduler.run(); });
   const ScheduleCommands schedule_commands(store, definitions.schedules.schedules, definitions.sagas.definitions,
                                            clock);
   pg::ConnectionPool api_db(db.dsn, 8);
@@ -191,13 +193,20 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   });
   log_info("serving " + std::to_string(definitions.sagas.definitions.size()) + " saga definition(s) and " +
            std::to_string(definitions.schedules.schedules.size()) + " schedule(s) from " + common.definitions);
-  engine.run();
+  if (serve_options.run_engine) {
+    engine.run();
+  } else {
+    log_info("--no-engine: serving the API only; sagas run in the other serve processes");
+    signal_waiter.join();
+  }
   scheduler.stop();
-  scheduler_thread.join();
+  if (scheduler_thread.joinable()) scheduler_thread.join();
   api.stop();
-  // run() returned: if that was not because of a signal, release the waiter.
-  pthread_kill(signal_waiter.native_handle(), SIGTERM);
-  signal_waiter.join();
+  if (signal_waiter.joinable()) {
+    // run() returned: if that was not because of a signal, release the waiter.
+    pthread_kill(signal_waiter.native_handle(), SIGTERM);
+    signal_waiter.join();
+  }
   return 0;
 }
 
@@ -332,6 +341,8 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--log-format", serve_options.log_format, "text, or json (one object per line)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+  serve_cmd->add_flag("!--no-engine", serve_options.run_engine,
+                      "serve the HTTP API only: run no sagas and no schedules in this process");
   serve_cmd->add_option("--stuck-after", serve_options.stuck_after,
                         "a running saga with no step finished for this long is reported stuck")
       ->capture_default_str();

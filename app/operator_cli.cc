@@ -19,7 +19,7 @@ struct OperatorCli {
   bool stuck = false;
   int limit = 50;
   // one saga
-  std::string id, step, branch, output = "{}", context = "{}", reason, from_step, evidence, input, action;
+  std::string id, step, branch, output = "{}", context = "{}", reason, from_step, evidence, input, step_input, action;
   bool confirm = false, dry_run = false;
   int canary_size = 0;  // 0: no canary
   double max_failure_rate = 0;
@@ -155,6 +155,7 @@ int run(const OperatorCli& o) {
     json body = repair_body(o);
     body["step"] = o.step;
     if (!o.input.empty()) body["input"] = json_option(o.input, "--input");
+    if (!o.step_input.empty()) body["step_input"] = json_option(o.step_input, "--step-input");
     const json r = api.post(saga_path + "/rerun", body);
     return print(o, r, r["saga_id"].get<std::string>() + "\n");
   }
@@ -249,6 +250,7 @@ std::shared_ptr<OperatorCli> add_operator_commands(CLI::App& cli) {
   saga_id(rerun, a);
   rerun->add_option("step", a.step, "the first step to run again")->required();
   rerun->add_option("--input", a.input, "a replacement input, a JSON object");
+  rerun->add_option("--step-input", a.step_input, "a replacement of the step's own input:, a JSON object");
   rerun->add_flag("--confirm", a.confirm, "run idempotent: false steps again");
   reason(rerun, a);
   CLI::App* bulk = command(sagas, "bulk", "one repair over every saga a filter selects", a, "sagas bulk");

@@ -426,7 +426,7 @@ class SagaRun {
     call.idempotency_key = saga_.id + "/" + step.name + "/" + branch;
     call.attempt = attempt;
     call.compensating = compensating;
-    call.input = step.input;
+    call.input = saga_.step_inputs.contains(step.name) ? saga_.step_inputs[step.name] : step.input;
     call.saga_input = saga_.input;
     call.context = saga_.context;
     call.deadline = deadline;

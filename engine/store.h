@@ -62,6 +62,8 @@ struct SagaRecord {
   bool cancel_requested = false;
   bool pause_requested = false;  // an operator asked it to pause at the next step boundary
   int compensate_from = -1;      // a cancel undoes only steps from this index on; -1: all
+  // An operator's replacement of steps' static `input:`, by step name (a rerun's).
+  nlohmann::json step_inputs = nlohmann::json::object();
   TimePoint created_at;
   TimePoint updated_at;
 };

@@ -198,5 +198,46 @@ TEST_F(CliTest, JsonLogsNameTheSagaAndCarryNoSecret) {
   }
 }
 
+TEST(StuckForReal, AnEngineKilledMidStepLeavesALeaseExpiredSagaThatAnApiOnlyServeReports) {
+  HookReceiver hooks;
+  // The API alone (no engine): it reports, and never takes the saga over itself.
+  Server api("", hooks.url(), "1h", "7d", {"--no-engine", "--stuck-grace", "500ms"});
+  setenv("WSFLOW_TEST_FAULTS", "provision:prod:hang:60s", 1);
+  TempDir dir;
+  auto engine = start_serve(api.dsn(), std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions", "engine-1",
+                            dir.path() / "engine.log", {"--listen", "127.0.0.1:0", "--lease", "1s", "--poll", "100ms"});
+  unsetenv("WSFLOW_TEST_FAULTS");
+  const Response created = api.post("/v1/workspaces", api.operator_key(),
+                                    R"({"name":"Killed","owner":{"user_id":"k1","email":"k1@example.com"}})");
+  ASSERT_EQ(created.status, 202) << created.body.dump();
+  const std::string saga = created.body["saga_id"];
+  auto prod_running = [&] {
+    const Response detail = api.get("/v1/sagas/" + saga, api.operator_key());  // kept: the loop reads into it
+    for (const auto& step : detail.body["steps"]) {
+      if (step["branch"] == "prod" && step["state"] == "running") return true;
+    }
+    return false;
+  };
+  for (int i = 0; i < 300 && !prod_running(); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(prod_running()) << api.get("/v1/sagas/" + saga, api.operator_key()).body.dump() << engine->log();
+  engine->signal(SIGKILL);
+  ASSERT_EQ(engine->wait(10s), 128 + SIGKILL);
+
+  json stuck;
+  for (int i = 0; i < 200; ++i) {
+    stuck = api.get("/v1/sagas/" + saga, api.operator_key()).body["stuck"];
+    if (stuck.is_object() && stuck["reason"] == "lease_expired") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(stuck.is_object()) << api.log();
+  EXPECT_EQ(stuck["reason"], "lease_expired");
+  EXPECT_EQ(stuck["detail"]["lease_owner"], "engine-1");
+  EXPECT_EQ(stuck["detail"]["step"], "provision_environments");
+  EXPECT_EQ(stuck["detail"]["branch"], "prod");
+  const json listed = api.get("/v1/sagas?reason=lease_expired", api.operator_key()).body["data"];
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["id"], saga);
+}
+
 }  // namespace
 }  // namespace wsflow::testing

@@ -450,7 +450,7 @@ steps:
   const std::string old = start(def, {{"name", "acme"}});
   ASSERT_EQ(wait_terminal(client_, old), SagaState::kCompleted);
   // Only a finished saga is rerun; the refusal names what is allowed.
-  const auto rerun = in_tx([&](pqxx::work& tx) { return pg::rerun_from(tx, old, kOperator, "second", {}, false); });
+  const auto rerun = in_tx([&](pqxx::work& tx) { return pg::rerun_from(tx, old, kOperator, "second", {}, {}, false); });
   const std::string id = rerun.body["saga_id"];
   ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
   EXPECT_EQ(effects(id, "second"), 1);
@@ -464,9 +464,17 @@ steps:
   EXPECT_EQ(client_.find_saga(old)->state, SagaState::kCompleted);  // the old one stays as history
   // A replaced input must still satisfy the definition.
   EXPECT_EQ(refusal([&](pqxx::work& tx) {
-              pg::rerun_from(tx, old, kOperator, "second", nlohmann::json::object(), false);
+              pg::rerun_from(tx, old, kOperator, "second", nlohmann::json::object(), {}, false);
             }).field,
             "input.name");
+  // The step itself may run with a corrected input.
+  const auto corrected = in_tx([&](pqxx::work& tx) {
+    return pg::rerun_from(tx, old, kOperator, "first", {}, nlohmann::json{{"context", {{"region", "us"}}}}, false);
+  });
+  const std::string fixed = corrected.body["saga_id"];
+  ASSERT_EQ(wait_terminal(client_, fixed), SagaState::kCompleted);
+  EXPECT_EQ(client_.find_saga(fixed)->context["region"], "us");
+  EXPECT_EQ(client_.find_saga(old)->context["region"], "eu");
 }
 
 TEST_F(OperatorTest, RepairsTheLifecycleForbidsAreRefusedWithTheAllowedActions) {
@@ -485,7 +493,7 @@ TEST_F(OperatorTest, RepairsTheLifecycleForbidsAreRefusedWithTheAllowedActions) 
   }
   const auto running = start(definition("saga: t.busy\nversion: 1\nsteps:\n  - name: one\n    action: testing.hang\n"));
   ASSERT_TRUE(wait_state(client_, running, SagaState::kRunning));
-  const DomainError e = refusal([&](pqxx::work& tx) { pg::rerun_from(tx, running, kOperator, "one", {}, false); });
+  const DomainError e = refusal([&](pqxx::work& tx) { pg::rerun_from(tx, running, kOperator, "one", {}, {}, false); });
   EXPECT_EQ(e.details["allowed_actions"], nlohmann::json::array({"cancel", "pause", "retry", "skip"}));
 }
 

@@ -177,15 +177,19 @@ Handler repair_route(const char* action, std::initializer_list<const char*> fiel
   };
 }
 
+// An optional JSON-object field (400 naming it when it is something else).
+std::optional<nlohmann::json> object_field(const nlohmann::json& body, const char* field) {
+  if (!body.contains(field)) return std::nullopt;
+  if (!body[field].is_object()) throw ApiError(400, "invalid_field", std::string("'") + field + "' must be an object", field);
+  return body[field];
+}
+
 pg::SkipRequest skip_request(const nlohmann::json& body) {
   pg::SkipRequest skip;
   skip.step = *string_field(body, "step", 200, true);
   skip.branch = string_field(body, "branch", 200, false);
-  for (auto [field, target] : {std::pair{"output", &skip.output}, std::pair{"context", &skip.context}}) {
-    if (!body.contains(field)) continue;
-    if (!body[field].is_object()) throw ApiError(400, "invalid_field", std::string("'") + field + "' must be an object", field);
-    *target = body[field];
-  }
+  skip.output = object_field(body, "output").value_or(nlohmann::json::object());
+  skip.context = object_field(body, "context").value_or(nlohmann::json::object());
   return skip;
 }
 
@@ -331,13 +335,9 @@ void add_saga_routes(const RouteAdder& add) {
       }),
       Auth::kApiKey);
   add("POST", R"(/v1/sagas/([^/]+)/rerun)",
-      repair_route("rerun", {"step", "input"}, [](Ctx& c, const std::string& id, const Args& a) {
-        std::optional<nlohmann::json> input;
-        if (a.body.contains("input")) {
-          if (!a.body["input"].is_object()) throw ApiError(400, "invalid_field", "'input' must be an object", "input");
-          input = a.body["input"];
-        }
-        return pg::rerun_from(c.tx, id, a.by, *string_field(a.body, "step", 200, true), input, a.confirm);
+      repair_route("rerun", {"step", "input", "step_input"}, [](Ctx& c, const std::string& id, const Args& a) {
+        return pg::rerun_from(c.tx, id, a.by, *string_field(a.body, "step", 200, true), object_field(a.body, "input"),
+                              object_field(a.body, "step_input"), a.confirm);
       }),
       Auth::kApiKey);
 }

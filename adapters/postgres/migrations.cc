@@ -403,6 +403,7 @@ const std::vector<Migration>& migrations() {
        "ADD COLUMN cohort uuid[] NOT NULL DEFAULT '{}', ADD COLUMN remaining uuid[] NOT NULL DEFAULT '{}', "
        "ADD COLUMN max_failure_rate double precision, ADD COLUMN wait_ms bigint NOT NULL DEFAULT 0, "
        "ADD COLUMN failure_rate double precision, ADD COLUMN note text, ADD COLUMN canary_saga_id uuid"},
+      {11, "operator step inputs", "ALTER TABLE wsflow.sagas ADD COLUMN step_inputs jsonb NOT NULL DEFAULT '{}'"},
   };
   return all;
 }

@@ -15,7 +15,7 @@ const char* kSagaColumns =
     "id::text, definition, version, definition_hash, coalesce(workspace_id::text, ''), state, input::text, "
     "context::text, coalesce(idempotency_key, ''), " WSF_MS("deadline_at") ", " WSF_MS("wake_at") ", "
     "coalesce(error, ''), cancel_requested, " WSF_MS("created_at") ", " WSF_MS("updated_at") ", pause_requested, "
-    "coalesce(compensate_from, -1)";
+    "coalesce(compensate_from, -1), step_inputs::text";
 
 const char* kStepColumns =
     "step, branch, step_index, state, attempts, compensation_attempts, coalesce(output::text, 'null'), "
@@ -127,6 +127,7 @@ SagaRecord saga_from(const pqxx::row& r) {
   s.updated_at = *time_of(r[14]);
   s.pause_requested = r[15].as<bool>();
   s.compensate_from = r[16].as<int>();
+  s.step_inputs = nlohmann::json::parse(r[17].as<std::string>());
   return s;
 }
 

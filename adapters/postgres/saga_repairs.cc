@@ -310,6 +310,8 @@ RepairOutcome cancel_saga(pqxx::work& tx, const std::string& saga_id, const Repa
       "WHERE saga_id = $1::uuid AND step_index >= $2 AND state IN ('completed', 'compensating', 'running') "
       "ORDER BY step_index DESC, completed_seq DESC NULLS FIRST",
       saga.id, from);
+  const nlohmann::json overrides = nlohmann::json::parse(
+      tx.exec_params("SELECT step_inputs::text FROM wsflow.sagas WHERE id = $1::uuid", saga.id)[0][0].as<std::string>());
   nlohmann::json plan = nlohmann::json::array();
   for (const auto& r : rows) {
     const Step* step = def->find_step(r[0].as<std::string>());
@@ -317,7 +319,7 @@ RepairOutcome cancel_saga(pqxx::work& tx, const std::string& saga_id, const Repa
     plan.push_back({{"step", step->name},
                     {"branch", r[1].as<std::string>()},
                     {"compensate", step->compensate},
-                    {"input", step->input},
+                    {"input", overrides.contains(step->name) ? overrides[step->name] : step->input},
                     {"undoes_output", nlohmann::json::parse(r[4].as<std::string>())},
                     // an attempt in flight may or may not have taken effect: it is undone too
                     {"in_doubt", r[3].as<std::string>() == "running"}});
@@ -368,7 +370,8 @@ RepairOutcome resolve_saga(pqxx::work& tx, const std::string& saga_id, const Rep
 }
 
 RepairOutcome rerun_from(pqxx::work& tx, const std::string& saga_id, const RepairBy& by, const std::string& step_name,
-                         const std::optional<nlohmann::json>& input, bool confirm) {
+                         const std::optional<nlohmann::json>& input, const std::optional<nlohmann::json>& step_input,
+                         bool confirm) {
   const LockedSaga saga = lock_saga(tx, saga_id);
   check(saga, SagaEvent::kRerun);
   const auto def = stored_definition(tx, saga.definition_hash);
@@ -406,17 +409,22 @@ RepairOutcome rerun_from(pqxx::work& tx, const std::string& saga_id, const Repai
     throw DomainError(400, "invalid_field", message, message.substr(0, message.find(':')));
   }
   // The earlier steps' context is carried over; a replaced input wins over it.
+  nlohmann::json step_inputs = nlohmann::json::object();
+  if (step_input) step_inputs[step_name] = *step_input;
   tx.exec_params(
       "UPDATE wsflow.sagas SET rerun_of = $2::uuid, rerun_from_step = $3, "
-      "context = $4::jsonb || input WHERE id = $1::uuid",
-      started.saga_id, saga.id, step_name, old[0][1].as<std::string>());
+      "context = $4::jsonb || input, step_inputs = $5::jsonb WHERE id = $1::uuid",
+      started.saga_id, saga.id, step_name, old[0][1].as<std::string>(), step_inputs.dump());
   tx.exec_params(
       "INSERT INTO wsflow.saga_steps (saga_id, step, branch, step_index, state, attempts, output, completed_seq, "
       "started_at, finished_at) SELECT $1::uuid, step, branch, step_index, state, attempts, output, "
       "CASE WHEN completed_seq IS NULL THEN NULL ELSE nextval('wsflow.step_completion_seq') END, started_at, "
       "finished_at FROM wsflow.saga_steps WHERE saga_id = $2::uuid AND step_index < $3 ORDER BY completed_seq",
       started.saga_id, saga.id, from);
-  record(tx, saga, "rerun_from", by, {{"new_saga_id", started.saga_id}, {"input_replaced", input.has_value()}},
+  record(tx, saga, "rerun_from", by,
+         {{"new_saga_id", started.saga_id},
+          {"input_replaced", input.has_value()},
+          {"step_input", step_input.value_or(nullptr)}},
          step_name);
   const LockedSaga rerun{started.saga_id, SagaState::kPending, saga.workspace_id, saga.definition_hash, false, false};
   record(tx, rerun, "rerun_of", by, {{"saga_id", saga.id}}, step_name);

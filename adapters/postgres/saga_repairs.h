@@ -91,8 +91,10 @@ RepairOutcome resolve_saga(pqxx::work& tx, const std::string& saga_id, const Rep
 // A new saga on the same definition version that starts at `step`, the
 // steps before it carried over as completed (with their outputs), linked to
 // the finished `saga_id` (which stays as history). `input` replaces the
-// saga's input when set.
+// saga's input when set, `step_input` the static `input:` of `step` (Conductor's
+// most asked-for repair: run the step again with a corrected request).
 RepairOutcome rerun_from(pqxx::work& tx, const std::string& saga_id, const RepairBy& by, const std::string& step,
-                         const std::optional<nlohmann::json>& input, bool confirm);
+                         const std::optional<nlohmann::json>& input, const std::optional<nlohmann::json>& step_input,
+                         bool confirm);
 
 }  // namespace wsflow::pg
