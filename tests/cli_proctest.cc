@@ -211,12 +211,17 @@ TEST(StuckForReal, AnEngineKilledMidStepLeavesALeaseExpiredSagaThatAnApiOnlyServ
                                     R"({"name":"Killed","owner":{"user_id":"k1","email":"k1@example.com"}})");
   ASSERT_EQ(created.status, 202) << created.body.dump();
   const std::string saga = created.body["saga_id"];
+  // Dev and staging provisioned; prod hanging in the provisioner.
   auto prod_running = [&] {
     const Response detail = api.get("/v1/sagas/" + saga, api.operator_key());  // kept: the loop reads into it
+    int completed = 0;
+    bool prod = false;
     for (const auto& step : detail.body["steps"]) {
-      if (step["branch"] == "prod" && step["state"] == "running") return true;
+      if (step["step"] != "provision_environments") continue;
+      if (step["state"] == "completed") ++completed;
+      if (step["branch"] == "prod" && step["state"] == "running") prod = true;
     }
-    return false;
+    return prod && completed == 2;
   };
   for (int i = 0; i < 300 && !prod_running(); ++i) std::this_thread::sleep_for(50ms);
   ASSERT_TRUE(prod_running()) << api.get("/v1/sagas/" + saga, api.operator_key()).body.dump() << engine->log();
