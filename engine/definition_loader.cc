@@ -240,11 +240,11 @@ LoadResult load_definition(const std::string& yaml_text, const std::string& file
       const std::string field = "steps[" + std::to_string(i) + "]";
       // Duplicates are checked on the raw name so a step with other errors still counts.
       const YAML::Node name = steps[i].IsMap() ? steps[i]["name"] : YAML::Node();
-      if (name && name.IsScalar() && !names.insert(name.Scalar()).second) {
-        c.error(name, field + ".name", "duplicate step name '" + name.Scalar() + "'");
-        continue;
-      }
-      if (auto step = parse_step(c, steps[i], field, defaults, known_action)) def.steps.push_back(std::move(*step));
+      const bool duplicate = name && name.IsScalar() && !names.insert(name.Scalar()).second;
+      if (duplicate) c.error(name, field + ".name", "duplicate step name '" + name.Scalar() + "'");
+      // A duplicate's other errors are reported too (every error, at once).
+      auto step = parse_step(c, steps[i], field, defaults, known_action);
+      if (step && !duplicate) def.steps.push_back(std::move(*step));
     }
   }
   if (result.errors.empty()) result.definition = std::move(def);

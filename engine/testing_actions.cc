@@ -26,6 +26,15 @@ ActionResult succeed(const ActionCall& call) {
 
 }  // namespace
 
+void ensure_test_effects_table(pqxx::work& tx) {
+  // Deliberately no unique key: tests count rows per idempotency key to prove exactly-once.
+  if (!tx.exec("SELECT to_regclass('wsflow.test_effects') IS NULL")[0][0].as<bool>()) return;
+  tx.exec(
+      "CREATE TABLE IF NOT EXISTS wsflow.test_effects (id bigserial PRIMARY KEY, idempotency_key text NOT NULL, "
+      "saga_id uuid NOT NULL, step text NOT NULL, branch text NOT NULL, compensating boolean NOT NULL, "
+      "at timestamptz NOT NULL DEFAULT now())");
+}
+
 void register_testing_actions(ActionRegistry& registry) {
   registry.add("testing.succeed", {[](const ActionCall& call, Completion done) { done(succeed(call)); }, {}});
 
@@ -63,6 +72,7 @@ void register_testing_actions(ActionRegistry& registry) {
   registry.add("testing.fail_until",
                {{}, [](const ActionCall& call, pqxx::work& tx) {
                   const std::string flag = call.input.value("flag", "");
+                  ensure_test_effects_table(tx);
                   if (tx.exec_params("SELECT 1 FROM wsflow.test_effects WHERE idempotency_key = $1", flag).empty()) {
                     return ActionResult::failure("not_fixed", "flag '" + flag + "' is not set");
                   }
@@ -70,6 +80,7 @@ void register_testing_actions(ActionRegistry& registry) {
                 }});
 
   registry.add("testing.effect", {{}, [](const ActionCall& call, pqxx::work& tx) {
+                                    ensure_test_effects_table(tx);
                                     tx.exec_params(
                                         "INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, "
                                         "compensating) VALUES ($1, $2::uuid, $3, $4, $5)",

@@ -17,10 +17,17 @@
 //
 // Every one of them is registered as usable both as an action and as a compensation.
 
+#include <pqxx/transaction>
+
 #include "engine/action_registry.h"
 
 namespace wsflow {
 
 void register_testing_actions(ActionRegistry& registry);
+
+// Creates wsflow.test_effects unless it exists. The migrations never do
+// (a production database has no test tables): testing.effect and
+// testing.fail_until call this on first use, test fixtures up front.
+void ensure_test_effects_table(pqxx::work& tx);
 
 }  // namespace wsflow

@@ -452,6 +452,60 @@ TEST_F(Api, MetricsForOperatorsParseAsPrometheusText) {
   EXPECT_EQ(m.types["wsflow_lease_takeovers_total"], "counter");
 }
 
+TEST_F(Api, BadBytesAreA400WithoutInternalText) {
+  const std::string ws = api().create_workspace("Bytes Inc");
+  httplib::Client client = api().raw_client();
+  const httplib::Headers auth = {{"Authorization", "Bearer " + ops()}};
+  const std::string invalid_utf8 = std::string(R"({"name":"caf)") + "\xff\xfe" + R"("})";
+  const std::string invalid_key = std::string(R"({")") + "\xc3\x28" + R"(":1})";
+  for (const std::string& path : {std::string("/v1/workspaces"), "/v1/workspaces/" + ws + "/members",
+                                  "/v1/workspaces/" + ws + "/invitations", std::string("/v1/sagas"), std::string("/v1/sagas/bulk")}) {
+    for (const std::string& body : {invalid_utf8, invalid_key, std::string("{\"a\":"), std::string("[1,2]")}) {
+      const auto r = client.Post(path.c_str(), auth, body, "application/json");
+      ASSERT_TRUE(r) << path;
+      EXPECT_EQ(r->status, 400) << path << " " << r->body;
+      EXPECT_FALSE(r->has_header("EXCEPTION_WHAT")) << path;
+      EXPECT_EQ(r->body.find("json.exception"), std::string::npos) << r->body;
+      const json parsed = json::parse(r->body, nullptr, false);
+      ASSERT_TRUE(parsed.is_object()) << r->body;
+      EXPECT_EQ(parsed["error"]["code"], "invalid_json") << r->body;
+    }
+  }
+  EXPECT_EQ(api().get("/healthz", "").status, 200);
+}
+
+// The database going read-only (a standby during a failover) or dropping
+// connections: every request gets 503 with Retry-After, never a 500.
+TEST(ApiUnavailable, AReadOnlyOrLostDatabaseIsA503WithRetryAfter) {
+  HookReceiver hooks;
+  Server api("", hooks.url());
+  const std::string ws = api.create_workspace("Before");
+  auto run = [&](const std::string& sql) {
+    pqxx::connection conn(api.dsn());
+    pqxx::nontransaction tx(conn);
+    tx.exec("SET default_transaction_read_only = off");  // this session, even once the database is read-only
+    tx.exec("ALTER DATABASE " + std::string(conn.dbname()) + sql);
+    tx.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()");
+  };
+  run(" SET default_transaction_read_only = on");
+  const std::string body = R"({"name":"During","owner":{"user_id":"d1","email":"d1@example.com"}})";
+  std::set<int> statuses;
+  for (int i = 0; i < 12; ++i) {
+    const Response r = api.post("/v1/workspaces", api.operator_key(), body);
+    statuses.insert(r.status);
+    if (r.status == 503) {
+      EXPECT_EQ(r.headers.count("Retry-After"), 1u);
+      EXPECT_EQ(r.body["error"]["code"], "unavailable");
+    }
+  }
+  EXPECT_EQ(statuses, std::set<int>{503}) << api.log();
+  run(" RESET default_transaction_read_only");
+  Response after;
+  for (int i = 0; i < 20 && after.status != 202; ++i) after = api.post("/v1/workspaces", api.operator_key(), body);
+  EXPECT_EQ(after.status, 202) << after.body.dump();
+}
+
 TEST_F(Api, HealthReadinessTheContractAndTheConsoleNeedNoKey) {
   EXPECT_EQ(api().get("/healthz", "").status, 200);
   EXPECT_EQ(api().get("/readyz", "").body["status"], "ready");

@@ -127,6 +127,17 @@ TEST(DefinitionLoader, DuplicateStep) {
   EXPECT_NE(e.message.find("duplicate step name 'a'"), std::string::npos);
 }
 
+TEST(DefinitionLoader, ADuplicateStepsOtherErrorsAreReportedToo) {
+  const LoadResult r = load_definition(
+      "saga: s\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n  - name: a\n    action: "
+      "testing.succeed\n    timeout: soon\n",
+      "d.yaml", [](const std::string& n) { return n.rfind("testing.", 0) == 0; });
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0].field, "steps[1].name");
+  EXPECT_EQ(r.errors[1].field, "steps[1].timeout");
+  EXPECT_EQ(r.errors[1].line, 8);
+}
+
 TEST(DefinitionLoader, BadDuration) {
   const DefinitionError e =
       only_error("saga: s\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n    timeout: 10 minutes\n");

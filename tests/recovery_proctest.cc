@@ -159,7 +159,7 @@ TEST(PostgresRestart, SagasInFlightCompleteExactlyOnceAfterTheDatabaseComesBack)
   const std::string dsn = cluster->dsn("wsflow");
   {
     pqxx::connection conn(dsn);
-    pg::migrate(conn);
+    testing::migrate_for_tests(conn);
   }
   testing::TempDir dir;
   const std::string yaml = R"(saga: t.restart

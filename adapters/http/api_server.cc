@@ -18,9 +18,14 @@
 namespace wsflow::http {
 namespace {
 
+// Bytes that are not UTF-8 (a client's, echoed in an error) are replaced, never thrown on.
+std::string json_text(const nlohmann::json& body) {
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(json_text(body), "application/json");
 }
 
 nlohmann::json error_body(const std::string& code, const std::string& message, const std::string& field) {
@@ -98,13 +103,29 @@ void finish_idempotency_key(pqxx::connection& conn, const Principal& principal, 
                    key);
   } else {
     tx.exec_params("UPDATE wsflow.http_idempotency SET status = $3, body = $4 WHERE api_key_id = $1::uuid AND key = $2",
-                   principal.key_id, key, reply.status, without_secrets(reply.body).dump());
+                   principal.key_id, key, reply.status, json_text(without_secrets(reply.body)));
   }
   tx.commit();
 }
 
 Reply error_reply(int status, const std::string& code, const std::string& message, const std::string& field = "") {
   return {status, error_body(code, message, field)};
+}
+
+// An unexpected failure: logged in full under a request id; the client gets
+// the id and a generic message, never the exception's text.
+Reply internal_error(const httplib::Request& req, const std::exception& e) {
+  const std::string id = random_hex(8);
+  log_error("HTTP " + req.method + " " + req.path + " failed (request " + id + "): " + e.what());
+  Reply reply = error_reply(500, "internal", "internal error; quote request id " + id + " to support");
+  reply.body["error"]["request_id"] = id;
+  return reply;
+}
+
+// The database is unreachable or read-only: worth retrying shortly.
+Reply unavailable(const httplib::Request& req, const std::exception& e) {
+  log_warn("HTTP " + req.method + " " + req.path + ": the database is unavailable: " + e.what());
+  return error_reply(503, "unavailable", "the database is unavailable; retry shortly");
 }
 
 // Streams `file` in chunks; cpp-httplib answers a Range request with 206 and
@@ -190,10 +211,16 @@ void serve(const ApiDependencies& deps, const Handler& handler, Auth auth, const
     reply = error_reply(404, "schedule_not_found", e.what());
   } catch (const IllegalTransition& e) {
     reply = error_reply(409, "invalid_transition", e.what());
+  } catch (const pqxx::broken_connection& e) {
+    reply = unavailable(req, e);
+  } catch (const pqxx::sql_error& e) {
+    // 25006: the database is read-only (a standby during a failover); 57P0x: it is shutting down.
+    const std::string state = e.sqlstate();
+    reply = state == "25006" || state.rfind("57P0", 0) == 0 ? unavailable(req, e) : internal_error(req, e);
   } catch (const std::exception& e) {
-    log_error(std::string("HTTP ") + req.method + " " + req.path + ": " + e.what());
-    reply = error_reply(500, "internal", "internal error");
+    reply = internal_error(req, e);
   }
+  if (reply.status == 503) res.set_header("Retry-After", "1");
   if (!idempotency_key.empty() && principal && conn) {
     try {
       finish_idempotency_key(**conn, *principal, idempotency_key, reply);
@@ -366,6 +393,19 @@ void ApiServer::routes() {
   add_all_routes(add);
   // Errors cpp-httplib answers by itself (no route, body too large,
   // malformed request) get the same JSON shape as ours.
+  // Anything that escapes a handler: our generic 500, never cpp-httplib's
+  // own (which puts the exception's text in an EXCEPTION_WHAT header).
+  s.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      const Reply reply = internal_error(req, e);
+      send_json(res, reply.status, reply.body);
+    } catch (...) {
+      const Reply reply = internal_error(req, std::runtime_error("a non-standard exception"));
+      send_json(res, reply.status, reply.body);
+    }
+  });
   s.set_error_handler([max = deps_.max_body_bytes](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
     if (res.status == 413) {
@@ -373,9 +413,13 @@ void ApiServer::routes() {
                 error_body("payload_too_large", "request body larger than " + std::to_string(max) + " bytes", ""));
     } else if (res.status == 404) {
       send_json(res, 404, error_body("not_found", "no such endpoint", ""));
-    } else {
+    } else if (res.status == 400 || res.status == 411) {
       send_json(res, res.status,
                 error_body("bad_request", "malformed HTTP request (a POST needs a body or Content-Length: 0)", ""));
+    } else {
+      send_json(res, res.status,
+                error_body("http_" + std::to_string(res.status),
+                           "request refused (HTTP " + std::to_string(res.status) + ")", ""));
     }
   });
 }

@@ -4,15 +4,22 @@
 
 namespace wsflow::http {
 
-nlohmann::json parse_object(const std::string& body, const std::vector<const char*>& allowed_fields) {
+nlohmann::json parse_json_object(const std::string& body) {
   if (body.empty()) return nlohmann::json::object();
   nlohmann::json object;
   try {
     object = nlohmann::json::parse(body);
   } catch (const nlohmann::json::parse_error& e) {
-    throw ApiError(400, "invalid_json", std::string("request body is not valid JSON: ") + e.what());
+    // Where, not the parser's own text (nor the client's bytes, which may not be UTF-8).
+    throw ApiError(400, "invalid_json",
+                   "request body is not valid JSON (or not UTF-8) at byte " + std::to_string(e.byte));
   }
   if (!object.is_object()) throw ApiError(400, "invalid_json", "request body must be a JSON object");
+  return object;
+}
+
+nlohmann::json parse_object(const std::string& body, const std::vector<const char*>& allowed_fields) {
+  nlohmann::json object = parse_json_object(body);
   for (const auto& [key, value] : object.items()) {
     if (std::none_of(allowed_fields.begin(), allowed_fields.end(), [&](const char* f) { return key == f; })) {
       throw ApiError(400, "unknown_field", "unknown field '" + key + "'", key);

@@ -14,6 +14,9 @@
 
 namespace wsflow::http {
 
+// A JSON object, any fields; an empty body counts as {}.
+nlohmann::json parse_json_object(const std::string& body);
+
 // An empty body counts as {}.
 nlohmann::json parse_object(const std::string& body, const std::vector<const char*>& allowed_fields);
 

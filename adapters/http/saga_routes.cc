@@ -93,15 +93,7 @@ Reply deliver_signal(RequestContext& ctx) {
   const std::string name = ctx.path_param(2);
   visible_saga(ctx, id);  // first: a stranger learns nothing, not even a 403
   require_operator(ctx, "delivering signals", "sagas:repair");
-  nlohmann::json payload = nlohmann::json::object();
-  if (!ctx.request.body.empty()) {
-    try {
-      payload = nlohmann::json::parse(ctx.request.body);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw ApiError(400, "invalid_json", std::string("request body is not valid JSON: ") + e.what());
-    }
-    if (!payload.is_object()) throw ApiError(400, "invalid_json", "the signal payload must be a JSON object");
-  }
+  const nlohmann::json payload = parse_json_object(ctx.request.body);
   if (!ctx.deps.store.deliver_signal(id, name, payload)) {
     throw ApiError(409, "saga_finished", "saga " + id + " has finished and takes no signals");
   }

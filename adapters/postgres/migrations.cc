@@ -404,6 +404,9 @@ const std::vector<Migration>& migrations() {
        "ADD COLUMN max_failure_rate double precision, ADD COLUMN wait_ms bigint NOT NULL DEFAULT 0, "
        "ADD COLUMN failure_rate double precision, ADD COLUMN note text, ADD COLUMN canary_saga_id uuid"},
       {11, "operator step inputs", "ALTER TABLE wsflow.sagas ADD COLUMN step_inputs jsonb NOT NULL DEFAULT '{}'"},
+      // The testing.* actions' table belongs to test databases: the actions
+      // create it on first use (engine/testing_actions.h), tests up front.
+      {12, "test-only table out of production", "DROP TABLE IF EXISTS wsflow.test_effects"},
   };
   return all;
 }

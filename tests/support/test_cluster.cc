@@ -15,6 +15,7 @@
 
 #include "adapters/postgres/embedded_cluster.h"
 #include "adapters/postgres/migrations.h"
+#include "engine/testing_actions.h"
 #include "tests/support/process.h"
 
 namespace wsflow::testing {
@@ -63,8 +64,15 @@ std::string fresh_unmigrated_database() { return new_database(); }
 std::string fresh_database() {
   const std::string dsn = new_database();
   pqxx::connection conn(dsn);
-  pg::migrate(conn);
+  migrate_for_tests(conn);
   return dsn;
+}
+
+void migrate_for_tests(pqxx::connection& conn) {
+  pg::migrate(conn);
+  pqxx::work tx(conn);
+  ensure_test_effects_table(tx);  // tests count effects before any step wrote one
+  tx.commit();
 }
 
 long long scalar(const std::string& dsn, const std::string& sql) {

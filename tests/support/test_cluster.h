@@ -5,10 +5,16 @@
 
 #include <string>
 
+#include <pqxx/connection>
+
 namespace wsflow::testing {
 
 // A new, empty database with the wsflow schema migrated; returns its DSN.
 std::string fresh_database();
+
+// Migrates the database `conn` is on and adds the test-only table the
+// testing.* actions write (a production database never has it).
+void migrate_for_tests(pqxx::connection& conn);
 
 // DSN of a new database without migrations.
 std::string fresh_unmigrated_database();
