@@ -471,6 +471,10 @@ TEST_F(Api, BadBytesAreA400WithoutInternalText) {
       EXPECT_EQ(parsed["error"]["code"], "invalid_json") << r->body;
     }
   }
+  const auto bad_path = client.Get(("/v1/workspaces/%C3%28/members"), auth);
+  ASSERT_TRUE(bad_path);
+  EXPECT_EQ(bad_path->status, 400) << bad_path->body;
+  EXPECT_EQ(json::parse(bad_path->body)["error"]["code"], "invalid_path");
   EXPECT_EQ(api().get("/healthz", "").status, 200);
 }
 

@@ -176,6 +176,10 @@ void serve(const ApiDependencies& deps, const Handler& handler, Auth auth, const
   std::string idempotency_key;
   std::optional<pg::ConnectionPool::Lease> conn;
   try {
+    // Names and ids go to the database as text: bytes that are not UTF-8 stop here.
+    bool utf8 = valid_utf8(req.path);
+    for (const auto& [name, value] : req.params) utf8 = utf8 && valid_utf8(name) && valid_utf8(value);
+    if (!utf8) throw ApiError(400, "invalid_path", "the path or query string is not valid UTF-8");
     conn.emplace(deps.db.acquire());
     if (auth == Auth::kInvitationToken) {
       reply = handle(deps, handler, Principal{}, **conn, req);  // the handler checks the token
@@ -214,9 +218,17 @@ void serve(const ApiDependencies& deps, const Handler& handler, Auth auth, const
   } catch (const pqxx::broken_connection& e) {
     reply = unavailable(req, e);
   } catch (const pqxx::sql_error& e) {
-    // 25006: the database is read-only (a standby during a failover); 57P0x: it is shutting down.
+    // 25006: the database is read-only (a standby during a failover); 57P0x: it is shutting down;
+    // class 22: a value the database refused (a check a handler missed: still the client's input).
     const std::string state = e.sqlstate();
-    reply = state == "25006" || state.rfind("57P0", 0) == 0 ? unavailable(req, e) : internal_error(req, e);
+    if (state == "25006" || state.rfind("57P0", 0) == 0) {
+      reply = unavailable(req, e);
+    } else if (state.rfind("22", 0) == 0) {
+      log_warn("HTTP " + req.method + " " + req.path + ": the database refused a value: " + e.what());
+      reply = error_reply(400, "invalid_parameter", "a parameter has a value the server cannot accept");
+    } else {
+      reply = internal_error(req, e);
+    }
   } catch (const std::exception& e) {
     reply = internal_error(req, e);
   }

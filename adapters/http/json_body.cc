@@ -4,6 +4,37 @@
 
 namespace wsflow::http {
 
+bool valid_utf8(const std::string& text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    int extra = 0;
+    unsigned int code = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      extra = 1, code = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      extra = 2, code = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      extra = 3, code = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + static_cast<std::size_t>(extra) >= text.size()) return false;  // cut short
+    for (int k = 1; k <= extra; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + static_cast<std::size_t>(k)]);
+      if ((next & 0xC0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3F);
+    }
+    const unsigned int minimum[] = {0, 0x80, 0x800, 0x10000};
+    if (code < minimum[extra] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
+    i += static_cast<std::size_t>(extra) + 1;
+  }
+  return true;
+}
+
 nlohmann::json parse_json_object(const std::string& body) {
   if (body.empty()) return nlohmann::json::object();
   nlohmann::json object;
@@ -13,6 +44,8 @@ nlohmann::json parse_json_object(const std::string& body) {
     // Where, not the parser's own text (nor the client's bytes, which may not be UTF-8).
     throw ApiError(400, "invalid_json",
                    "request body is not valid JSON (or not UTF-8) at byte " + std::to_string(e.byte));
+  } catch (const nlohmann::json::out_of_range&) {
+    throw ApiError(400, "invalid_json", "request body holds a number too large to represent");
   }
   if (!object.is_object()) throw ApiError(400, "invalid_json", "request body must be a JSON object");
   return object;

@@ -14,6 +14,9 @@
 
 namespace wsflow::http {
 
+// Whether `text` is well-formed UTF-8 (no overlongs, surrogates or bytes past U+10FFFF).
+bool valid_utf8(const std::string& text);
+
 // A JSON object, any fields; an empty body counts as {}.
 nlohmann::json parse_json_object(const std::string& body);
 
