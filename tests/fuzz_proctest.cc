@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <sstream>
 
 #include "adapters/http/api_server.h"
 #include "tests/support/live_server.h"
@@ -317,6 +318,110 @@ TEST_F(Fuzz, RawRequestsNoLibraryWouldSendGetAnAnswer) {
     EXPECT_EQ(answer.find("EXCEPTION_WHAT"), std::string::npos) << answer;
   }
   EXPECT_EQ(api().get("/healthz", "").status, 200);
+}
+
+// Every keyed route × every kind of caller that must get nothing: no key, an
+// unknown key, a revoked key (401 each), another workspace's owner, and a
+// read-only member of the workspace itself (never a 2xx for a change). Real
+// ids of workspace A fill the paths, so a refusal is about the caller, not a
+// missing object; and nothing any of them sends writes a row.
+TEST_F(Fuzz, NoCallerGetsMoreThanItHolds) {
+  const std::string a = api().create_workspace("Victim", "victim-owner");
+  const std::string b = api().create_workspace("Other", "other-owner");
+  const std::string saga = api().get("/v1/sagas?workspace_id=" + a, ops()).body["data"][0]["id"];
+  const Response invited =
+      api().post("/v1/workspaces/" + a + "/invitations", ops(), R"({"email":"guest@example.com","role":"member"})");
+  ASSERT_EQ(invited.status, 201) << invited.body.dump();
+  const std::string invitation = invited.body.value("id", "");
+  api().add_member(a, "reader", "member");
+  const std::string read_only = api().member_key(a, "reader", nlohmann::json::array({"read"}));
+  const std::string revoked = api().member_key(a, "victim-owner", nlohmann::json::array({"*"}));
+  const Response keys = api().get("/v1/workspaces/" + a + "/keys", ops());
+  std::string revoked_id, any_key_id;
+  for (const auto& k : keys.body["data"]) {
+    any_key_id = k["id"];
+    if (revoked.rfind(k["prefix"].get<std::string>(), 0) == 0) revoked_id = k["id"];
+  }
+  ASSERT_EQ(api().request("DELETE", "/v1/workspaces/" + a + "/keys/" + revoked_id, ops()).status, 200);
+  const std::map<std::string, std::string> id_after = {
+      {"workspaces", a},       {"members", "victim-owner"},  {"invitations", invitation},
+      {"keys", any_key_id},    {"exports", "6b0c8d0e-1f6a-4b8e-9d1a-2c3e4f5a6b7c"},
+      {"sagas", saga},         {"schedules", "invitations.expire"}, {"signals", "go"},
+      {"bulk-actions", "6b0c8d0e-1f6a-4b8e-9d1a-2c3e4f5a6b7c"}};
+  // Each capture gets the id of what the segment before it names.
+  auto concrete = [&](const std::string& pattern) {
+    std::string placeheld;
+    for (std::size_t i = 0; i < pattern.size(); ++i) {
+      if (pattern[i] != '(') {
+        placeheld += pattern[i];
+        continue;
+      }
+      for (int depth = 0; i < pattern.size(); ++i) {
+        if (pattern[i] == '(') ++depth;
+        if (pattern[i] == ')' && --depth == 0) break;
+      }
+      placeheld += '*';
+    }
+    std::string path, previous;
+    std::stringstream segments(placeheld.substr(1));
+    for (std::string segment; std::getline(segments, segment, '/');) {
+      path += "/" + (segment == "*" ? id_after.at(previous) : segment);
+      previous = segment;
+    }
+    return path;
+  };
+  const std::map<std::string, std::string> callers = {{"none", ""},
+                                                      {"unknown", "wsf_0123abcd_" + std::string(40, 'e')},
+                                                      {"revoked", revoked},
+                                                      {"other workspace", api().owner_key(b)},
+                                                      {"read-only member", read_only}};
+  // A body that would succeed for a caller allowed to do it, so only authorisation can refuse it
+  // (and the dangerous ones ask for more than the caller holds: admin roles, every scope, ownership).
+  auto body_for = [&](const std::string& method, const std::string& pattern) -> std::string {
+    auto ends = [&](const std::string& suffix) {
+      return pattern.size() >= suffix.size() && pattern.compare(pattern.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (method == "GET" || method == "DELETE") return "";
+    if (pattern == "/v1/workspaces") {
+      return R"({"name":"Intruder","owner":{"user_id":"intruder","email":"i@example.com"}})";
+    }
+    if (method == "PATCH" && ends("/members/([^/]+)")) return R"({"role":"admin"})";
+    if (method == "PATCH") return R"({"name":"Pwned"})";
+    if (ends("/plan")) return R"({"plan":"enterprise"})";
+    if (ends("/transfer-ownership")) return R"({"user_id":"reader"})";
+    if (ends("/members")) return R"({"user_id":"intruder","email":"i@example.com","role":"admin"})";
+    if (ends("/invitations")) return R"({"email":"i@example.com","role":"admin"})";
+    if (ends("/keys")) return R"({"name":"mine","scopes":["*"]})";
+    if (ends("/bulk")) return R"({"action":"cancel","filter":{"workspace_id":")" + a + R"("}})";
+    if (pattern == "/v1/sagas") return R"({"definition":"invitations.expire"})";
+    if (ends("/skip") || ends("/rerun")) return R"({"step":"notify"})";
+    if (ends("/resolve")) return R"({"reason":"because"})";
+    if (ends("/backfill")) return R"({"from":"2026-11-24T00:00:00Z","to":"2026-11-24T00:05:00Z"})";
+    return "{}";
+  };
+  const long long before = rows_everywhere(api());
+  int checked = 0;
+  for (const auto& [method, pattern] : http::route_table()) {
+    if (pattern.rfind("/v1/", 0) != 0 || pattern.find("/v1/invitations/") == 0) continue;  // public ones
+    const std::string path = concrete(pattern);
+    for (const auto& [who, key] : callers) {
+      const Response r = api().request(method, path, key, body_for(method, pattern));
+      const std::string what = who + ": " + method + " " + path + " -> " + std::to_string(r.status) + " " +
+                               r.body.dump().substr(0, 200);
+      ++checked;
+      ASSERT_GT(r.status, 0) << what;
+      EXPECT_LT(r.status, 500) << what;
+      if (who == "none" || who == "unknown" || who == "revoked") {
+        EXPECT_EQ(r.status, 401) << what;
+      } else if (who == "other workspace" && method == "GET" && path == "/v1/workspaces") {
+        for (const auto& w : r.body["data"]) EXPECT_NE(w["id"], a) << what;
+      } else if (who == "other workspace" || method != "GET") {
+        EXPECT_TRUE(r.status == 403 || r.status == 404) << what;
+      }
+    }
+  }
+  EXPECT_GT(checked, 200);
+  EXPECT_EQ(rows_everywhere(api()), before) << "a refused caller wrote something";
 }
 
 }  // namespace
