@@ -53,7 +53,8 @@ nlohmann::json parse_json_object(const std::string& body) {
 
 nlohmann::json parse_object(const std::string& body, const std::vector<const char*>& allowed_fields) {
   nlohmann::json object = parse_json_object(body);
-  for (const auto& [key, value] : object.items()) {
+  for (const auto& item : object.items()) {
+    const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture one
     if (std::none_of(allowed_fields.begin(), allowed_fields.end(), [&](const char* f) { return key == f; })) {
       throw ApiError(400, "unknown_field", "unknown field '" + key + "'", key);
     }

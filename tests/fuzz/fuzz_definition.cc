@@ -1,0 +1,10 @@
+// libFuzzer entry point for wsflow::fuzz::definition (tests/fuzz/fuzz_targets.h); built by scripts/fuzz.
+#include <cstddef>
+#include <cstdint>
+
+#include "tests/fuzz/fuzz_targets.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  wsflow::fuzz::definition({reinterpret_cast<const char*>(data), size});
+  return 0;
+}
