@@ -350,12 +350,18 @@ steps:
   - { name: write, action: testing.effect }
 )"));
   // The first attempt fails; the engine sleeps 3 s before its last attempt.
-  for (int i = 0; i < 200 && client_.steps(id).empty(); ++i) std::this_thread::sleep_for(20ms);
-  ASSERT_TRUE(wait_stuck(id, "no_progress").is_object());
+  auto retrying = [&] {
+    const auto steps = client_.steps(id);
+    return !steps.empty() && steps[0].state == StepState::kRetrying;
+  };
+  for (int i = 0; i < 250 && !retrying(); ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(retrying());
   const auto before = detail(id)["steps"][0];
-  EXPECT_EQ(before["state"], "retrying");
   EXPECT_EQ(before["attempts"], 1);
-  EXPECT_FALSE(detail(id)["stuck"]["detail"]["next_retry_at"].is_null());
+  // With no patience at all, it is stuck now, and says when it will try again.
+  const nlohmann::json stuck = detail(id, pg::StuckSettings{Millis(0), Millis(200)})["stuck"];
+  EXPECT_EQ(stuck["reason"], "no_progress");
+  EXPECT_FALSE(stuck["detail"]["next_retry_at"].is_null());
   scalar(dsn_,
          "INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, compensating) "
          "VALUES ('fixed', gen_random_uuid(), 'fix', '', false) RETURNING 1");
