@@ -285,10 +285,14 @@ TEST(LifecycleFaults, EnvironmentsShowProvisioningWhileItHangsThenFailed) {
   EXPECT_TRUE(eventually([&] { return environment_statuses(api, ws)["prod"] == "provisioning"; }, 10s));
   EXPECT_TRUE(eventually([&] { return environment_statuses(api, ws)["dev"] == "active"; }, 10s));  // the others go on
   Response envs;
+  // Judged on the same response the checks below read (a second request could see a newer state).
   EXPECT_TRUE(eventually(
       [&] {
         envs = api.get("/v1/workspaces/" + ws + "/environments", api.operator_key());
-        return environment_statuses(api, ws)["prod"] == "failed";
+        for (const auto& e : envs.body["data"]) {
+          if (e["name"] == "prod") return e["status"] == "failed";
+        }
+        return false;
       },
       10s));
   for (const auto& e : envs.body["data"]) {

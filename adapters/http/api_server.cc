@@ -368,6 +368,7 @@ void add_all_routes(const RouteAdder& add) {
   add_key_routes(add);
   add_schedule_routes(add);
   add_saga_routes(add);
+  add_repair_routes(add);
   add_metrics_route(add);
 }
 

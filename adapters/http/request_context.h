@@ -122,6 +122,7 @@ void add_invitation_routes(const RouteAdder& add);
 void add_key_routes(const RouteAdder& add);
 void add_schedule_routes(const RouteAdder& add);
 void add_saga_routes(const RouteAdder& add);
+void add_repair_routes(const RouteAdder& add);
 void add_metrics_route(const RouteAdder& add);
 // Every route above, in registration order.
 void add_all_routes(const RouteAdder& add);
