@@ -75,19 +75,6 @@ nlohmann::json ApiClient::get_all(const std::string& path, const std::string& qu
   return items;
 }
 
-std::string url_encode(const std::string& text) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
+std::string url_encode(const std::string& text) { return httplib::detail::encode_query_param(text); }
 
 }  // namespace wsflow::app

@@ -45,7 +45,7 @@ class ApiClient {
   std::string key_;
 };
 
-// `text` with reserved characters percent-encoded, for a query string.
+// `text` percent-encoded for a path segment or a query value (cpp-httplib's encoder).
 std::string url_encode(const std::string& text);
 
 }  // namespace wsflow::app

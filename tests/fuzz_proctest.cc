@@ -18,8 +18,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <random>
-#include <sstream>
 
 #include "adapters/http/api_server.h"
 #include "tests/support/live_server.h"
@@ -65,21 +65,6 @@ const std::vector<std::string> kNasty = {
     "<script>alert(1)</script>",
 };
 
-std::string url_escape(const std::string& text) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 // A random JSON text: sometimes valid and plausible, often not.
 std::string random_body(Rng& rng, const std::vector<std::string>& fields) {
   std::uniform_int_distribution<int> kind(0, 11);
@@ -93,9 +78,9 @@ std::string random_body(Rng& rng, const std::vector<std::string>& fields) {
     case 3:
       return "1e400";
     case 4:
-      return "{\"" + pick(rng, fields) + "\":" + pick(rng, std::vector<std::string>{
-                                                    "1e400", "-1", "99999999999999999999999", "[]", "{}", "null",
-                                                    "true", "\"\"", "[[[[[[[[1]]]]]]]]", "\"\\u0000\""}) +
+      return "{\"" + pick(rng, fields) + "\":" +
+             pick(rng, std::vector<std::string>{"1e400", "-1", "99999999999999999999999", "[]", "{}", "null", "true",
+                                                "\"\"", "[[[[[[[[1]]]]]]]]", "\"\\u0000\""}) +
              "}";
     case 5:
       return "{\"" + pick(rng, kNasty) + "\":\"" + pick(rng, kNasty) + "\"}";
@@ -135,16 +120,17 @@ std::string random_body(Rng& rng, const std::vector<std::string>& fields) {
 }
 
 const std::vector<std::string> kFields = {
-    "name",   "plan",     "owner",     "email",   "role",     "user_id", "token",       "scopes",
-    "reason", "step",     "branch",    "output",  "context",  "confirm", "dry_run",     "from_step",
-    "input",  "definition", "workspace_id", "action", "filter", "limit",  "canary",   "on_behalf_of",
-    "note",   "from",     "to",        "evidence", "step_input", "description", "region", "tenancy_model"};
+    "name",   "plan",       "owner",        "email",    "role",       "user_id",     "token",   "scopes",
+    "reason", "step",       "branch",       "output",   "context",    "confirm",     "dry_run", "from_step",
+    "input",  "definition", "workspace_id", "action",   "filter",     "limit",       "canary",  "on_behalf_of",
+    "note",   "from",       "to",           "evidence", "step_input", "description", "region",  "tenancy_model"};
 
 std::string random_query(Rng& rng) {
-  const std::vector<std::string> keys = {"limit", "cursor", "state", "stuck", "reason", "order", "definition",
-                                         "workspace_id", "created_after", "stuck_after", "completed_step",
-                                         "not_completed_step", "email", "actor"};
-  const std::vector<std::string> values = {"-1", "0", "99999999", "abc", "true", "desc", "2026-13-45T99:99:99Z",
+  const std::vector<std::string> keys = {"limit",         "cursor",      "state",          "stuck",
+                                         "reason",        "order",       "definition",     "workspace_id",
+                                         "created_after", "stuck_after", "completed_step", "not_completed_step",
+                                         "email",         "actor"};
+  const std::vector<std::string> values = {"-1",  "0",   "99999999",     "abc", "true", "desc", "2026-13-45T99:99:99Z",
                                            "%FF", "%00", "'%20OR%201=1", "1e9", ""};
   std::string q;
   const int n = std::uniform_int_distribution<int>(0, 3)(rng);
@@ -152,22 +138,31 @@ std::string random_query(Rng& rng) {
   return q;
 }
 
-// The route's regex with each capture replaced by a real id or garbage.
-std::string concrete_path(Rng& rng, const std::string& pattern, const std::vector<std::string>& ids) {
+// The route's regex with each capture group replaced by `value(segment)`,
+// where `segment` is the path segment before it (e.g. "members").
+std::string fill_captures(const std::string& pattern, const std::function<std::string(const std::string&)>& value) {
   std::string path;
   for (std::size_t i = 0; i < pattern.size(); ++i) {
     if (pattern[i] != '(') {
       path += pattern[i];
       continue;
     }
-    int depth = 0;
-    for (; i < pattern.size(); ++i) {
+    for (int depth = 0; i < pattern.size(); ++i) {
       if (pattern[i] == '(') ++depth;
       if (pattern[i] == ')' && --depth == 0) break;
     }
-    path += std::uniform_int_distribution<int>(0, 1)(rng) == 0 ? pick(rng, ids) : url_escape(pick(rng, kNasty));
+    const std::string before = path.substr(0, path.size() - 1);  // without the '/' that ends `path`
+    path += value(before.substr(before.rfind('/') + 1));
   }
   return path;
+}
+
+// The route's regex with each capture replaced by a real id or garbage.
+std::string concrete_path(Rng& rng, const std::string& pattern, const std::vector<std::string>& ids) {
+  return fill_captures(pattern, [&](const std::string&) {
+    return std::uniform_int_distribution<int>(0, 1)(rng) == 0 ? pick(rng, ids)
+                                                              : httplib::detail::encode_query_param(pick(rng, kNasty));
+  });
 }
 
 bool carries_internal_text(const std::string& text) {
@@ -237,12 +232,12 @@ TEST_F(Fuzz, StructuredRequestsToEveryRouteNeverGetA5xxOrInternalText) {
     const std::string body = random_body(rng_, kFields);
     httplib::Headers headers = {{"Authorization", "Bearer " + ops()}};
     if (std::uniform_int_distribution<int>(0, 9)(rng_) == 0) headers.emplace("Idempotency-Key", pick(rng_, kNasty));
-    httplib::Result r = method == "GET"      ? client.Get(path.c_str(), headers)
-                        : method == "POST"   ? client.Post(path.c_str(), headers, body, "application/json")
-                        : method == "PATCH"  ? client.Patch(path.c_str(), headers, body, "application/json")
-                                             : client.Delete(path.c_str(), headers, body, "application/json");
-    const std::string what = method + " " + path + " body " + body.substr(0, 120) + " (seed " +
-                             std::to_string(seed_) + ", request " + std::to_string(i) + ")";
+    httplib::Result r = method == "GET"     ? client.Get(path.c_str(), headers)
+                        : method == "POST"  ? client.Post(path.c_str(), headers, body, "application/json")
+                        : method == "PATCH" ? client.Patch(path.c_str(), headers, body, "application/json")
+                                            : client.Delete(path.c_str(), headers, body, "application/json");
+    const std::string what = method + " " + path + " body " + body.substr(0, 120) + " (seed " + std::to_string(seed_) +
+                             ", request " + std::to_string(i) + ")";
     ASSERT_TRUE(r) << "no answer: " << what;
     ++statuses[r->status];
     ASSERT_LT(r->status, 500) << what << "\n" << r->body << "\n" << api().log();
@@ -252,7 +247,8 @@ TEST_F(Fuzz, StructuredRequestsToEveryRouteNeverGetA5xxOrInternalText) {
       const nlohmann::json error = nlohmann::json::parse(r->body, nullptr, false);
       ASSERT_TRUE(error.is_object() && error.contains("error") && error["error"].contains("code") &&
                   error["error"].contains("message"))
-          << what << "\n" << r->body;
+          << what << "\n"
+          << r->body;
     }
   }
   std::string summary;
@@ -266,8 +262,9 @@ TEST_F(Fuzz, MalformedBodiesAreRefusedAndWriteNothing) {
   const long long before = rows_everywhere(api());
   httplib::Client client = api().raw_client();
   const auto routes = http::route_table();
-  const std::vector<std::string> malformed = {"{", "not json", "[1,2]", "\"text\"", "{\"name\":\"\xff\"}",
-                                              std::string(3000, '['), "{\"unknown_field\":1}", "1e400"};
+  const std::vector<std::string> malformed = {
+      "{",    "not json", "[1,2]", "\"text\"", "{\"name\":\"\xff\"}", std::string(3000, '['), "{\"unknown_field\":1}",
+      "1e400"};
   int sent = 0;
   for (const auto& [method, pattern] : routes) {
     if (method != "POST" && method != "PATCH") continue;
@@ -276,8 +273,9 @@ TEST_F(Fuzz, MalformedBodiesAreRefusedAndWriteNothing) {
     for (const std::string& body : malformed) {
       if (any_object && body == "{\"unknown_field\":1}") continue;
       const std::string path = concrete_path(rng_, pattern, {ws, ws, ws});
-      auto r = method == "POST" ? client.Post(path.c_str(), {{"Authorization", "Bearer " + ops()}}, body, "application/json")
-                                : client.Patch(path.c_str(), {{"Authorization", "Bearer " + ops()}}, body, "application/json");
+      auto r = method == "POST"
+                   ? client.Post(path.c_str(), {{"Authorization", "Bearer " + ops()}}, body, "application/json")
+                   : client.Patch(path.c_str(), {{"Authorization", "Bearer " + ops()}}, body, "application/json");
       ASSERT_TRUE(r) << method << " " << path;
       EXPECT_GE(r->status, 400) << method << " " << path << " " << body.substr(0, 40) << " -> " << r->body;
       EXPECT_LT(r->status, 500) << method << " " << path << " -> " << r->body;
@@ -295,7 +293,8 @@ TEST_F(Fuzz, RawRequestsNoLibraryWouldSendGetAnAnswer) {
   const std::vector<std::string> requests = {
       "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
       "POST /v1/workspaces HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: -5\r\nConnection: close\r\n\r\n{}",
-      "POST /v1/workspaces HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 99999999999\r\nConnection: close\r\n\r\n{}",
+      "POST /v1/workspaces HTTP/1.1\r\nHost: x\r\n" + auth +
+          "Content-Length: 99999999999\r\nConnection: close\r\n\r\n{}",
       "POST /v1/workspaces HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 10\r\nConnection: close\r\n\r\n{}",
       "POST /v1/workspaces HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: abc\r\nConnection: close\r\n\r\n{}",
       "FROB /v1/workspaces HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -343,32 +342,18 @@ TEST_F(Fuzz, NoCallerGetsMoreThanItHolds) {
     if (revoked.rfind(k["prefix"].get<std::string>(), 0) == 0) revoked_id = k["id"];
   }
   ASSERT_EQ(api().request("DELETE", "/v1/workspaces/" + a + "/keys/" + revoked_id, ops()).status, 200);
-  const std::map<std::string, std::string> id_after = {
-      {"workspaces", a},       {"members", "victim-owner"},  {"invitations", invitation},
-      {"keys", any_key_id},    {"exports", "6b0c8d0e-1f6a-4b8e-9d1a-2c3e4f5a6b7c"},
-      {"sagas", saga},         {"schedules", "invitations.expire"}, {"signals", "go"},
-      {"bulk-actions", "6b0c8d0e-1f6a-4b8e-9d1a-2c3e4f5a6b7c"}};
+  const std::map<std::string, std::string> id_after = {{"workspaces", a},
+                                                       {"members", "victim-owner"},
+                                                       {"invitations", invitation},
+                                                       {"keys", any_key_id},
+                                                       {"exports", "6b0c8d0e-1f6a-4b8e-9d1a-2c3e4f5a6b7c"},
+                                                       {"sagas", saga},
+                                                       {"schedules", "invitations.expire"},
+                                                       {"signals", "go"},
+                                                       {"bulk-actions", "6b0c8d0e-1f6a-4b8e-9d1a-2c3e4f5a6b7c"}};
   // Each capture gets the id of what the segment before it names.
   auto concrete = [&](const std::string& pattern) {
-    std::string placeheld;
-    for (std::size_t i = 0; i < pattern.size(); ++i) {
-      if (pattern[i] != '(') {
-        placeheld += pattern[i];
-        continue;
-      }
-      for (int depth = 0; i < pattern.size(); ++i) {
-        if (pattern[i] == '(') ++depth;
-        if (pattern[i] == ')' && --depth == 0) break;
-      }
-      placeheld += '*';
-    }
-    std::string path, previous;
-    std::stringstream segments(placeheld.substr(1));
-    for (std::string segment; std::getline(segments, segment, '/');) {
-      path += "/" + (segment == "*" ? id_after.at(previous) : segment);
-      previous = segment;
-    }
-    return path;
+    return fill_captures(pattern, [&](const std::string& segment) { return id_after.at(segment); });
   };
   const std::map<std::string, std::string> callers = {{"none", ""},
                                                       {"unknown", "wsf_0123abcd_" + std::string(40, 'e')},
@@ -379,7 +364,8 @@ TEST_F(Fuzz, NoCallerGetsMoreThanItHolds) {
   // (and the dangerous ones ask for more than the caller holds: admin roles, every scope, ownership).
   auto body_for = [&](const std::string& method, const std::string& pattern) -> std::string {
     auto ends = [&](const std::string& suffix) {
-      return pattern.size() >= suffix.size() && pattern.compare(pattern.size() - suffix.size(), suffix.size(), suffix) == 0;
+      return pattern.size() >= suffix.size() &&
+             pattern.compare(pattern.size() - suffix.size(), suffix.size(), suffix) == 0;
     };
     if (method == "GET" || method == "DELETE") return "";
     if (pattern == "/v1/workspaces") {
@@ -406,8 +392,8 @@ TEST_F(Fuzz, NoCallerGetsMoreThanItHolds) {
     const std::string path = concrete(pattern);
     for (const auto& [who, key] : callers) {
       const Response r = api().request(method, path, key, body_for(method, pattern));
-      const std::string what = who + ": " + method + " " + path + " -> " + std::to_string(r.status) + " " +
-                               r.body.dump().substr(0, 200);
+      const std::string what =
+          who + ": " + method + " " + path + " -> " + std::to_string(r.status) + " " + r.body.dump().substr(0, 200);
       ++checked;
       ASSERT_GT(r.status, 0) << what;
       EXPECT_LT(r.status, 500) << what;

@@ -73,17 +73,20 @@ Metrics::~Metrics() = default;
 EngineEvents Metrics::engine_events() {
   Families* f = families_.get();
   EngineEvents events;
-  events.saga_started = [f](const std::string& definition) { f->sagas_started.Add({{"definition", definition}}).Increment(); };
+  events.saga_started = [f](const std::string& definition) {
+    f->sagas_started.Add({{"definition", definition}}).Increment();
+  };
   events.saga_finished = [f](const std::string& definition, SagaState state) {
     f->sagas_finished.Add({{"definition", definition}, {"state", to_string(state)}}).Increment();
   };
   events.attempt_finished = [f](const AttemptReport& a) {
-    const prometheus::Labels labels = {{"definition", a.definition}, {"action", a.action}, {"kind", kind(a.compensating)}};
+    const prometheus::Labels labels = {
+        {"definition", a.definition}, {"action", a.action}, {"kind", kind(a.compensating)}};
     f->attempts.Add(labels).Increment();
     if (a.will_retry) f->retries.Add(labels).Increment();
     if (a.ok && a.compensating) f->compensations.Add({{"definition", a.definition}, {"action", a.action}}).Increment();
     static const prometheus::Histogram::BucketBoundaries kBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                                                     1,     2.5,  5,     10,   30,  60,  300};
+                                                                     1,     2.5,  5,     10,   30,  60,   300};
     f->step_duration.Add(labels, kBuckets).Observe(seconds(a.duration));
   };
   events.claimed = [f](Millis latency, bool takeover) {
@@ -103,21 +106,13 @@ std::string Metrics::scrape(pqxx::work& tx, const pg::StuckSettings& stuck) {
   prometheus::Registry now;
   auto& sagas = prometheus::BuildGauge().Name("wsflow_sagas").Help("Sagas by definition and state.").Register(now);
   for (const auto& r : tx.exec("SELECT definition, state, count(*) FROM wsflow.sagas GROUP BY 1, 2")) {
-    sagas.Add({{"definition", r[0].as<std::string>()}, {"state", r[1].as<std::string>()}})
-        .Set(r[2].as<double>());
+    sagas.Add({{"definition", r[0].as<std::string>()}, {"state", r[1].as<std::string>()}}).Set(r[2].as<double>());
   }
-  auto& stuck_gauge =
-      prometheus::BuildGauge().Name("wsflow_sagas_stuck").Help("Stuck sagas by reason.").Register(now);
-  for (const char* reason : pg::kStuckReasons) stuck_gauge.Add({{"reason", reason}}).Set(0);
-  for (const auto& r : tx.exec_params(
-           "SELECT wsflow.saga_stuck(s, $1::bigint * interval '1 ms', $2::bigint * interval '1 ms')->>'reason', "
-           "count(*) FROM wsflow.sagas s WHERE s.id IN (SELECT wsflow.stuck_candidates($1::bigint * interval '1 ms', "
-           "$2::bigint * interval '1 ms')) GROUP BY 1",
-           static_cast<long long>(stuck.threshold.count()), static_cast<long long>(stuck.grace.count()))) {
-    if (!r[0].is_null()) stuck_gauge.Add({{"reason", r[0].as<std::string>()}}).Set(r[1].as<double>());
+  auto& stuck_gauge = prometheus::BuildGauge().Name("wsflow_sagas_stuck").Help("Stuck sagas by reason.").Register(now);
+  for (const auto& [reason, count] : pg::stuck_counts(tx, stuck)) {
+    stuck_gauge.Add({{"reason", reason}}).Set(static_cast<double>(count));
   }
-  auto& workspaces =
-      prometheus::BuildGauge().Name("wsflow_workspaces").Help("Workspaces by status.").Register(now);
+  auto& workspaces = prometheus::BuildGauge().Name("wsflow_workspaces").Help("Workspaces by status.").Register(now);
   for (const auto& r : tx.exec("SELECT status, count(*) FROM wsflow.workspaces GROUP BY 1")) {
     workspaces.Add({{"status", r[0].as<std::string>()}}).Set(r[1].as<double>());
   }

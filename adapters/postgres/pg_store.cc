@@ -61,7 +61,9 @@ const std::pair<const char*, std::string> kStatements[] = {
     {"release_all",
      "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, "
      "wake_at = CASE WHEN wake_at IS NULL THEN NULL ELSE now() END WHERE lease_owner = $1"},
-    {"fence", "SELECT cancel_requested, pause_requested FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid FOR UPDATE"},
+    {"fence",
+     "SELECT cancel_requested, pause_requested FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid FOR "
+     "UPDATE"},
     {"fence_nolock", "SELECT 1 FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid"},
     {"db_now", "SELECT " WSF_MS("now()")},
     // Progress (a stuck reason's clock) is a step finished, or any saga state change.
@@ -150,13 +152,6 @@ std::vector<StepRecord> steps_from(const pqxx::result& rows) {
   return steps;
 }
 
-void insert_event(pqxx::work& tx, const std::string& saga_id, const std::string& kind, const std::string& step,
-                  const std::string& branch, const nlohmann::json& detail) {
-  tx.exec_params(
-      "INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) VALUES ($1::uuid, $2, $3, $4, $5::jsonb)",
-      saga_id, kind, step, branch, detail.dump());
-}
-
 std::string terminal_states_array() { return "{completed,compensated,failed,cancelled}"; }
 
 }  // namespace
@@ -164,6 +159,17 @@ std::string terminal_states_array() { return "{completed,compensated,failed,canc
 bool is_uuid(const std::string& text) {
   static const std::regex kUuid("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
   return std::regex_match(text, kUuid);
+}
+
+void insert_event(pqxx::work& tx, const std::string& saga_id, const std::string& kind, const std::string& step,
+                  const std::string& branch, const nlohmann::json& detail) {
+  tx.exec_params(
+      "INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) VALUES ($1::uuid, $2, $3, $4, $5::jsonb)",
+      saga_id, kind, step, branch, detail.dump());
+}
+
+void notify_runnable(pqxx::work& tx, const std::string& saga_id) {
+  tx.exec_params(std::string("SELECT pg_notify('") + kRunnableChannel + "', $1)", saga_id);
 }
 
 std::string text_array(const std::vector<std::string>& items) {
@@ -212,7 +218,7 @@ StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const 
   const std::string id = inserted[0][0].as<std::string>();
   insert_event(tx, id, "created", "", "",
                {{"definition", definition.name}, {"version", definition.version}, {"hash", definition.hash}});
-  tx.exec_params(std::string("SELECT pg_notify('") + kRunnableChannel + "', $1)", id);
+  notify_runnable(tx, id);
   return {id, true};
 }
 

@@ -58,6 +58,13 @@ class PgStore final : public Store {
 StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const nlohmann::json& input,
                         const StartOptions& options);
 
+// Appends an event to the saga's history, in the caller's transaction.
+void insert_event(pqxx::work& tx, const std::string& saga_id, const std::string& kind, const std::string& step,
+                  const std::string& branch, const nlohmann::json& detail);
+
+// Tells idle engines (at commit) that the saga is runnable now.
+void notify_runnable(pqxx::work& tx, const std::string& saga_id);
+
 // True if `text` is a UUID in canonical textual form.
 bool is_uuid(const std::string& text);
 

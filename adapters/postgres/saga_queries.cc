@@ -13,14 +13,14 @@ namespace wsflow::pg {
 namespace {
 
 // A saga row as operators see it; `x.stuck` comes from the lateral join below.
-#define WSF_SAGA_JSON                                                                                           \
-  "json_build_object('id', s.id, 'definition', s.definition, 'version', s.version, 'workspace_id', "           \
-  "s.workspace_id, 'state', s.state, 'error', s.error, 'wake_at', s.wake_at, 'lease_owner', s.lease_owner, "    \
-  "'lease_until', s.lease_until, 'created_at', s.created_at, 'updated_at', s.updated_at, 'finished_at', "       \
-  "s.finished_at, 'progressed_at', s.progressed_at, 'pause_requested', s.pause_requested, 'rerun_of', "         \
+#define WSF_SAGA_JSON                                                                                        \
+  "json_build_object('id', s.id, 'definition', s.definition, 'version', s.version, 'workspace_id', "         \
+  "s.workspace_id, 'state', s.state, 'error', s.error, 'wake_at', s.wake_at, 'lease_owner', s.lease_owner, " \
+  "'lease_until', s.lease_until, 'created_at', s.created_at, 'updated_at', s.updated_at, 'finished_at', "    \
+  "s.finished_at, 'progressed_at', s.progressed_at, 'pause_requested', s.pause_requested, 'rerun_of', "      \
   "s.rerun_of, 'rerun_from_step', s.rerun_from_step, 'stuck', x.stuck)"
 
-#define WSF_STUCK_LATERAL                                                                                     \
+#define WSF_STUCK_LATERAL                                                                                           \
   " CROSS JOIN LATERAL (SELECT wsflow.saga_stuck(s, $%T::bigint * interval '1 ms', $%G::bigint * interval '1 ms') " \
   "AS stuck) x "
 
@@ -60,7 +60,8 @@ const std::string kListSql = with_params(
     16, 17);
 
 const std::string kDetailSql = with_params(
-    "SELECT (" WSF_SAGA_JSON "::jsonb || jsonb_build_object("
+    "SELECT (" WSF_SAGA_JSON
+    "::jsonb || jsonb_build_object("
     "  'definition_hash', s.definition_hash, 'deadline_at', s.deadline_at, 'cancel_requested', s.cancel_requested, "
     "  'compensate_from', s.compensate_from, "
     "  'reruns', coalesce((SELECT jsonb_agg(r.id ORDER BY r.created_at) FROM wsflow.sagas r WHERE r.rerun_of = s.id), "
@@ -169,6 +170,19 @@ std::optional<nlohmann::json> saga_detail(pqxx::work& tx, const std::string& sag
                              static_cast<long long>(settings.grace.count()));
   if (rows.empty()) return std::nullopt;
   return nlohmann::json::parse(rows[0][0].as<std::string>());
+}
+
+std::map<std::string, long long> stuck_counts(pqxx::work& tx, const StuckSettings& settings) {
+  std::map<std::string, long long> counts;
+  for (const char* reason : kStuckReasons) counts[reason] = 0;
+  for (const auto& r : tx.exec_params(
+           "SELECT wsflow.saga_stuck(s, $1::bigint * interval '1 ms', $2::bigint * interval '1 ms')->>'reason', "
+           "count(*) FROM wsflow.sagas s WHERE s.id IN (SELECT wsflow.stuck_candidates($1::bigint * interval '1 ms', "
+           "$2::bigint * interval '1 ms')) GROUP BY 1",
+           static_cast<long long>(settings.threshold.count()), static_cast<long long>(settings.grace.count()))) {
+    if (!r[0].is_null()) counts[r[0].as<std::string>()] = r[1].as<long long>();
+  }
+  return counts;
 }
 
 std::string explain(pqxx::work& tx, const std::string& sql) {

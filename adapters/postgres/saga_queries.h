@@ -19,6 +19,7 @@
 // (step, state) index. Filters that would need a scan are refused.
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -82,6 +83,10 @@ pqxx::result list_sagas(pqxx::work& tx, const SagaFilter& filter, const StuckSet
 // One saga in full ({…list fields, steps: […], reruns: [ids], compensate_from}),
 // or nullopt when there is none.
 std::optional<nlohmann::json> saga_detail(pqxx::work& tx, const std::string& saga_id, const StuckSettings& settings);
+
+// How many sagas are stuck, by reason: every reason of kStuckReasons, 0 when
+// none (from the same indexed candidates as the stuck filter).
+std::map<std::string, long long> stuck_counts(pqxx::work& tx, const StuckSettings& settings);
 
 // The plan of `sql` (for tests and operators who want to see it is indexed).
 std::string explain(pqxx::work& tx, const std::string& sql);

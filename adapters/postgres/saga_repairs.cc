@@ -62,7 +62,6 @@ const char* action_name(SagaEvent event) {
   }
 }
 
-
 // The lifecycle's verdict on `event`, as a 409 naming what is allowed.
 SagaState check(const LockedSaga& saga, SagaEvent event) {
   try {
@@ -84,9 +83,7 @@ void record(pqxx::work& tx, const LockedSaga& saga, const std::string& action, c
   detail["key_name"] = by.key_name;
   if (!by.reason.empty()) detail["reason"] = by.reason;
   if (!by.bulk_id.empty()) detail["bulk_id"] = by.bulk_id;
-  tx.exec_params(
-      "INSERT INTO wsflow.saga_events (saga_id, kind, step, detail) VALUES ($1::uuid, $2, $3, $4::jsonb)",
-      saga.id, "operator_" + action, step, detail.dump());
+  insert_event(tx, saga.id, "operator_" + action, step, "", detail);
 }
 
 // Takes the saga away from whichever engine holds it and makes it runnable now.
@@ -95,7 +92,7 @@ void revoke_and_wake(pqxx::work& tx, const LockedSaga& saga) {
       "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, wake_at = now(), "
       "updated_at = now() WHERE id = $1::uuid",
       saga.id);
-  tx.exec_params(std::string("SELECT pg_notify('") + kRunnableChannel + "', $1)", saga.id);
+  notify_runnable(tx, saga.id);
 }
 
 void set_state(pqxx::work& tx, const LockedSaga& saga, SagaState state) {
@@ -139,10 +136,10 @@ struct StepRow {
 
 std::vector<StepRow> step_rows(pqxx::work& tx, const std::string& saga_id) {
   std::vector<StepRow> rows;
-  for (const auto& r : tx.exec_params(
-           "SELECT step, branch, state, step_index, attempts, coalesce(output::text, 'null') "
-           "FROM wsflow.saga_steps WHERE saga_id = $1::uuid ORDER BY step_index, branch",
-           saga_id)) {
+  for (const auto& r :
+       tx.exec_params("SELECT step, branch, state, step_index, attempts, coalesce(output::text, 'null') "
+                      "FROM wsflow.saga_steps WHERE saga_id = $1::uuid ORDER BY step_index, branch",
+                      saga_id)) {
     rows.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>(), r[3].as<int>(),
                     r[4].as<int>(), nlohmann::json::parse(r[5].as<std::string>())});
   }
@@ -198,8 +195,7 @@ RepairOutcome pause_saga(pqxx::work& tx, const std::string& saga_id, const Repai
 RepairOutcome resume_saga(pqxx::work& tx, const std::string& saga_id, const RepairBy& by) {
   const LockedSaga saga = lock_saga(tx, saga_id);
   if (saga.state != SagaState::kPaused && saga.pause_requested) {
-    tx.exec_params("UPDATE wsflow.sagas SET pause_requested = false, updated_at = now() WHERE id = $1::uuid",
-                   saga.id);
+    tx.exec_params("UPDATE wsflow.sagas SET pause_requested = false, updated_at = now() WHERE id = $1::uuid", saga.id);
     record(tx, saga, "resume", by, {{"withdrawn_pause", true}});
     return {saga.workspace_id, {{"saga_id", saga.id}, {"state", to_string(saga.state)}}};
   }
@@ -219,7 +215,7 @@ void retry_failed_compensations(pqxx::work& tx, const std::string& saga_id, Saga
       "UPDATE wsflow.sagas SET state = $2, error = 'retried by an operator after: ' || coalesce(error, ''), "
       "finished_at = NULL, wake_at = now(), updated_at = now(), progressed_at = now() WHERE id = $1::uuid",
       saga_id, to_string(next));
-  tx.exec_params(std::string("SELECT pg_notify('") + kRunnableChannel + "', $1)", saga_id);
+  notify_runnable(tx, saga_id);
 }
 
 RepairOutcome retry_saga(pqxx::work& tx, const std::string& saga_id, const RepairBy& by, bool confirm) {
@@ -257,8 +253,7 @@ RepairOutcome skip_step(pqxx::work& tx, const std::string& saga_id, const Repair
   const Step& step = step_of(*def, skip.step);
   const std::vector<std::string> all = step.for_each.empty() ? std::vector<std::string>{""} : step.for_each;
   if (skip.branch && std::find(all.begin(), all.end(), *skip.branch) == all.end()) {
-    throw DomainError(400, "unknown_branch", "step '" + step.name + "' has no branch '" + *skip.branch + "'",
-                      "branch");
+    throw DomainError(400, "unknown_branch", "step '" + step.name + "' has no branch '" + *skip.branch + "'", "branch");
   }
   std::map<std::string, std::string> states;
   for (const StepRow& row : step_rows(tx, saga.id)) {
@@ -293,13 +288,12 @@ RepairOutcome skip_step(pqxx::work& tx, const std::string& saga_id, const Repair
   // A waiting saga whose wait was skipped runs on.
   if (saga.state == SagaState::kWaiting) set_state(tx, saga, next_state(saga.state, SagaEvent::kResume));
   if (saga.state != SagaState::kPaused) revoke_and_wake(tx, saga);
-  record(tx, saga, "skip", by, {{"branches", branches}, {"output", skip.output}, {"context", skip.context}},
-         step.name);
+  record(tx, saga, "skip", by, {{"branches", branches}, {"output", skip.output}, {"context", skip.context}}, step.name);
   return {saga.workspace_id, {{"saga_id", saga.id}, {"step", step.name}, {"branches", branches}}};
 }
 
-RepairOutcome cancel_saga(pqxx::work& tx, const std::string& saga_id, const RepairBy& by,
-                          const std::string& from_step, bool dry_run) {
+RepairOutcome cancel_saga(pqxx::work& tx, const std::string& saga_id, const RepairBy& by, const std::string& from_step,
+                          bool dry_run) {
   const LockedSaga saga = lock_saga(tx, saga_id);
   const SagaState next = saga.state == SagaState::kCompensating ? saga.state : check(saga, SagaEvent::kCancel);
   const auto def = stored_definition(tx, saga.definition_hash);
@@ -311,7 +305,8 @@ RepairOutcome cancel_saga(pqxx::work& tx, const std::string& saga_id, const Repa
       "ORDER BY step_index DESC, completed_seq DESC NULLS FIRST",
       saga.id, from);
   const nlohmann::json overrides = nlohmann::json::parse(
-      tx.exec_params("SELECT step_inputs::text FROM wsflow.sagas WHERE id = $1::uuid", saga.id)[0][0].as<std::string>());
+      tx.exec_params("SELECT step_inputs::text FROM wsflow.sagas WHERE id = $1::uuid", saga.id)[0][0]
+          .as<std::string>());
   nlohmann::json plan = nlohmann::json::array();
   for (const auto& r : rows) {
     const Step* step = def->find_step(r[0].as<std::string>());
@@ -337,7 +332,7 @@ RepairOutcome cancel_saga(pqxx::work& tx, const std::string& saga_id, const Repa
   if (from >= 0) {
     revoke_and_wake(tx, saga);  // an engine holding it read compensate_from when it loaded the saga
   } else {
-    tx.exec_params(std::string("SELECT pg_notify('") + kRunnableChannel + "', $1)", saga.id);
+    notify_runnable(tx, saga.id);
   }
   record(tx, saga, "cancel", by, {{"from_step", from_step}, {"compensations", plan.size()}});
   return {saga.workspace_id, body};
