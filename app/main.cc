@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -99,7 +100,40 @@ struct ServeOptions {
   std::vector<std::string> webhook_urls;
   std::string webhook_secret;
   std::vector<std::string> regions;  // default: just "local"
+  // What one HTTP client may hold (adapters/http/http_server.h).
+  std::size_t max_connections = 4096, http_workers = 8;
+  std::string idle_timeout = "30s", header_timeout = "10s", body_timeout = "10s";
 };
+
+// Each HTTP connection is a file descriptor: ask for as many as the hard
+// limit allows, and keep the connection cap below what we got, leaving room
+// for the database connections, files and pipes.
+std::size_t raise_open_file_limit(std::size_t wanted_connections) {
+  constexpr rlim_t kReserve = 256;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return wanted_connections;
+  const rlim_t wanted = static_cast<rlim_t>(wanted_connections) + kReserve;
+  if (limit.rlim_cur < wanted) {
+    limit.rlim_cur = std::min(wanted, limit.rlim_max);
+    setrlimit(RLIMIT_NOFILE, &limit);
+    getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  if (limit.rlim_cur >= wanted) return wanted_connections;
+  const std::size_t allowed = limit.rlim_cur > kReserve * 2 ? static_cast<std::size_t>(limit.rlim_cur - kReserve) : 16;
+  log_warn("--max-connections " + std::to_string(wanted_connections) + " exceeds the open-file limit (" +
+           std::to_string(limit.rlim_cur) + "): using " + std::to_string(allowed));
+  return allowed;
+}
+
+http::HttpLimits http_limits(const ServeOptions& serve_options) {
+  http::HttpLimits limits;
+  limits.max_connections = raise_open_file_limit(serve_options.max_connections);
+  limits.workers = serve_options.http_workers;
+  limits.idle_timeout = duration_option(serve_options.idle_timeout, "--idle-timeout");
+  limits.header_timeout = duration_option(serve_options.header_timeout, "--header-timeout");
+  limits.body_timeout = duration_option(serve_options.body_timeout, "--body-timeout");
+  return limits;
+}
 
 std::pair<std::string, int> host_port(const std::string& listen) {
   const auto colon = listen.rfind(':');
@@ -169,7 +203,7 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   if (serve_options.run_engine) scheduler_thread = std::thread([&] { scheduler.run(); });
   const ScheduleCommands schedule_commands(store, definitions.schedules.schedules, definitions.sagas.definitions,
                                            clock);
-  pg::ConnectionPool api_db(db.dsn, 8);
+  pg::ConnectionPool api_db(db.dsn, serve_options.http_workers);
   metrics.watch_pool("api", api_db);
   metrics.watch_pool("domain", domain_db);
   http::ApiDependencies api_deps{api_db,
@@ -183,7 +217,10 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   if (!serve_options.regions.empty()) api_deps.regions = serve_options.regions;
   api_deps.stuck = {duration_option(serve_options.stuck_after, "--stuck-after"),
                     duration_option(serve_options.stuck_grace, "--stuck-grace")};
+  api_deps.http_limits = http_limits(serve_options);
   http::ApiServer api(api_deps);
+  metrics.watch_gauge("wsflow_http_connections", "Open HTTP connections.",
+                      [&api] { return static_cast<double>(api.connections()); });
   api.start(host, port);
   std::thread signal_waiter([&] {
     int received = 0;
@@ -343,6 +380,21 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_flag("!--no-engine", serve_options.run_engine,
                       "serve the HTTP API only: run no sagas and no schedules in this process");
+  serve_cmd->add_option("--max-connections", serve_options.max_connections,
+                        "open HTTP connections at most; more are answered 503")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  serve_cmd->add_option("--http-workers", serve_options.http_workers,
+                        "threads answering API requests (each holds a database connection while it works)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  serve_cmd->add_option("--idle-timeout", serve_options.idle_timeout, "a kept-alive HTTP connection may idle this long")
+      ->capture_default_str();
+  serve_cmd->add_option("--header-timeout", serve_options.header_timeout,
+                        "from a request's first byte to the end of its headers")
+      ->capture_default_str();
+  serve_cmd->add_option("--body-timeout", serve_options.body_timeout, "to receive a request's body after its headers")
+      ->capture_default_str();
   serve_cmd->add_option("--stuck-after", serve_options.stuck_after,
                         "a running saga with no step finished for this long is reported stuck")
       ->capture_default_str();

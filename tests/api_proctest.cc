@@ -441,6 +441,7 @@ TEST_F(Api, MetricsForOperatorsParseAsPrometheusText) {
   EXPECT_EQ(m.types["wsflow_sagas_stuck"], "gauge");
   EXPECT_GE(m.value(R"(wsflow_sagas_stuck{reason="failed"})"), 0);
   EXPECT_GE(m.sum("wsflow_db_connections_in_use", R"(pool="api")"), 1);  // this scrape holds one
+  EXPECT_GE(m.sum("wsflow_http_connections", ""), 1);  // this scrape's own connection
   // The process's counters and histograms, fed by its engine.
   EXPECT_EQ(m.types["wsflow_sagas_finished_total"], "counter");
   EXPECT_GE(m.value(R"(wsflow_sagas_finished_total{definition="workspace.create",state="completed"})"), 1);

@@ -1,7 +1,5 @@
 #include "adapters/http/api_server.h"
 
-#include <httplib.h>
-
 #include <filesystem>
 #include <fstream>
 #include <pqxx/pqxx>
@@ -23,9 +21,11 @@ std::string json_text(const nlohmann::json& body) {
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
+HttpResponse json_response(int status, const nlohmann::json& body) {
+  HttpResponse res;
   res.status = status;
-  res.set_content(json_text(body), "application/json");
+  res.body = json_text(body);
+  return res;
 }
 
 nlohmann::json error_body(const std::string& code, const std::string& message, const std::string& field) {
@@ -34,7 +34,7 @@ nlohmann::json error_body(const std::string& code, const std::string& message, c
   return {{"error", error}};
 }
 
-std::string bearer_token(const httplib::Request& req) {
+std::string bearer_token(const HttpRequest& req) {
   const std::string header = req.get_header_value("Authorization");
   const std::string prefix = "Bearer ";
   if (header.size() <= prefix.size() || header.compare(0, prefix.size(), prefix) != 0) return "";
@@ -114,7 +114,7 @@ Reply error_reply(int status, const std::string& code, const std::string& messag
 
 // An unexpected failure: logged in full under a request id; the client gets
 // the id and a generic message, never the exception's text.
-Reply internal_error(const httplib::Request& req, const std::exception& e) {
+Reply internal_error(const HttpRequest& req, const std::exception& e) {
   const std::string id = random_hex(8);
   log_error("HTTP " + req.method + " " + req.path + " failed (request " + id + "): " + e.what());
   Reply reply = error_reply(500, "internal", "internal error; quote request id " + id + " to support");
@@ -123,43 +123,29 @@ Reply internal_error(const httplib::Request& req, const std::exception& e) {
 }
 
 // The database is unreachable or read-only: worth retrying shortly.
-Reply unavailable(const httplib::Request& req, const std::exception& e) {
+Reply unavailable(const HttpRequest& req, const std::exception& e) {
   log_warn("HTTP " + req.method + " " + req.path + ": the database is unavailable: " + e.what());
   return error_reply(503, "unavailable", "the database is unavailable; retry shortly");
 }
 
-// Streams `file` in chunks; cpp-httplib answers a Range request with 206 and
-// just that range. A vanished file is a 410.
-void send_file(const httplib::Request& req, httplib::Response& res, const FileBody& file) {
+// The file as the body (the server streams it and honours Range), or 304
+// when the client holds this version.
+HttpResponse file_response(const HttpRequest& req, const FileBody& file) {
   const std::string etag = "\"" + file.etag + "\"";
+  HttpResponse res;
   res.set_header("ETag", etag);
   if (req.get_header_value("If-None-Match") == etag) {
     res.status = 304;
-    return;
+    res.content_type = "";
+    return res;
   }
-  auto in = std::make_shared<std::ifstream>(file.path, std::ios::binary);
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(file.path, ec);
-  if (!*in || ec) {
-    send_json(res, 410, error_body("file_gone", "the file is no longer available", ""));
-    return;
-  }
-  // The status stays unset: cpp-httplib makes it 206 for a Range request, 200 otherwise.
-  res.set_header("Content-Disposition", "attachment; filename=\"" + file.filename + "\"");
-  res.set_content_provider(static_cast<std::size_t>(size), file.content_type,
-                           [in](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-                             std::string buffer(std::min<std::size_t>(length, 64 * 1024), '\0');
-                             in->seekg(static_cast<std::streamoff>(offset));
-                             in->read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-                             if (in->gcount() <= 0) return false;
-                             sink.write(buffer.data(), static_cast<std::size_t>(in->gcount()));
-                             return true;
-                           });
+  res.file = file;
+  return res;
 }
 
 // Runs the handler in its own transaction, committed when it returns.
 Reply handle(const ApiDependencies& deps, const Handler& handler, const Principal& principal, pqxx::connection& conn,
-             const httplib::Request& req) {
+             const HttpRequest& req) {
   pqxx::work tx(conn);
   RequestContext ctx{req, principal, tx, deps};
   Reply reply = handler(ctx);
@@ -169,8 +155,7 @@ Reply handle(const ApiDependencies& deps, const Handler& handler, const Principa
 
 // Authenticates (Auth::kApiKey), applies Idempotency-Key, runs the handler
 // and turns every failure into the error format.
-void serve(const ApiDependencies& deps, const Handler& handler, Auth auth, const httplib::Request& req,
-           httplib::Response& res) {
+HttpResponse serve(const ApiDependencies& deps, const Handler& handler, Auth auth, const HttpRequest& req) {
   Reply reply;
   std::optional<Principal> principal;
   std::string idempotency_key;
@@ -199,9 +184,9 @@ void serve(const ApiDependencies& deps, const Handler& handler, Auth auth, const
         }
         const std::string fingerprint = req.method + " " + req.path + " " + sha256_hex(req.body);
         if (auto replay = claim_idempotency_key(**conn, *principal, idempotency_key, fingerprint)) {
+          HttpResponse res = json_response(replay->status, replay->body);
           res.set_header("Idempotent-Replayed", "true");
-          send_json(res, replay->status, replay->body);
-          return;
+          return res;
         }
       }
       reply = handle(deps, handler, *principal, **conn, req);
@@ -232,7 +217,6 @@ void serve(const ApiDependencies& deps, const Handler& handler, Auth auth, const
   } catch (const std::exception& e) {
     reply = internal_error(req, e);
   }
-  if (reply.status == 503) res.set_header("Retry-After", "1");
   if (!idempotency_key.empty() && principal && conn) {
     try {
       finish_idempotency_key(**conn, *principal, idempotency_key, reply);
@@ -240,21 +224,23 @@ void serve(const ApiDependencies& deps, const Handler& handler, Auth auth, const
       log_error(std::string("recording an idempotent response failed: ") + e.what());
     }
   }
+  HttpResponse res;
   if (reply.file) {
-    send_file(req, res, *reply.file);
-    return;
-  }
-  if (reply.body.is_string()) {
+    res = file_response(req, *reply.file);
+  } else if (reply.body.is_string()) {
     res.status = reply.status;
-    res.set_content(reply.body.get<std::string>(), "text/plain; version=0.0.4");
-    return;
+    res.content_type = "text/plain; version=0.0.4";
+    res.body = reply.body.get<std::string>();
+  } else {
+    res = json_response(reply.status, reply.body);
   }
-  send_json(res, reply.status, reply.body);
+  if (reply.status == 503) res.set_header("Retry-After", "1");
+  return res;
 }
 
 }  // namespace
 
-std::pair<int, std::string> page_params(const httplib::Request& req) {
+std::pair<int, std::string> page_params(const HttpRequest& req) {
   int limit = 20;
   if (req.has_param("limit")) {
     const std::string text = req.get_param_value("limit");
@@ -352,11 +338,16 @@ sagas::Caller team_caller(const RequestContext& ctx) {
   return {ctx.principal.actor(), ctx.principal.user_id, ctx.principal.role};
 }
 
-ApiServer::ApiServer(ApiDependencies deps) : deps_(deps), server_(std::make_unique<httplib::Server>()) {
-  server_->set_payload_max_length(deps_.max_body_bytes);
-  server_->set_read_timeout(10, 0);
-  server_->set_write_timeout(10, 0);
+ApiServer::ApiServer(ApiDependencies deps) : deps_(deps) {
   routes();
+  HttpLimits limits = deps_.http_limits;
+  limits.max_body_bytes = deps_.max_body_bytes;
+  server_ = std::make_unique<HttpServer>(
+      limits, HttpHandlers{[this](HttpRequest& req) { return answer_quickly(req); },
+                           [this](HttpRequest& req) { return answer(req); },
+                           [](int status, const std::string& code, const std::string& message) {
+                             return json_response(status, error_body(code, message, ""));
+                           }});
 }
 
 ApiServer::~ApiServer() { stop(); }
@@ -381,76 +372,69 @@ std::vector<std::pair<std::string, std::string>> route_table() {
   return table;
 }
 
+struct ApiServer::Route {
+  std::string method;
+  std::regex pattern;
+  std::function<HttpResponse(const HttpRequest&)> answer;
+  bool quick;  // answered on the network thread: no database, no disk
+};
+
 void ApiServer::routes() {
-  httplib::Server& s = *server_;
   for (const ServiceRoute& route : service_routes()) {
-    s.Get(route.pattern, [this, handle = route.handle](const httplib::Request& req, httplib::Response& res) {
-      handle(deps_, req, res);
-    });
+    routes_.push_back({"GET", std::regex(route.pattern),
+                       [this, handle = route.handle](const HttpRequest&) { return handle(deps_); }, !route.blocks});
   }
-  const RouteAdder add = [this, &s](const std::string& method, const std::string& pattern, Handler handler, Auth auth) {
-    auto run = [this, handler, auth](const httplib::Request& req, httplib::Response& res) {
-      serve(deps_, handler, auth, req, res);
-    };
-    if (method == "GET")
-      s.Get(pattern, run);
-    else if (method == "POST")
-      s.Post(pattern, run);
-    else if (method == "PATCH")
-      s.Patch(pattern, run);
-    else if (method == "DELETE")
-      s.Delete(pattern, run);
-    else
-      throw std::logic_error("unsupported method " + method);
-  };
-  add_all_routes(add);
-  // Errors cpp-httplib answers by itself (no route, body too large,
-  // malformed request) get the same JSON shape as ours.
-  // Anything that escapes a handler: our generic 500, never cpp-httplib's
-  // own (which puts the exception's text in an EXCEPTION_WHAT header).
-  s.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      const Reply reply = internal_error(req, e);
-      send_json(res, reply.status, reply.body);
-    } catch (...) {
-      const Reply reply = internal_error(req, std::runtime_error("a non-standard exception"));
-      send_json(res, reply.status, reply.body);
-    }
-  });
-  s.set_error_handler([max = deps_.max_body_bytes](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    if (res.status == 413) {
-      send_json(res, 413,
-                error_body("payload_too_large", "request body larger than " + std::to_string(max) + " bytes", ""));
-    } else if (res.status == 404) {
-      send_json(res, 404, error_body("not_found", "no such endpoint", ""));
-    } else if (res.status == 400 || res.status == 411) {
-      send_json(res, res.status,
-                error_body("bad_request", "malformed HTTP request (a POST needs a body or Content-Length: 0)", ""));
-    } else {
-      send_json(res, res.status,
-                error_body("http_" + std::to_string(res.status),
-                           "request refused (HTTP " + std::to_string(res.status) + ")", ""));
-    }
+  add_all_routes([this](const std::string& method, const std::string& pattern, Handler handler, Auth auth) {
+    routes_.push_back({method, std::regex(pattern),
+                       [this, handler, auth](const HttpRequest& req) { return serve(deps_, handler, auth, req); },
+                       false});
   });
 }
 
-void ApiServer::start(const std::string& host, int port) {
-  if (port == 0) {
-    port = server_->bind_to_any_port(host.c_str());
-    if (port < 0) throw std::runtime_error("cannot listen on " + host);
-  } else if (!server_->bind_to_port(host.c_str(), port)) {
-    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port));
+// The route for `req`, its captures in req.matches; nullptr with `res` set
+// to 404 (no such path) or 405 (the path exists, the method does not).
+const ApiServer::Route* ApiServer::route_of(HttpRequest& req, HttpResponse& res) const {
+  std::string allowed;
+  for (const Route& route : routes_) {
+    std::smatch matches;
+    if (!std::regex_match(req.path, matches, route.pattern)) continue;
+    if (route.method == req.method) {
+      req.matches = std::move(matches);
+      return &route;
+    }
+    allowed += (allowed.empty() ? "" : ", ") + route.method;
   }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  log_info("HTTP API listening on " + host + ":" + std::to_string(port));
+  if (allowed.empty()) {
+    res = json_response(404, error_body("not_found", "no such endpoint", ""));
+  } else {
+    res = json_response(405, error_body("method_not_allowed", "this endpoint accepts " + allowed, ""));
+    res.set_header("Allow", allowed);
+  }
+  return nullptr;
 }
 
-void ApiServer::stop() {
-  server_->stop();
-  if (thread_.joinable()) thread_.join();
+std::optional<HttpResponse> ApiServer::answer_quickly(HttpRequest& req) const {
+  HttpResponse refusal;
+  const Route* route = route_of(req, refusal);
+  if (!route) return refusal;
+  if (!route->quick) return std::nullopt;
+  return route->answer(req);
 }
+
+HttpResponse ApiServer::answer(HttpRequest& req) const {
+  HttpResponse refusal;
+  const Route* route = route_of(req, refusal);
+  return route ? route->answer(req) : refusal;
+}
+
+int ApiServer::start(const std::string& host, int port) {
+  const int bound = server_->start(host, port);
+  log_info("HTTP API listening on " + host + ":" + std::to_string(bound));
+  return bound;
+}
+
+void ApiServer::stop() { server_->stop(); }
+
+std::size_t ApiServer::connections() const { return server_->connections(); }
 
 }  // namespace wsflow::http

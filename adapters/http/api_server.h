@@ -1,5 +1,5 @@
 #pragma once
-// The HTTP API (cpp-httplib, JSON via nlohmann-json) over /v1: workspaces
+// The HTTP API (on http_server.h, JSON via nlohmann-json) over /v1: workspaces
 // and their lifecycle, environments, members, invitations, keys, ownership,
 // plans, audit feed, exports, sagas and signals, schedules, plus /healthz and
 // /readyz. Every /v1 endpoint requires a bearer API key, except accepting and
@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "adapters/http/http_server.h"
 #include "adapters/metrics/metrics.h"
 #include "adapters/postgres/connection_pool.h"
 #include "adapters/postgres/saga_queries.h"
@@ -24,10 +25,6 @@
 #include "engine/schedule_commands.h"
 #include "engine/store.h"
 #include "sagas/machine.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace wsflow::http {
 
@@ -43,6 +40,7 @@ struct ApiDependencies {
   std::vector<std::string> regions = {"local"};  // a workspace's region is one of these (the first by default)
   std::size_t max_body_bytes = 64 * 1024;
   pg::StuckSettings stuck{};  // when a saga counts as stuck (serve --stuck-after, --stuck-grace)
+  HttpLimits http_limits{};   // connections, deadlines and sizes (max_body_bytes above wins)
 };
 
 // Every route the server answers: (method, path pattern as a regex).
@@ -55,18 +53,23 @@ class ApiServer {
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
 
-  // Binds host:port (port 0: any free port, logged) and serves on a
-  // background thread pool. Throws std::runtime_error if the address cannot
-  // be bound.
-  void start(const std::string& host, int port);
+  // Binds host:port (port 0: any free port) and serves on background
+  // threads (http_server.h). Returns the bound port, which it logs; throws
+  // std::runtime_error if the address cannot be bound.
+  int start(const std::string& host, int port);
   void stop();
+  std::size_t connections() const;  // open HTTP connections now
 
  private:
+  struct Route;
   void routes();
+  const Route* route_of(HttpRequest& req, HttpResponse& refusal) const;
+  std::optional<HttpResponse> answer_quickly(HttpRequest& req) const;
+  HttpResponse answer(HttpRequest& req) const;
 
   ApiDependencies deps_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::vector<Route> routes_;
+  std::unique_ptr<HttpServer> server_;
 };
 
 }  // namespace wsflow::http

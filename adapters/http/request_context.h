@@ -3,8 +3,6 @@
 // runs inside one database transaction, committed when it returns normally
 // and rolled back when it throws.
 
-#include <httplib.h>
-
 #include <functional>
 #include <optional>
 #include <string>
@@ -16,6 +14,7 @@
 #include "adapters/http/api_error.h"
 #include "adapters/http/api_keys.h"
 #include "adapters/http/api_server.h"
+#include "adapters/http/http_message.h"
 #include "sagas/team.h"
 #include "sagas/team_policy.h"
 
@@ -29,15 +28,6 @@ inline constexpr const char* kWorkspaceJson =
 
 // Routes under one workspace; the capture is its UUID or slug.
 inline constexpr const char* kWorkspacePath = R"(/v1/workspaces/([^/]+))";
-
-// A file sent as the response body, streamed from disk (Range requests and
-// If-None-Match on its ETag are honoured).
-struct FileBody {
-  std::string path;
-  std::string content_type;
-  std::string etag;      // without quotes
-  std::string filename;  // for Content-Disposition
-};
 
 struct Reply {
   Reply(int status = 200, nlohmann::json body = nullptr) : status(status), body(std::move(body)) {}
@@ -53,7 +43,7 @@ struct Reply {
 };
 
 struct RequestContext {
-  const httplib::Request& request;
+  const HttpRequest& request;
   const Principal& principal;
   pqxx::work& tx;
   const ApiDependencies& deps;
@@ -98,7 +88,7 @@ sagas::Caller team_caller(const RequestContext& ctx);
 
 // limit (1..100, default 20) and the opaque cursor from the query string;
 // ApiError 400 naming the parameter when malformed.
-std::pair<int, std::string> page_params(const httplib::Request& req);
+std::pair<int, std::string> page_params(const HttpRequest& req);
 
 // Rows of one JSON-text column as a JSON array.
 nlohmann::json json_rows(pqxx::result rows);

@@ -104,7 +104,7 @@ Reply deliver_signal(RequestContext& ctx) {
 // why it is stuck (pg::StuckSettings; stuck_after overrides the threshold).
 Reply list_sagas(RequestContext& ctx) {
   require_operator(ctx, "listing sagas", "sagas:read");
-  const httplib::Request& req = ctx.request;
+  const HttpRequest& req = ctx.request;
   const pg::SagaFilter filter = filter_or_400([&](const std::string& name) -> std::optional<std::string> {
     if (!req.has_param(name)) return std::nullopt;
     return req.get_param_value(name);

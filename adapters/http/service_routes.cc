@@ -10,9 +10,11 @@
 namespace wsflow::http {
 namespace {
 
-void send(httplib::Response& res, int status, const nlohmann::json& body) {
+HttpResponse json_response(int status, const nlohmann::json& body) {
+  HttpResponse res;
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.body = body.dump();
+  return res;
 }
 
 // The embedded YAML contract, as JSON, converted once.
@@ -24,52 +26,53 @@ const std::string& openapi_json() {
 
 // The console's files: no caching surprises across upgrades, and nothing
 // from elsewhere may run on the page that holds an operator key.
-void send_console_file(httplib::Response& res, std::string_view name, const char* content_type) {
+HttpResponse console_file(std::string_view name, const char* content_type) {
+  HttpResponse res;
   res.set_header("Cache-Control", "no-cache");
   res.set_header("Content-Security-Policy",
                  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
                  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
   res.set_header("X-Content-Type-Options", "nosniff");
   res.set_header("Referrer-Policy", "no-referrer");
-  res.set_content(std::string(embedded_file(name)), content_type);
+  res.content_type = content_type;
+  res.body = std::string(embedded_file(name));
+  return res;
 }
 
 }  // namespace
 
 const std::vector<ServiceRoute>& service_routes() {
   static const std::vector<ServiceRoute> routes = {
-      {"/healthz", [](const ApiDependencies&, const httplib::Request&,
-                      httplib::Response& res) { send(res, 200, {{"status", "ok"}}); }},
+      {"/healthz", [](const ApiDependencies&) { return json_response(200, {{"status", "ok"}}); }},
       {"/readyz",
-       [](const ApiDependencies& deps, const httplib::Request&, httplib::Response& res) {
+       [](const ApiDependencies& deps) {
          try {
            auto conn = deps.db.acquire();
            pqxx::read_transaction tx(*conn);
            tx.exec("SELECT 1");
-           send(res, 200, {{"status", "ready"}});
+           return json_response(200, {{"status", "ready"}});
          } catch (const std::exception&) {
-           send(res, 503,
-                {{"error", {{"code", "not_ready"}, {"message", "the database is not reachable"}, {"field", ""}}}});
+           HttpResponse res = json_response(
+               503, {{"error", {{"code", "not_ready"}, {"message", "the database is not reachable"}, {"field", nullptr}}}});
+           res.set_header("Retry-After", "1");
+           return res;
          }
-       }},
+       },
+       true},
       {"/openapi.json",
-       [](const ApiDependencies&, const httplib::Request&, httplib::Response& res) {
-         res.set_content(openapi_json(), "application/json");
+       [](const ApiDependencies&) {
+         HttpResponse res;
+         res.body = openapi_json();
+         return res;
        }},
-      {"/console", [](const ApiDependencies&, const httplib::Request&,
-                      httplib::Response& res) { send_console_file(res, "console/index.html", "text/html; charset=utf-8"); }},
+      {"/console",
+       [](const ApiDependencies&) { return console_file("console/index.html", "text/html; charset=utf-8"); }},
       {"/console/console.js",
-       [](const ApiDependencies&, const httplib::Request&, httplib::Response& res) {
-         send_console_file(res, "console/console.js", "text/javascript; charset=utf-8");
-       }},
+       [](const ApiDependencies&) { return console_file("console/console.js", "text/javascript; charset=utf-8"); }},
       {"/console/console.css",
-       [](const ApiDependencies&, const httplib::Request&, httplib::Response& res) {
-         send_console_file(res, "console/console.css", "text/css; charset=utf-8");
-       }},
+       [](const ApiDependencies&) { return console_file("console/console.css", "text/css; charset=utf-8"); }},
       {"/console/favicon.svg",
-       [](const ApiDependencies&, const httplib::Request&, httplib::Response& res) {
-         send_console_file(res, "console/favicon.svg", "image/svg+xml");
-       }},
+       [](const ApiDependencies&) { return console_file("console/favicon.svg", "image/svg+xml"); }},
   };
   return routes;
 }

@@ -141,7 +141,7 @@ Reply restore(RequestContext& ctx) {
 // activity" panel), optionally only one actor's or one action's entries.
 Reply audit_feed(RequestContext& ctx) {
   const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Permission::kReadAudit);
-  const httplib::Request& req = ctx.request;
+  const HttpRequest& req = ctx.request;
   const auto [limit, cursor] = page_params(req);
   static const std::regex kAuditId("[0-9]{1,18}");
   if (!cursor.empty() && !std::regex_match(cursor, kAuditId)) {

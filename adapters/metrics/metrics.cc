@@ -100,6 +100,10 @@ EngineEvents Metrics::engine_events() {
 
 void Metrics::watch_pool(const std::string& name, pg::ConnectionPool& pool) { pools_.emplace_back(name, &pool); }
 
+void Metrics::watch_gauge(const std::string& name, const std::string& help, std::function<double()> read) {
+  gauges_.push_back({name, help, std::move(read)});
+}
+
 std::string Metrics::scrape(pqxx::work& tx, const pg::StuckSettings& stuck) {
   // Gauges of the database's present state: built fresh each time, so a
   // label set that no longer exists (a state with no sagas) disappears.
@@ -122,6 +126,9 @@ std::string Metrics::scrape(pqxx::work& tx, const pg::StuckSettings& stuck) {
                     .Register(now);
   for (const auto& [name, pool] : pools_) {
     pools.Add({{"pool", name}, {"size", std::to_string(pool->size())}}).Set(pool->in_use());
+  }
+  for (const WatchedGauge& gauge : gauges_) {
+    prometheus::BuildGauge().Name(gauge.name).Help(gauge.help).Register(now).Add({}).Set(gauge.read());
   }
   std::vector<prometheus::MetricFamily> families = registry_->Collect();
   for (auto& family : now.Collect()) families.push_back(std::move(family));

@@ -6,6 +6,7 @@
 // EngineEvents); gauges are read from the database at scrape time, so every
 // process reports the same totals for them. Thread-safe.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -35,6 +36,9 @@ class Metrics {
 
   // A named connection pool whose use is reported (wsflow_db_connections_in_use).
   void watch_pool(const std::string& name, pg::ConnectionPool& pool);
+  // A gauge read at each scrape (e.g. open HTTP connections); `read` must
+  // stay callable for the Metrics' lifetime.
+  void watch_gauge(const std::string& name, const std::string& help, std::function<double()> read);
 
   // The text exposition (format 0.0.4): the process's metrics, and gauges
   // read now with `tx`: sagas by definition and state, stuck sagas by
@@ -46,6 +50,11 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Families> families_;
   std::vector<std::pair<std::string, pg::ConnectionPool*>> pools_;
+  struct WatchedGauge {
+    std::string name, help;
+    std::function<double()> read;
+  };
+  std::vector<WatchedGauge> gauges_;
 };
 
 }  // namespace wsflow::metrics
