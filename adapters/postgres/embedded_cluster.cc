@@ -146,6 +146,13 @@ EmbeddedCluster::~EmbeddedCluster() {
   }
 }
 
+void EmbeddedCluster::crash() {
+  if (!running_) return;
+  running_ = false;
+  run({(bin_dir_ / "pg_ctl").string(), "-D", (options_.root / "data").string(), "-m", "immediate", "-w", "stop"},
+      options_.root / "server.log");
+}
+
 void EmbeddedCluster::stop() {
   if (running_) {
     running_ = false;

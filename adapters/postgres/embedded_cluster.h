@@ -41,6 +41,10 @@ class EmbeddedCluster {
   // Stops the server (fast: open connections are cut) and starts it again on
   // the same data and socket. Throws like start().
   void restart();
+  // Stops the server as a crash would (immediate mode: connections cut, no
+  // shutdown checkpoint; the next start recovers from the WAL). restart()
+  // starts it again. For fault tests.
+  void crash();
   // Stops (immediate mode) and deletes a cluster left under `root` by a
   // process that died without stopping it. Never throws.
   static void remove_abandoned(const std::filesystem::path& root);

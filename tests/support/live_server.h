@@ -63,6 +63,8 @@ class HookReceiver {
     });
     server_.bind_to_port("127.0.0.1", port_);
     thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // A stop() before the listening loop starts would be lost, and the destructor would wait forever.
+    while (!server_.is_running()) std::this_thread::sleep_for(1ms);
   }
   ~HookReceiver() {
     server_.stop();
