@@ -22,6 +22,7 @@
 #include "adapters/postgres/pg_store.h"
 #include "engine/definition_loader.h"
 #include "sagas/workspace_actions.h"
+#include "tests/chaos/auto_failover_cluster.h"
 #include "tests/chaos/history_checker.h"
 #include "tests/chaos/tcp_proxy.h"
 #include "tests/support/engine_harness.h"
@@ -316,6 +317,63 @@ TEST_F(ChaosTest, ThreeProcessesRaceAndOneIsFrozenPastItsLease) {
                    "'racer-frozen')"),
             0);
   finish_and_check(dsn, freezes);
+}
+
+// A real failover engine: wsflow on a pg_auto_failover formation through
+// its multi-host URL, creating workspaces through the API while the
+// primary is failed over. Every request gets a 2xx or a 503 (never a 500),
+// and afterwards every workspace exists exactly once and is active.
+TEST(Failover, CreatesThroughAPlannedFailoverAreNeitherLostNorDoubled) {
+  if (!AutoFailoverCluster::available()) {
+    GTEST_SKIP() << "pg_auto_failover is not installed (postgresql-15-auto-failover and pg-auto-failover-cli; "
+                    "scripts/setup installs them)";
+  }
+  TempDir root;
+  AutoFailoverCluster ha(root.path() / "ha", "wsf");
+  const int first_primary = ha.primary_port();
+  HookReceiver hooks;
+  Server api("", hooks.url(), "2s", "7d", {}, ha.url());
+  const int creates = soak() ? 200 : 40;
+  std::map<int, int> statuses;  // every answer the client saw, by status
+  std::set<std::string> workspace_ids;
+  std::atomic<int> done{0};
+  std::jthread client([&] {  // joined however the test ends
+    for (int i = 0; i < creates; ++i) {
+      const std::string body = json{{"name", "HA " + std::to_string(i)},
+                                    {"owner", {{"user_id", "ha-" + std::to_string(i)},
+                                               {"email", "ha-" + std::to_string(i) + "@example.com"}}}}
+                                   .dump();
+      // A careful client: retries a 503 with the same Idempotency-Key.
+      for (int attempt = 0; attempt < 200; ++attempt) {
+        const Response r = api.post("/v1/workspaces", api.operator_key(), body, "ha-create-" + std::to_string(i));
+        ++statuses[r.status];
+        if (r.status == 202) {
+          workspace_ids.insert(r.body.value("workspace_id", ""));
+          break;
+        }
+        if (r.status != 503 && r.status != 0) break;
+        std::this_thread::sleep_for(100ms);
+      }
+      ++done;
+    }
+  });
+  while (done < creates / 4) std::this_thread::sleep_for(20ms);
+  ha.perform_failover();
+  client.join();
+  EXPECT_NE(ha.primary_port(), first_primary) << "the failover did not happen";
+  std::string seen;
+  for (const auto& [status, count] : statuses) seen += std::to_string(status) + ": " + std::to_string(count) + "  ";
+  std::cout << "failover: " << creates << " creates, answers " << seen << "\n";
+  for (const auto& [status, count] : statuses) {
+    EXPECT_TRUE(status == 202 || status == 503) << count << " answers of " << status << "\n" << api.log();
+  }
+  EXPECT_EQ(workspace_ids.size(), static_cast<std::size_t>(creates));
+  for (const std::string& id : workspace_ids) {
+    EXPECT_EQ(api.wait_status(id, {"active", "failed"}), "active") << id;
+  }
+  EXPECT_EQ(api.scalar("SELECT count(*) FROM wsflow.workspaces"), creates) << "a workspace was lost or doubled";
+  EXPECT_EQ(api.scalar("SELECT count(DISTINCT name) FROM wsflow.workspaces"), creates);
+  EXPECT_EQ(api.get("/readyz", "").status, 200);
 }
 
 }  // namespace

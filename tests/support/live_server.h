@@ -110,9 +110,11 @@ class Server {
   // `window` replaces the 30-day hard-delete window of the offboard saga,
   // `retention` the 7-day retention of exports.
   // `extra_args` are passed to `wsflow serve` as well.
+  // `dsn`: the database to serve (default: a fresh one of the test cluster).
   explicit Server(const std::string& faults, const std::string& webhook_url, const std::string& window = "2s",
-                  const std::string& retention = "7d", const std::vector<std::string>& extra_args = {})
-      : dsn_(fresh_database()) {
+                  const std::string& retention = "7d", const std::vector<std::string>& extra_args = {},
+                  const std::string& dsn = "")
+      : dsn_(dsn.empty() ? fresh_database() : dsn) {
     // The real definitions, with the hard-delete window shortened for tests.
     const std::filesystem::path source = std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions";
     for (const auto& entry : std::filesystem::directory_iterator(source)) {
