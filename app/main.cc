@@ -206,14 +206,9 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   pg::ConnectionPool api_db(db.dsn, serve_options.http_workers);
   metrics.watch_pool("api", api_db);
   metrics.watch_pool("domain", domain_db);
-  http::ApiDependencies api_deps{api_db,
-                                 store,
-                                 definitions.machine,
-                                 definitions.sagas.definitions,
-                                 schedule_commands,
-                                 clock,
-                                 metrics,
-                                 [&] { scheduler.wake(); }};
+  http::ApiDependencies api_deps{
+      api_db, store,   definitions.machine,      definitions.sagas.definitions, schedule_commands,
+      clock,  metrics, [&] { scheduler.wake(); }};
   if (!serve_options.regions.empty()) api_deps.regions = serve_options.regions;
   api_deps.stuck = {duration_option(serve_options.stuck_after, "--stuck-after"),
                     duration_option(serve_options.stuck_grace, "--stuck-grace")};
@@ -380,26 +375,31 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_flag("!--no-engine", serve_options.run_engine,
                       "serve the HTTP API only: run no sagas and no schedules in this process");
-  serve_cmd->add_option("--max-connections", serve_options.max_connections,
-                        "open HTTP connections at most; more are answered 503")
+  serve_cmd
+      ->add_option("--max-connections", serve_options.max_connections,
+                   "open HTTP connections at most; more are answered 503")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
-  serve_cmd->add_option("--http-workers", serve_options.http_workers,
-                        "threads answering API requests (each holds a database connection while it works)")
+  serve_cmd
+      ->add_option("--http-workers", serve_options.http_workers,
+                   "threads answering API requests (each holds a database connection while it works)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
   serve_cmd->add_option("--idle-timeout", serve_options.idle_timeout, "a kept-alive HTTP connection may idle this long")
       ->capture_default_str();
-  serve_cmd->add_option("--header-timeout", serve_options.header_timeout,
-                        "from a request's first byte to the end of its headers")
+  serve_cmd
+      ->add_option("--header-timeout", serve_options.header_timeout,
+                   "from a request's first byte to the end of its headers")
       ->capture_default_str();
   serve_cmd->add_option("--body-timeout", serve_options.body_timeout, "to receive a request's body after its headers")
       ->capture_default_str();
-  serve_cmd->add_option("--stuck-after", serve_options.stuck_after,
-                        "a running saga with no step finished for this long is reported stuck")
+  serve_cmd
+      ->add_option("--stuck-after", serve_options.stuck_after,
+                   "a running saga with no step finished for this long is reported stuck")
       ->capture_default_str();
-  serve_cmd->add_option("--stuck-grace", serve_options.stuck_grace,
-                        "how long past an attempt's timeout, a lease's expiry or a due time before it is stuck")
+  serve_cmd
+      ->add_option("--stuck-grace", serve_options.stuck_grace,
+                   "how long past an attempt's timeout, a lease's expiry or a due time before it is stuck")
       ->capture_default_str();
   serve_cmd->add_option("--concurrency", engine_options.max_active_sagas, "sagas driven at once")
       ->capture_default_str()

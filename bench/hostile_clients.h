@@ -58,8 +58,8 @@ class HostileClients {
 };
 
 struct Latencies {
-  std::vector<double> millis;  // answered requests, sorted
-  int failures = 0;            // no answer within the timeout, or a status other than expected
+  std::vector<double> millis;       // answered requests, sorted
+  int failures = 0;                 // no answer within the timeout, or a status other than expected
   double quantile(double q) const;  // 0 when nothing was answered
 };
 

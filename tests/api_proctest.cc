@@ -441,7 +441,7 @@ TEST_F(Api, MetricsForOperatorsParseAsPrometheusText) {
   EXPECT_EQ(m.types["wsflow_sagas_stuck"], "gauge");
   EXPECT_GE(m.value(R"(wsflow_sagas_stuck{reason="failed"})"), 0);
   EXPECT_GE(m.sum("wsflow_db_connections_in_use", R"(pool="api")"), 1);  // this scrape holds one
-  EXPECT_GE(m.sum("wsflow_http_connections", ""), 1);  // this scrape's own connection
+  EXPECT_GE(m.sum("wsflow_http_connections", ""), 1);                    // this scrape's own connection
   // The process's counters and histograms, fed by its engine.
   EXPECT_EQ(m.types["wsflow_sagas_finished_total"], "counter");
   EXPECT_GE(m.value(R"(wsflow_sagas_finished_total{definition="workspace.create",state="completed"})"), 1);
@@ -459,8 +459,9 @@ TEST_F(Api, BadBytesAreA400WithoutInternalText) {
   const httplib::Headers auth = {{"Authorization", "Bearer " + ops()}};
   const std::string invalid_utf8 = std::string(R"({"name":"caf)") + "\xff\xfe" + R"("})";
   const std::string invalid_key = std::string(R"({")") + "\xc3\x28" + R"(":1})";
-  for (const std::string& path : {std::string("/v1/workspaces"), "/v1/workspaces/" + ws + "/members",
-                                  "/v1/workspaces/" + ws + "/invitations", std::string("/v1/sagas"), std::string("/v1/sagas/bulk")}) {
+  for (const std::string& path :
+       {std::string("/v1/workspaces"), "/v1/workspaces/" + ws + "/members", "/v1/workspaces/" + ws + "/invitations",
+        std::string("/v1/sagas"), std::string("/v1/sagas/bulk")}) {
     for (const std::string& body : {invalid_utf8, invalid_key, std::string("{\"a\":"), std::string("[1,2]")}) {
       const auto r = client.Post(path.c_str(), auth, body, "application/json");
       ASSERT_TRUE(r) << path;
@@ -490,8 +491,9 @@ TEST(ApiUnavailable, AReadOnlyOrLostDatabaseIsA503WithRetryAfter) {
     pqxx::nontransaction tx(conn);
     tx.exec("SET default_transaction_read_only = off");  // this session, even once the database is read-only
     tx.exec("ALTER DATABASE " + std::string(conn.dbname()) + sql);
-    tx.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()");
+    tx.exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid()");
   };
   run(" SET default_transaction_read_only = on");
   const std::string body = R"({"name":"During","owner":{"user_id":"d1","email":"d1@example.com"}})";

@@ -85,8 +85,8 @@ TEST(HttpLimits, SlowIdleAndBusyClientsDoNotStopOthers) {
   bench::HostileClients hostile("127.0.0.1", port_of(server), {500, 500, 200});
   std::this_thread::sleep_for(2s);
   const bench::Latencies answered =
-      bench::probe("127.0.0.1", port_of(server), {"/healthz", "/v1/workspaces/" + workspace},
-                   server.operator_key(), 100, 200, std::chrono::seconds(5));
+      bench::probe("127.0.0.1", port_of(server), {"/healthz", "/v1/workspaces/" + workspace}, server.operator_key(),
+                   100, 200, std::chrono::seconds(5));
   std::cout << "probe latency under 1,000 slow + 200 keep-alive connections: p50 " << answered.quantile(0.5)
             << " ms, p99 " << answered.quantile(0.99) << " ms, max " << answered.quantile(1.0) << " ms\n";
   EXPECT_EQ(answered.failures, 0) << "requests unanswered within 5 s while slow clients held connections";
@@ -169,7 +169,8 @@ TEST(HttpLimits, KeepAlivePipeliningAndExpectContinue) {
 
   // A wrong method on a known path: 405 naming the allowed ones.
   Socket wrong_method(port);
-  wrong_method.send_text("PUT /v1/workspaces HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 0\r\nConnection: close\r\n\r\n");
+  wrong_method.send_text("PUT /v1/workspaces HTTP/1.1\r\nHost: x\r\n" + auth +
+                         "Content-Length: 0\r\nConnection: close\r\n\r\n");
   ASSERT_TRUE(wrong_method.read_to_close());
   EXPECT_EQ(wrong_method.received().rfind("HTTP/1.1 405", 0), 0u) << wrong_method.received();
   EXPECT_NE(wrong_method.received().find("Allow: "), std::string::npos) << wrong_method.received();
@@ -179,7 +180,8 @@ TEST(HttpLimits, KeepAlivePipeliningAndExpectContinue) {
   Socket expecting(port);
   expecting.send_text("POST /v1/workspaces HTTP/1.1\r\nHost: x\r\n" + auth +
                       "Content-Type: application/json\r\nExpect: 100-continue\r\nConnection: close\r\n"
-                      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n");
+                      "Content-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n");
   ASSERT_TRUE(expecting.read_until("HTTP/1.1 100 Continue\r\n\r\n")) << expecting.received();
   expecting.send_text(body);
   ASSERT_TRUE(expecting.read_to_close());

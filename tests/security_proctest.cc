@@ -184,11 +184,10 @@ TEST(Security, EveryTextParameterOfEveryEndpointGetsAnSqlInjectionProbe) {
     client.set_read_timeout(30, 0);
     const httplib::Headers headers = {{"Authorization", "Bearer " + ops}};
     const httplib::Result r =
-        probe.method == "GET"    ? client.Get(probe.path.c_str(), headers)
-        : probe.method == "POST" ? client.Post(probe.path.c_str(), headers, probe.body, "application/json")
-        : probe.method == "PATCH"
-            ? client.Patch(probe.path.c_str(), headers, probe.body, "application/json")
-            : client.Delete(probe.path.c_str(), headers, probe.body, "application/json");
+        probe.method == "GET"     ? client.Get(probe.path.c_str(), headers)
+        : probe.method == "POST"  ? client.Post(probe.path.c_str(), headers, probe.body, "application/json")
+        : probe.method == "PATCH" ? client.Patch(probe.path.c_str(), headers, probe.body, "application/json")
+                                  : client.Delete(probe.path.c_str(), headers, probe.body, "application/json");
     const auto elapsed = std::chrono::steady_clock::now() - start;
     const std::string where = probe.method + " " + probe.path + " (" + probe.what + ")";
     ASSERT_TRUE(r) << where << ": no answer";
@@ -221,10 +220,11 @@ std::string all_rows(const std::string& dsn) {
   pqxx::connection conn(dsn);
   pqxx::read_transaction tx(conn);
   std::string rows;
-  for (const auto& table : tx.exec(
-           "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) FROM information_schema.tables "
-           "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')")) {
-    const auto text = tx.exec("SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM " + table[0].as<std::string>() + " t");
+  for (const auto& table :
+       tx.exec("SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) FROM information_schema.tables "
+               "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')")) {
+    const auto text =
+        tx.exec("SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM " + table[0].as<std::string>() + " t");
     rows += text[0][0].as<std::string>() + "\n";
   }
   return rows;
@@ -248,8 +248,8 @@ TEST(Security, SecretsAreStoredOnlyAsHashesAndAppearInNoRowLogOrExport) {
   const Response invited =
       api.post("/v1/workspaces/" + ws + "/invitations", owner, R"({"email":"joiner@example.com","role":"member"})");
   ASSERT_EQ(invited.status, 201) << invited.body.dump();
-  const Response accepted = api.post("/v1/invitations/accept", "",
-                                     json{{"token", invited.body["token"]}, {"user_id", "joiner"}}.dump());
+  const Response accepted =
+      api.post("/v1/invitations/accept", "", json{{"token", invited.body["token"]}, {"user_id", "joiner"}}.dump());
   ASSERT_EQ(accepted.status, 201) << accepted.body.dump();
   const Response pending =
       api.post("/v1/workspaces/" + ws + "/invitations", owner, R"({"email":"later@example.com","role":"admin"})");

@@ -18,8 +18,8 @@ struct CaseInsensitiveLess {
 };
 
 struct HttpRequest {
-  std::string method;  // as sent, e.g. "GET"
-  std::string path;    // percent-decoded, without the query string
+  std::string method;                              // as sent, e.g. "GET"
+  std::string path;                                // percent-decoded, without the query string
   std::multimap<std::string, std::string> params;  // the query string, percent-decoded
   std::multimap<std::string, std::string, CaseInsensitiveLess> headers;
   std::string body;

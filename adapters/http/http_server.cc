@@ -121,15 +121,14 @@ class Session : public std::enable_shared_from_this<Session> {
     auto after_continue = [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return self->close();
       self->arm(self->limits().body_timeout);
-      bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
-                        [self](beast::error_code read_ec, std::size_t) {
-                          if (read_ec) return self->refuse(read_ec, "body");
-                          self->dispatch();
-                        });
+      bhttp::async_read(self->stream_, self->buffer_, *self->parser_, [self](beast::error_code read_ec, std::size_t) {
+        if (read_ec) return self->refuse(read_ec, "body");
+        self->dispatch();
+      });
     };
     if (beast::iequals(parser_->get()[bhttp::field::expect], "100-continue")) {
-      continue_ = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
-                                                                       parser_->get().version());
+      continue_ =
+          std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, parser_->get().version());
       arm(limits().write_timeout);
       bhttp::async_write(stream_, *continue_, std::move(after_continue));
       return;

@@ -19,8 +19,7 @@ HttpResponse json_response(int status, const nlohmann::json& body) {
 
 // The embedded YAML contract, as JSON, converted once.
 const std::string& openapi_json() {
-  static const std::string json =
-      yaml_to_json(YAML::Load(std::string(embedded_file("openapi.yaml")))).dump();
+  static const std::string json = yaml_to_json(YAML::Load(std::string(embedded_file("openapi.yaml")))).dump();
   return json;
 }
 
@@ -43,7 +42,10 @@ HttpResponse console_file(std::string_view name, const char* content_type) {
 
 const std::vector<ServiceRoute>& service_routes() {
   static const std::vector<ServiceRoute> routes = {
-      {"/healthz", [](const ApiDependencies&) { return json_response(200, {{"status", "ok"}}); }},
+      {"/healthz",
+       [](const ApiDependencies&) {
+         return json_response(200, {{"status", "ok"}});
+       }},
       {"/readyz",
        [](const ApiDependencies& deps) {
          try {
@@ -53,7 +55,8 @@ const std::vector<ServiceRoute>& service_routes() {
            return json_response(200, {{"status", "ready"}});
          } catch (const std::exception&) {
            HttpResponse res = json_response(
-               503, {{"error", {{"code", "not_ready"}, {"message", "the database is not reachable"}, {"field", nullptr}}}});
+               503,
+               {{"error", {{"code", "not_ready"}, {"message", "the database is not reachable"}, {"field", nullptr}}}});
            res.set_header("Retry-After", "1");
            return res;
          }

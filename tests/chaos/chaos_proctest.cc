@@ -113,16 +113,16 @@ class ChaosTest : public ::testing::Test {
     const long long left = unfinished(dsn);
     {
       auto calm = serve(dsn, "calm");
-      ASSERT_TRUE(eventually([&] { return unfinished(dsn) == 0; }, 180s))
-          << unfinished(dsn) << " sagas unfinished\n"
-          << calm->log();
+      ASSERT_TRUE(eventually([&] { return unfinished(dsn) == 0; }, 180s)) << unfinished(dsn) << " sagas unfinished\n"
+                                                                          << calm->log();
       calm->signal(SIGTERM);
       calm->wait(30s);
     }
     const HistoryReport report = check_history(dsn, definition_);
-    std::cout << "chaos: seed " << seed_ << ", " << faults << " faults injected, " << report.sagas
-              << " sagas checked (" << left << " unfinished when the faults stopped, " << report.compensated_sagas << " compensated), " << report.events << " events, "
-              << report.effects << " effects, " << report.violations.size() << " violations\n";
+    std::cout << "chaos: seed " << seed_ << ", " << faults << " faults injected, " << report.sagas << " sagas checked ("
+              << left << " unfinished when the faults stopped, " << report.compensated_sagas << " compensated), "
+              << report.events << " events, " << report.effects << " effects, " << report.violations.size()
+              << " violations\n";
     EXPECT_EQ(report.sagas, static_cast<long long>(saga_ids_.size()));
     for (std::size_t i = 0; i < std::min<std::size_t>(report.violations.size(), 20); ++i) {
       ADD_FAILURE() << report.violations[i];
@@ -140,8 +140,8 @@ class ChaosTest : public ::testing::Test {
     }
     pqxx::connection conn(dsn);
     pqxx::read_transaction tx(conn);
-    for (const auto& row : tx.exec(
-             "SELECT DISTINCT saga_id::text FROM wsflow.saga_events WHERE kind = 'step_completed' AND step = 'notify'")) {
+    for (const auto& row : tx.exec("SELECT DISTINCT saga_id::text FROM wsflow.saga_events WHERE kind = "
+                                   "'step_completed' AND step = 'notify'")) {
       const std::string saga = row[0].as<std::string>();
       EXPECT_EQ(keys_by_saga[saga], std::set<std::string>{saga + "/notify/"}) << "saga " << saga;
     }
@@ -166,14 +166,16 @@ TEST_F(ChaosTest, TheHistoryCheckerFindsWhatABrokenEngineWouldLeave) {
   pqxx::work tx(conn);
   auto event = [&](const std::string& saga, const std::string& kind, const std::string& step,
                    const std::string& branch = "") {
-    tx.exec_params("INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) VALUES ($1::uuid, $2, $3, $4, "
-                   "'{}')",
-                   saga, kind, step, branch);
+    tx.exec_params(
+        "INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) VALUES ($1::uuid, $2, $3, $4, "
+        "'{}')",
+        saga, kind, step, branch);
   };
   auto effect = [&](const std::string& step, const std::string& branch, bool compensating) {
-    tx.exec_params("INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, compensating) VALUES "
-                   "($1::uuid || '/' || $2 || '/' || $3, $1::uuid, $2, $3, $4)",
-                   broken, step, branch, compensating);
+    tx.exec_params(
+        "INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, compensating) VALUES "
+        "($1::uuid || '/' || $2 || '/' || $3, $1::uuid, $2, $3, $4)",
+        broken, step, branch, compensating);
   };
   event(broken, "step_completed", "reserve");
   effect("reserve", "", false);
@@ -339,10 +341,11 @@ TEST(Failover, CreatesThroughAPlannedFailoverAreNeitherLostNorDoubled) {
   std::atomic<int> done{0};
   std::jthread client([&] {  // joined however the test ends
     for (int i = 0; i < creates; ++i) {
-      const std::string body = json{{"name", "HA " + std::to_string(i)},
-                                    {"owner", {{"user_id", "ha-" + std::to_string(i)},
-                                               {"email", "ha-" + std::to_string(i) + "@example.com"}}}}
-                                   .dump();
+      const std::string body =
+          json{{"name", "HA " + std::to_string(i)},
+               {"owner",
+                {{"user_id", "ha-" + std::to_string(i)}, {"email", "ha-" + std::to_string(i) + "@example.com"}}}}
+              .dump();
       // A careful client: retries a 503 with the same Idempotency-Key.
       for (int attempt = 0; attempt < 200; ++attempt) {
         const Response r = api.post("/v1/workspaces", api.operator_key(), body, "ha-create-" + std::to_string(i));

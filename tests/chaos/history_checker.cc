@@ -43,16 +43,16 @@ HistoryReport check_history(const std::string& dsn, const SagaDefinition& defini
   pqxx::connection conn(dsn);
   pqxx::read_transaction tx(conn);
   std::map<std::string, SagaHistory> sagas;
-  for (const auto& r : tx.exec_params("SELECT id::text, state FROM wsflow.sagas WHERE definition = $1",
-                                      definition.name)) {
+  for (const auto& r :
+       tx.exec_params("SELECT id::text, state FROM wsflow.sagas WHERE definition = $1", definition.name)) {
     sagas[r[0].as<std::string>()].state = r[1].as<std::string>();
   }
   report.sagas = static_cast<long long>(sagas.size());
-  for (const auto& r : tx.exec_params(
-           "SELECT e.saga_id::text, e.id, e.kind, coalesce(e.step, ''), coalesce(e.branch, '') "
-           "FROM wsflow.saga_events e JOIN wsflow.sagas s ON s.id = e.saga_id WHERE s.definition = $1 "
-           "ORDER BY e.id",
-           definition.name)) {
+  for (const auto& r :
+       tx.exec_params("SELECT e.saga_id::text, e.id, e.kind, coalesce(e.step, ''), coalesce(e.branch, '') "
+                      "FROM wsflow.saga_events e JOIN wsflow.sagas s ON s.id = e.saga_id WHERE s.definition = $1 "
+                      "ORDER BY e.id",
+                      definition.name)) {
     SagaHistory& saga = sagas[r[0].as<std::string>()];
     const long long id = r[1].as<long long>();
     const std::string kind = r[2].as<std::string>();
@@ -87,8 +87,7 @@ HistoryReport check_history(const std::string& dsn, const SagaDefinition& defini
       violation(id, "a step event after the terminal event");
     }
     const std::set<std::pair<std::string, std::string>> completed(saga.completed.begin(), saga.completed.end());
-    const std::set<std::pair<std::string, std::string>> compensated(saga.compensated.begin(),
-                                                                     saga.compensated.end());
+    const std::set<std::pair<std::string, std::string>> compensated(saga.compensated.begin(), saga.compensated.end());
     if (completed.size() != saga.completed.size()) violation(id, "a step committed twice");
     if (compensated.size() != saga.compensated.size()) violation(id, "a step compensated twice");
     for (const auto& step : completed) {
@@ -120,8 +119,8 @@ HistoryReport check_history(const std::string& dsn, const SagaDefinition& defini
     // Reverse order: once a step's compensation is recorded, no earlier step's comes before a later one's.
     for (std::size_t i = 1; i < saga.compensated.size(); ++i) {
       if (index_of[saga.compensated[i].first] > index_of[saga.compensated[i - 1].first]) {
-        violation(id, "compensated " + label(saga.compensated[i - 1]) + " before the later " +
-                          label(saga.compensated[i]));
+        violation(id,
+                  "compensated " + label(saga.compensated[i - 1]) + " before the later " + label(saga.compensated[i]));
       }
     }
   }

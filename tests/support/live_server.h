@@ -126,11 +126,11 @@ class Server {
     }
     port_ = free_port();
     if (!faults.empty()) setenv("WSFLOW_TEST_FAULTS", faults.c_str(), 1);
-    std::vector<std::string> args = {"--listen",        "127.0.0.1:" + std::to_string(port_),
-                                     "--poll",          "100ms",
-                                     "--log-format",    "json",
-                                     "--export-dir",    (dir_.path() / "exports").string(),
-                                     "--webhook-url",   webhook_url,
+    std::vector<std::string> args = {"--listen",         "127.0.0.1:" + std::to_string(port_),
+                                     "--poll",           "100ms",
+                                     "--log-format",     "json",
+                                     "--export-dir",     (dir_.path() / "exports").string(),
+                                     "--webhook-url",    webhook_url,
                                      "--webhook-secret", "s3cret"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     process_ = start_serve(dsn_, dir_.path(), "api", dir_.path() / "serve.log", args);
