@@ -236,6 +236,21 @@ TEST_F(Api, IdempotencyKeyReturnsTheFirstResponseAndStartsNothing) {
   EXPECT_EQ(different.body["error"]["field"], "Idempotency-Key");
 }
 
+// The key is claimed in the request's own transaction: a refused request
+// leaves it unused, so the client's corrected retry with the same key runs.
+TEST_F(Api, ARefusedRequestLeavesItsIdempotencyKeyUnused) {
+  const Response refused = api().post("/v1/workspaces", ops(), R"({"name":"Retried"})", "create-retried");
+  ASSERT_EQ(refused.status, 400) << refused.body.dump();
+  const Response retried = api().post(
+      "/v1/workspaces", ops(), R"({"name":"Retried","owner":{"user_id":"r","email":"r@example.com"}})", "create-retried");
+  EXPECT_EQ(retried.status, 202) << retried.body.dump();
+  EXPECT_EQ(retried.headers.count("Idempotent-Replayed"), 0u);
+  // Its saga's webhook deliveries end before the next test counts its own.
+  EXPECT_EQ(api().wait_status(retried.body.value("workspace_id", ""), {"active", "failed"}), "active");
+  EXPECT_EQ(api().scalar("SELECT count(*) FROM wsflow.http_idempotency WHERE key = 'create-retried' AND status = 202"),
+            1);
+}
+
 TEST_F(Api, EveryAuthFailureMode) {
   const std::string a = api().create_workspace("Tenant A", "alice");
   const std::string b = api().create_workspace("Tenant B", "bob");

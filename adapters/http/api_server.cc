@@ -41,41 +41,39 @@ std::string bearer_token(const HttpRequest& req) {
   return header.substr(prefix.size());
 }
 
-// The stored outcome of an earlier request with the same Idempotency-Key, or
-// nullopt after claiming the key for this request.
-std::optional<Reply> claim_idempotency_key(pqxx::connection& conn, const Principal& principal, const std::string& key,
-                                           const std::string& fingerprint) {
-  pqxx::work tx(conn);
+// A POST's Idempotency-Key and what identifies the request it names.
+struct IdempotentRequest {
+  std::string key;
+  std::string fingerprint;  // method, path and the body's SHA-256
+};
+
+// The stored reply of an earlier request with the same key, or nullopt
+// after claiming the key. The claim is made in the handler's own
+// transaction: it commits with the handler's work and its stored reply, or
+// not at all, so a refusal, a lost database connection or a crash leaves the
+// key free for the client's retry. A concurrent request with the same key
+// waits on the claimed row until this transaction ends, then replays it.
+std::optional<Reply> claim_idempotency_key(pqxx::work& tx, const Principal& principal,
+                                           const IdempotentRequest& request) {
   auto inserted = tx.exec_params(
       "INSERT INTO wsflow.http_idempotency (api_key_id, key, fingerprint) VALUES ($1::uuid, $2, $3) "
       "ON CONFLICT DO NOTHING RETURNING 1",
-      principal.key_id, key, fingerprint);
-  if (!inserted.empty()) {
-    tx.commit();
-    return std::nullopt;
-  }
+      principal.key_id, request.key, request.fingerprint);
+  if (!inserted.empty()) return std::nullopt;
   auto row = tx.exec_params(
       "SELECT fingerprint, status, coalesce(body, '') FROM wsflow.http_idempotency "
       "WHERE api_key_id = $1::uuid AND key = $2",
-      principal.key_id, key);
-  if (row[0][0].as<std::string>() != fingerprint) {
+      principal.key_id, request.key);
+  if (row[0][0].as<std::string>() != request.fingerprint) {
     throw ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request",
                    "Idempotency-Key");
   }
   if (row[0][1].is_null()) {
-    // A first request whose process died leaves its claim behind: after a
-    // minute the key may be used again.
-    auto taken = tx.exec_params(
-        "UPDATE wsflow.http_idempotency SET created_at = now() WHERE api_key_id = $1::uuid "
-        "AND key = $2 AND status IS NULL AND created_at < now() - interval '1 minute' "
-        "RETURNING 1",
-        principal.key_id, key);
-    if (!taken.empty()) {
-      tx.commit();
-      return std::nullopt;
-    }
-    throw ApiError(409, "request_in_progress", "a request with this Idempotency-Key is still in progress",
-                   "Idempotency-Key");
+    // A claim without a reply was committed by an older version, which
+    // claimed keys in a transaction of their own: this request takes it over.
+    tx.exec_params("UPDATE wsflow.http_idempotency SET created_at = now() WHERE api_key_id = $1::uuid AND key = $2",
+                   principal.key_id, request.key);
+    return std::nullopt;
   }
   return Reply{row[0][1].as<int>(), nlohmann::json::parse(row[0][2].as<std::string>())};
 }
@@ -94,18 +92,9 @@ nlohmann::json without_secrets(const nlohmann::json& body) {
   return copy;
 }
 
-void finish_idempotency_key(pqxx::connection& conn, const Principal& principal, const std::string& key,
-                            const Reply& reply) {
-  pqxx::work tx(conn);
-  if (reply.status >= 500) {
-    // Nothing was done: let a retry with the same key run again.
-    tx.exec_params("DELETE FROM wsflow.http_idempotency WHERE api_key_id = $1::uuid AND key = $2", principal.key_id,
-                   key);
-  } else {
-    tx.exec_params("UPDATE wsflow.http_idempotency SET status = $3, body = $4 WHERE api_key_id = $1::uuid AND key = $2",
-                   principal.key_id, key, reply.status, json_text(without_secrets(reply.body)));
-  }
-  tx.commit();
+void store_idempotent_reply(pqxx::work& tx, const Principal& principal, const std::string& key, const Reply& reply) {
+  tx.exec_params("UPDATE wsflow.http_idempotency SET status = $3, body = $4 WHERE api_key_id = $1::uuid AND key = $2",
+                 principal.key_id, key, reply.status, json_text(without_secrets(reply.body)));
 }
 
 Reply error_reply(int status, const std::string& code, const std::string& message, const std::string& field = "") {
@@ -143,12 +132,21 @@ HttpResponse file_response(const HttpRequest& req, const FileBody& file) {
   return res;
 }
 
-// Runs the handler in its own transaction, committed when it returns.
+// Runs the handler in its own transaction, committed when it returns, with
+// the Idempotency-Key's claim and stored reply when the request has one.
+// `replayed` says that the reply is an earlier request's.
 Reply handle(const ApiDependencies& deps, const Handler& handler, const Principal& principal, pqxx::connection& conn,
-             const HttpRequest& req) {
+             const HttpRequest& req, const std::optional<IdempotentRequest>& idempotent, bool& replayed) {
   pqxx::work tx(conn);
+  if (idempotent) {
+    if (std::optional<Reply> replay = claim_idempotency_key(tx, principal, *idempotent)) {
+      replayed = true;
+      return *replay;
+    }
+  }
   RequestContext ctx{req, principal, tx, deps};
   Reply reply = handler(ctx);
+  if (idempotent && !reply.file) store_idempotent_reply(tx, principal, idempotent->key, reply);
   tx.commit();
   return reply;
 }
@@ -157,39 +155,34 @@ Reply handle(const ApiDependencies& deps, const Handler& handler, const Principa
 // and turns every failure into the error format.
 HttpResponse serve(const ApiDependencies& deps, const Handler& handler, Auth auth, const HttpRequest& req) {
   Reply reply;
-  std::optional<Principal> principal;
-  std::string idempotency_key;
-  std::optional<pg::ConnectionPool::Lease> conn;
+  bool replayed = false;
   try {
     // Names and ids go to the database as text: bytes that are not UTF-8 stop here.
     bool utf8 = valid_utf8(req.path);
     for (const auto& [name, value] : req.params) utf8 = utf8 && valid_utf8(name) && valid_utf8(value);
     if (!utf8) throw ApiError(400, "invalid_path", "the path or query string is not valid UTF-8");
-    conn.emplace(deps.db.acquire());
+    pg::ConnectionPool::Lease conn = deps.db.acquire();
     if (auth == Auth::kInvitationToken) {
-      reply = handle(deps, handler, Principal{}, **conn, req);  // the handler checks the token
+      reply = handle(deps, handler, Principal{}, *conn, req, std::nullopt, replayed);  // the handler checks the token
     } else {
+      std::optional<Principal> principal;
       {
-        pqxx::work tx(**conn);
+        pqxx::work tx(*conn);
         principal = authenticate(tx, bearer_token(req));
         tx.commit();
       }
       if (!principal) {
         throw ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)");
       }
+      std::optional<IdempotentRequest> idempotent;
       if (req.method == "POST" && req.has_header("Idempotency-Key")) {
-        idempotency_key = req.get_header_value("Idempotency-Key");
-        if (idempotency_key.empty() || idempotency_key.size() > 200) {
+        const std::string key = req.get_header_value("Idempotency-Key");
+        if (key.empty() || key.size() > 200) {
           throw ApiError(400, "invalid_header", "Idempotency-Key must be 1 to 200 characters", "Idempotency-Key");
         }
-        const std::string fingerprint = req.method + " " + req.path + " " + sha256_hex(req.body);
-        if (auto replay = claim_idempotency_key(**conn, *principal, idempotency_key, fingerprint)) {
-          HttpResponse res = json_response(replay->status, replay->body);
-          res.set_header("Idempotent-Replayed", "true");
-          return res;
-        }
+        idempotent = IdempotentRequest{key, req.method + " " + req.path + " " + sha256_hex(req.body)};
       }
-      reply = handle(deps, handler, *principal, **conn, req);
+      reply = handle(deps, handler, *principal, *conn, req, idempotent, replayed);
     }
   } catch (const ApiError& e) {
     reply = error_reply(e.status, e.code, e.what(), e.field);
@@ -217,13 +210,6 @@ HttpResponse serve(const ApiDependencies& deps, const Handler& handler, Auth aut
   } catch (const std::exception& e) {
     reply = internal_error(req, e);
   }
-  if (!idempotency_key.empty() && principal && conn) {
-    try {
-      finish_idempotency_key(**conn, *principal, idempotency_key, reply);
-    } catch (const std::exception& e) {
-      log_error(std::string("recording an idempotent response failed: ") + e.what());
-    }
-  }
   HttpResponse res;
   if (reply.file) {
     res = file_response(req, *reply.file);
@@ -235,6 +221,7 @@ HttpResponse serve(const ApiDependencies& deps, const Handler& handler, Auth aut
     res = json_response(reply.status, reply.body);
   }
   if (reply.status == 503) res.set_header("Retry-After", "1");
+  if (replayed) res.set_header("Idempotent-Replayed", "true");
   return res;
 }
 
