@@ -195,6 +195,14 @@ HttpResponse serve(const ApiDependencies& deps, const Handler& handler, Auth aut
     reply = error_reply(409, "invalid_transition", e.what());
   } catch (const pqxx::broken_connection& e) {
     reply = unavailable(req, e);
+  } catch (const pqxx::in_doubt_error& e) {
+    // The connection broke during COMMIT (a failover): whether the request
+    // took effect is unknown. Its Idempotency-Key commits with its work, so
+    // a retry with the same key either replays it or runs it: safe both ways.
+    reply = unavailable(req, e);
+    reply.body["error"]["message"] =
+        "the database connection was lost while committing: the request may or may not have taken effect; retry it "
+        "with the same Idempotency-Key";
   } catch (const pqxx::sql_error& e) {
     // 25006: the database is read-only (a standby during a failover); 57P0x: it is shutting down;
     // class 22: a value the database refused (a check a handler missed: still the client's input).

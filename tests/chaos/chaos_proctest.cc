@@ -204,9 +204,9 @@ TEST_F(ChaosTest, TheHistoryCheckerFindsWhatABrokenEngineWouldLeave) {
 
 TEST_F(ChaosTest, KillDashNineAtRandomMomentsLosesAndDoublesNothing) {
   const std::string dsn = fresh_database();
-  const int rounds = soak() ? 50 : 6;
-  start_sagas(dsn, soak() ? 400 : 120);
-  std::uniform_int_distribution<int> lifetime_ms(200, 1500);
+  const int rounds = soak() ? 50 : 8;
+  start_sagas(dsn, soak() ? 1000 : 300);
+  std::uniform_int_distribution<int> lifetime_ms(100, 900);
   for (int round = 0; round < rounds; ++round) {
     auto victim = serve(dsn, "victim-" + std::to_string(round));
     std::this_thread::sleep_for(std::chrono::milliseconds(lifetime_ms(rng_)));
