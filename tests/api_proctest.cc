@@ -241,8 +241,9 @@ TEST_F(Api, IdempotencyKeyReturnsTheFirstResponseAndStartsNothing) {
 TEST_F(Api, ARefusedRequestLeavesItsIdempotencyKeyUnused) {
   const Response refused = api().post("/v1/workspaces", ops(), R"({"name":"Retried"})", "create-retried");
   ASSERT_EQ(refused.status, 400) << refused.body.dump();
-  const Response retried = api().post(
-      "/v1/workspaces", ops(), R"({"name":"Retried","owner":{"user_id":"r","email":"r@example.com"}})", "create-retried");
+  const Response retried =
+      api().post("/v1/workspaces", ops(), R"({"name":"Retried","owner":{"user_id":"r","email":"r@example.com"}})",
+                 "create-retried");
   EXPECT_EQ(retried.status, 202) << retried.body.dump();
   EXPECT_EQ(retried.headers.count("Idempotent-Replayed"), 0u);
   // Its saga's webhook deliveries end before the next test counts its own.

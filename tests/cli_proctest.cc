@@ -140,7 +140,8 @@ TEST_F(CliTest, RepairsAreAuditedWithTheKeyAndNeedARepairScope) {
   EXPECT_EQ(bulk["touched"], 1);
   const json events = api().get("/v1/sagas/" + id + "/events?limit=100", ops()).body["data"];
   bool linked = false;
-  for (const auto& e : events) linked = linked || (e["kind"] == "operator_resume" && e["detail"]["bulk_id"] == bulk["bulk_id"]);
+  for (const auto& e : events)
+    linked = linked || (e["kind"] == "operator_resume" && e["detail"]["bulk_id"] == bulk["bulk_id"]);
   EXPECT_TRUE(linked) << events.dump();
   EXPECT_EQ(wait_saga_state(id, {"waiting"}), "waiting");  // back to its window, due time kept
   // The timeline shows who did what.
@@ -158,7 +159,8 @@ TEST_F(CliTest, TheListSaysWhySagasAreStuck) {
   EXPECT_TRUE(listed[0]["stuck"].is_null());
   api().scalar(
       "UPDATE wsflow.sagas SET state = 'running', lease_owner = 'gone/1', lease_token = gen_random_uuid(), "
-      "lease_until = now() - interval '1 hour' WHERE workspace_id = '" + ws + "' RETURNING 1");
+      "lease_until = now() - interval '1 hour' WHERE workspace_id = '" +
+      ws + "' RETURNING 1");
   const json stuck = api().get("/v1/sagas?stuck=true&reason=lease_expired&workspace_id=" + ws, ops()).body;
   ASSERT_EQ(stuck["data"].size(), 1u) << stuck.dump();
   EXPECT_EQ(stuck["data"][0]["stuck"]["detail"]["lease_owner"], "gone/1");

@@ -21,9 +21,9 @@ TEST(Console, AnOperatorFindsAStuckSagaRetriesItAndWatchesItComplete) {
   }
   HookReceiver hooks;
   Server api("provision:prod:hang_once:20s", hooks.url(), "2s", "7d", {"--stuck-after", "1s"});
-  const Response created = api.post(
-      "/v1/workspaces", api.operator_key(),
-      R"({"name":"Hung Prod","plan":"pro","owner":{"user_id":"u1","email":"u1@example.com"}})");
+  const Response created =
+      api.post("/v1/workspaces", api.operator_key(),
+               R"({"name":"Hung Prod","plan":"pro","owner":{"user_id":"u1","email":"u1@example.com"}})");
   ASSERT_EQ(created.status, 202) << created.body.dump();
   const std::string saga = created.body["saga_id"];
   bool stuck = false;
@@ -36,9 +36,8 @@ TEST(Console, AnOperatorFindsAStuckSagaRetriesItAndWatchesItComplete) {
   const std::filesystem::path shots = std::filesystem::temp_directory_path() / ("wsflow-console-" + saga);
   std::filesystem::create_directories(shots);
   setenv("WSFLOW_TOOLS", tools.c_str(), 1);
-  const Output browser =
-      run_command({"node", std::string(WSFLOW_SOURCE_DIR) + "/tests/console/stuck_saga_retry.mjs",
-                   api.url(), api.operator_key(), saga, shots.string()});
+  const Output browser = run_command({"node", std::string(WSFLOW_SOURCE_DIR) + "/tests/console/stuck_saga_retry.mjs",
+                                      api.url(), api.operator_key(), saga, shots.string()});
   std::cout << browser.text << "screenshots: " << shots.string() << "\n";
   ASSERT_EQ(browser.status, 0) << browser.text << api.log();
   EXPECT_EQ(api.get("/v1/sagas/" + saga, api.operator_key()).body["state"], "completed");

@@ -16,9 +16,11 @@ namespace wsflow {
 namespace {
 
 TEST(FuzzCorpus, EveryCommittedInputPassesItsTarget) {
-  const std::map<std::string, std::function<void(std::string_view)>> targets = {
-      {"definition", fuzz::definition}, {"machine", fuzz::machine},     {"schedule", fuzz::schedule},
-      {"cron", fuzz::cron},             {"json_body", fuzz::json_body}};
+  const std::map<std::string, std::function<void(std::string_view)>> targets = {{"definition", fuzz::definition},
+                                                                                {"machine", fuzz::machine},
+                                                                                {"schedule", fuzz::schedule},
+                                                                                {"cron", fuzz::cron},
+                                                                                {"json_body", fuzz::json_body}};
   const std::filesystem::path corpus = std::filesystem::path(WSFLOW_SOURCE_DIR) / "tests/fuzz/corpus";
   int replayed = 0;
   for (const auto& [name, run] : targets) {

@@ -99,7 +99,8 @@ TEST(OpenApi, TheServedDocumentIsTheRepositorysFile) {
 
 TEST(OpenApi, RedoclyLintsItClean) {
   const std::filesystem::path redocly = kSource / ".tools/node_modules/.bin/redocly";
-  ASSERT_TRUE(std::filesystem::exists(redocly)) << redocly << " is missing: run scripts/setup (it installs the npm tools)";
+  ASSERT_TRUE(std::filesystem::exists(redocly))
+      << redocly << " is missing: run scripts/setup (it installs the npm tools)";
   const testing::Output out =
       testing::run_command({redocly.string(), "lint", (kSource / "adapters/http/openapi.yaml").string(), "--config",
                             (kSource / "adapters/http/redocly.yaml").string(), "--format=stylish"});

@@ -163,7 +163,8 @@ steps:
 }
 
 TEST_F(OperatorTest, ARunnableSagaNoEngineClaimsIsUnclaimed) {
-  const std::string id = start(definition("saga: t.nobody\nversion: 1\nsteps:\n  - name: one\n    action: testing.succeed\n"));
+  const std::string id =
+      start(definition("saga: t.nobody\nversion: 1\nsteps:\n  - name: one\n    action: testing.succeed\n"));
   const nlohmann::json stuck = wait_stuck(id, "unclaimed");
   EXPECT_EQ(stuck["detail"]["state"], "pending");
   EXPECT_TRUE(listed_as(id, "unclaimed"));
@@ -174,7 +175,8 @@ TEST_F(OperatorTest, ARunnableSagaNoEngineClaimsIsUnclaimed) {
 }
 
 TEST_F(OperatorTest, ALeaseItsEngineStoppedRenewingIsLeaseExpired) {
-  const std::string id = start(definition("saga: t.orphan\nversion: 1\nsteps:\n  - name: one\n    action: testing.succeed\n"));
+  const std::string id =
+      start(definition("saga: t.orphan\nversion: 1\nsteps:\n  - name: one\n    action: testing.succeed\n"));
   // An engine claims the saga and dies before doing anything (kill -9 leaves exactly this).
   const auto claims = client_.claim("dead-engine", Millis(100), 10);
   ASSERT_EQ(claims.size(), 1u);
@@ -368,7 +370,7 @@ steps:
   const auto retried = in_tx([&](pqxx::work& tx) { return pg::retry_saga(tx, id, kOperator, false); });
   EXPECT_EQ(retried.body["retried_steps"], nlohmann::json::array({"wait_for_fix"}));
   ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
-  std::this_thread::sleep_for(3500ms);  // the old holder wakes from its backoff: its commit is refused
+  std::this_thread::sleep_for(3500ms);          // the old holder wakes from its backoff: its commit is refused
   EXPECT_EQ(client_.steps(id)[0].attempts, 1);  // a fresh budget: one attempt after the reset
   EXPECT_EQ(effects(id, "write"), 1);
   EXPECT_TRUE(has(event_kinds(id), "operator_retry"));
@@ -485,7 +487,8 @@ steps:
 
 TEST_F(OperatorTest, RepairsTheLifecycleForbidsAreRefusedWithTheAllowedActions) {
   EngineHarness engine(dsn_);
-  const std::string id = start(definition("saga: t.done\nversion: 1\nsteps:\n  - name: one\n    action: testing.succeed\n"));
+  const std::string id =
+      start(definition("saga: t.done\nversion: 1\nsteps:\n  - name: one\n    action: testing.succeed\n"));
   ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
   for (auto repair : std::vector<std::function<void(pqxx::work&)>>{
            [&](pqxx::work& tx) { pg::pause_saga(tx, id, kOperator); },

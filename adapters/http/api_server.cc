@@ -1,7 +1,5 @@
 #include "adapters/http/api_server.h"
 
-#include <filesystem>
-#include <fstream>
 #include <pqxx/pqxx>
 #include <regex>
 

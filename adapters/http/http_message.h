@@ -45,7 +45,7 @@ struct FileBody {
 struct HttpResponse {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;  // besides Content-Type and Content-Length
-  std::string content_type = "application/json";
+  std::string content_type = "application/json";             // empty: no Content-Type (a 304)
   std::string body;
   std::optional<FileBody> file;  // when set, sent instead of `body`
 

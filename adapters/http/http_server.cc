@@ -61,11 +61,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Too many connections: a 503, then close.
   void reject() {
-    const HttpResponse response =
+    HttpResponse response =
         server_.handlers.error(503, "too_many_connections", "the server has too many open connections; retry shortly");
-    HttpResponse with_retry = response;
-    with_retry.set_header("Retry-After", "1");
-    send(std::move(with_retry), false, kRejectDeadline);
+    response.set_header("Retry-After", "1");
+    send(std::move(response), false, kRejectDeadline);
   }
 
  private:
@@ -198,7 +197,7 @@ class Session : public std::enable_shared_from_this<Session> {
     message->result(static_cast<unsigned>(response.status));
     message->version(11);
     for (auto& [name, value] : response.headers) message->insert(name, value);
-    message->set(bhttp::field::content_type, response.content_type);
+    if (!response.content_type.empty()) message->set(bhttp::field::content_type, response.content_type);
     message->body() = std::move(response.body);
     message->keep_alive(keep_alive);
     message->prepare_payload();

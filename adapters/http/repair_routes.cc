@@ -61,7 +61,8 @@ Handler repair_route(const char* action, std::initializer_list<const char*> fiel
 // An optional JSON-object field (400 naming it when it is something else).
 std::optional<nlohmann::json> object_field(const nlohmann::json& body, const char* field) {
   if (!body.contains(field)) return std::nullopt;
-  if (!body[field].is_object()) throw ApiError(400, "invalid_field", std::string("'") + field + "' must be an object", field);
+  if (!body[field].is_object())
+    throw ApiError(400, "invalid_field", std::string("'") + field + "' must be an object", field);
   return body[field];
 }
 
@@ -146,7 +147,9 @@ Reply bulk_repair(RequestContext& ctx) {
                        {"stuck", saga["stuck"]},
                        {"allowed", std::find(allowed.begin(), allowed.end(), action) != allowed.end()}});
     }
-    return {200, {{"dry_run", true}, {"action", action}, {"would_touch", would}, {"next_cursor", matching.body["next_cursor"]}}};
+    return {
+        200,
+        {{"dry_run", true}, {"action", action}, {"would_touch", would}, {"next_cursor", matching.body["next_cursor"]}}};
   }
   pg::BulkRequest request;
   request.action = action;
@@ -157,9 +160,8 @@ Reply bulk_repair(RequestContext& ctx) {
   request.confirm = bool_field(body, "confirm").value_or(false);
   if (body.contains("canary")) request.canary = canary_of(body["canary"]);
   auto canary = ctx.deps.definitions.find("operators.bulk_canary");
-  nlohmann::json result = pg::run_bulk(ctx.tx, request,
-                                       canary == ctx.deps.definitions.end() ? nullptr : &canary->second,
-                                       sagas::audit_repair);
+  nlohmann::json result = pg::run_bulk(
+      ctx.tx, request, canary == ctx.deps.definitions.end() ? nullptr : &canary->second, sagas::audit_repair);
   result["next_cursor"] = matching.body["next_cursor"];
   return {202, std::move(result)};
 }
@@ -180,41 +182,45 @@ void add_repair_routes(const RouteAdder& add) {
   using Ctx = RequestContext;
   using Args = RepairArgs;
   add("POST", R"(/v1/sagas/([^/]+)/pause)",
-      repair_route("pause", {}, [](Ctx& c, const std::string& id, const Args& a) {
-        return pg::pause_saga(c.tx, id, a.by);
-      }),
+      repair_route("pause", {},
+                   [](Ctx& c, const std::string& id, const Args& a) { return pg::pause_saga(c.tx, id, a.by); }),
       Auth::kApiKey);
   add("POST", R"(/v1/sagas/([^/]+)/resume)",
-      repair_route("resume", {}, [](Ctx& c, const std::string& id, const Args& a) {
-        return pg::resume_saga(c.tx, id, a.by);
-      }),
+      repair_route("resume", {},
+                   [](Ctx& c, const std::string& id, const Args& a) { return pg::resume_saga(c.tx, id, a.by); }),
       Auth::kApiKey);
   add("POST", R"(/v1/sagas/([^/]+)/retry)",
-      repair_route("retry", {}, [](Ctx& c, const std::string& id, const Args& a) {
-        return pg::retry_saga(c.tx, id, a.by, a.confirm);
-      }),
+      repair_route(
+          "retry", {},
+          [](Ctx& c, const std::string& id, const Args& a) { return pg::retry_saga(c.tx, id, a.by, a.confirm); }),
       Auth::kApiKey);
   add("POST", R"(/v1/sagas/([^/]+)/skip)",
-      repair_route("skip", {"step", "branch", "output", "context"}, [](Ctx& c, const std::string& id, const Args& a) {
-        return pg::skip_step(c.tx, id, a.by, skip_request(a.body));
-      }),
+      repair_route("skip", {"step", "branch", "output", "context"},
+                   [](Ctx& c, const std::string& id, const Args& a) {
+                     return pg::skip_step(c.tx, id, a.by, skip_request(a.body));
+                   }),
       Auth::kApiKey);
   add("POST", R"(/v1/sagas/([^/]+)/cancel)",
-      repair_route("cancel", {"from_step", "dry_run"}, [](Ctx& c, const std::string& id, const Args& a) {
-        return pg::cancel_saga(c.tx, id, a.by, string_field(a.body, "from_step", 200, false).value_or(""),
-                               bool_field(a.body, "dry_run").value_or(false));
-      }),
+      repair_route("cancel", {"from_step", "dry_run"},
+                   [](Ctx& c, const std::string& id, const Args& a) {
+                     return pg::cancel_saga(c.tx, id, a.by, string_field(a.body, "from_step", 200, false).value_or(""),
+                                            bool_field(a.body, "dry_run").value_or(false));
+                   }),
       Auth::kApiKey);
   add("POST", R"(/v1/sagas/([^/]+)/resolve)",
-      repair_route("resolve", {"evidence"}, [](Ctx& c, const std::string& id, const Args& a) {
-        return pg::resolve_saga(c.tx, id, a.by, string_field(a.body, "evidence", 2000, false).value_or(""));
-      }),
+      repair_route("resolve", {"evidence"},
+                   [](Ctx& c, const std::string& id, const Args& a) {
+                     return pg::resolve_saga(c.tx, id, a.by,
+                                             string_field(a.body, "evidence", 2000, false).value_or(""));
+                   }),
       Auth::kApiKey);
   add("POST", R"(/v1/sagas/([^/]+)/rerun)",
-      repair_route("rerun", {"step", "input", "step_input"}, [](Ctx& c, const std::string& id, const Args& a) {
-        return pg::rerun_from(c.tx, id, a.by, *string_field(a.body, "step", 200, true), object_field(a.body, "input"),
-                              object_field(a.body, "step_input"), a.confirm);
-      }),
+      repair_route("rerun", {"step", "input", "step_input"},
+                   [](Ctx& c, const std::string& id, const Args& a) {
+                     return pg::rerun_from(c.tx, id, a.by, *string_field(a.body, "step", 200, true),
+                                           object_field(a.body, "input"), object_field(a.body, "step_input"),
+                                           a.confirm);
+                   }),
       Auth::kApiKey);
 }
 

@@ -3,7 +3,9 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <pqxx/pqxx>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -161,6 +163,22 @@ int AutoFailoverCluster::primary_port() const {
 void AutoFailoverCluster::perform_failover() {
   const Output out = run_command(autoctl({"perform", "failover", "--pgdata", (root_ / "node1").string()}));
   if (out.status != 0) throw std::runtime_error("pg_autoctl perform failover failed:\n" + out.text + logs());
+}
+
+void AutoFailoverCluster::kill_primary() {
+  const int port = primary_port();
+  if (port == 0) throw std::runtime_error("pg_auto_failover: no primary to kill\n" + logs());
+  const std::size_t index =
+      static_cast<std::size_t>(std::find(node_ports_.begin(), node_ports_.end(), port) - node_ports_.begin());
+  const std::string pgdata = (root_ / ("node" + std::to_string(index + 1))).string();
+  // The keeper first (its supervisor and the services it started), so that nothing restarts postgres.
+  const Output supervisor = run_command({"pgrep", "-f", "pg_autoctl create postgres .*--pgdata " + pgdata + " "});
+  std::istringstream pids(supervisor.text);
+  for (std::string pid; pids >> pid;) {
+    run_command({"pkill", "-9", "-P", pid});
+    run_command({"kill", "-9", pid});
+  }
+  run_command({"pkill", "-9", "-f", "postgres -D " + pgdata + " "});
 }
 
 std::string AutoFailoverCluster::logs() const {

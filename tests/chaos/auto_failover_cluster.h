@@ -36,6 +36,10 @@ class AutoFailoverCluster {
   // promoted and the old primary rejoins as the new secondary. Returns when
   // pg_autoctl reports it done.
   void perform_failover();
+  // The primary dies outright: its pg_autoctl keeper and its postgres are
+  // killed with SIGKILL. The monitor notices after its health checks fail
+  // (tens of seconds) and promotes the secondary.
+  void kill_primary();
   std::string logs() const;
 
  private:

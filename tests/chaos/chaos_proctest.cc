@@ -321,21 +321,14 @@ TEST_F(ChaosTest, ThreeProcessesRaceAndOneIsFrozenPastItsLease) {
   finish_and_check(dsn, freezes);
 }
 
-// A real failover engine: wsflow on a pg_auto_failover formation through
-// its multi-host URL, creating workspaces through the API while the
-// primary is failed over. Every request gets a 2xx or a 503 (never a 500),
-// and afterwards every workspace exists exactly once and is active.
-TEST(Failover, CreatesThroughAPlannedFailoverAreNeitherLostNorDoubled) {
-  if (!AutoFailoverCluster::available()) {
-    GTEST_SKIP() << "pg_auto_failover is not installed (postgresql-15-auto-failover and pg-auto-failover-cli; "
-                    "scripts/setup installs them)";
-  }
-  TempDir root;
-  AutoFailoverCluster ha(root.path() / "ha", "wsf");
+// Creates `creates` workspaces through the API as a careful client would
+// (a 503 is retried with the same Idempotency-Key), while `fault` runs once a
+// quarter of them are done; then checks that every request got a 202 or a
+// 503 (never a 500) and that every workspace exists exactly once, active.
+void create_through(AutoFailoverCluster& ha, int creates, const std::function<void()>& fault) {
   const int first_primary = ha.primary_port();
   HookReceiver hooks;
   Server api("", hooks.url(), "2s", "7d", {}, ha.url());
-  const int creates = soak() ? 200 : 40;
   std::map<int, int> statuses;  // every answer the client saw, by status
   std::set<std::string> workspace_ids;
   std::atomic<int> done{0};
@@ -346,8 +339,7 @@ TEST(Failover, CreatesThroughAPlannedFailoverAreNeitherLostNorDoubled) {
                {"owner",
                 {{"user_id", "ha-" + std::to_string(i)}, {"email", "ha-" + std::to_string(i) + "@example.com"}}}}
               .dump();
-      // A careful client: retries a 503 with the same Idempotency-Key.
-      for (int attempt = 0; attempt < 200; ++attempt) {
+      for (int attempt = 0; attempt < 1200; ++attempt) {  // up to about two minutes
         const Response r = api.post("/v1/workspaces", api.operator_key(), body, "ha-create-" + std::to_string(i));
         ++statuses[r.status];
         if (r.status == 202) {
@@ -361,7 +353,7 @@ TEST(Failover, CreatesThroughAPlannedFailoverAreNeitherLostNorDoubled) {
     }
   });
   while (done < creates / 4) std::this_thread::sleep_for(20ms);
-  ha.perform_failover();
+  fault();
   client.join();
   EXPECT_NE(ha.primary_port(), first_primary) << "the failover did not happen";
   std::string seen;
@@ -377,6 +369,30 @@ TEST(Failover, CreatesThroughAPlannedFailoverAreNeitherLostNorDoubled) {
   EXPECT_EQ(api.scalar("SELECT count(*) FROM wsflow.workspaces"), creates) << "a workspace was lost or doubled";
   EXPECT_EQ(api.scalar("SELECT count(DISTINCT name) FROM wsflow.workspaces"), creates);
   EXPECT_EQ(api.get("/readyz", "").status, 200);
+}
+
+constexpr const char* kNoAutoFailover =
+    "pg_auto_failover is not installed (postgresql-15-auto-failover and pg-auto-failover-cli; scripts/setup "
+    "installs them)";
+
+// A real failover engine: wsflow on a pg_auto_failover formation through
+// its multi-host URL, creating workspaces while the primary is failed over.
+TEST(Failover, CreatesThroughAPlannedFailoverAreNeitherLostNorDoubled) {
+  if (!AutoFailoverCluster::available()) GTEST_SKIP() << kNoAutoFailover;
+  TempDir root;
+  AutoFailoverCluster ha(root.path() / "ha", "wsf");
+  create_through(ha, soak() ? 200 : 40, [&] { ha.perform_failover(); });
+}
+
+// The primary's machine dies: its keeper and postgres are killed outright,
+// and the monitor takes tens of seconds to promote the secondary, so this
+// runs in the soak tier only.
+TEST(Failover, CreatesThroughAPrimaryKilledOutrightAreNeitherLostNorDoubled) {
+  if (!AutoFailoverCluster::available()) GTEST_SKIP() << kNoAutoFailover;
+  if (!soak()) GTEST_SKIP() << "soak tier only (WSFLOW_CHAOS_SOAK=1): the monitor needs tens of seconds to notice";
+  TempDir root;
+  AutoFailoverCluster ha(root.path() / "ha", "wsf");
+  create_through(ha, 40, [&] { ha.kill_primary(); });
 }
 
 }  // namespace
