@@ -175,7 +175,7 @@ void AutoFailoverCluster::kill_primary() {
   const Output supervisor = run_command({"pgrep", "-f", "pg_autoctl create postgres .*--pgdata " + pgdata + " "});
   std::istringstream pids(supervisor.text);
   for (std::string pid; pids >> pid;) {
-    run_command({"pkill", "-9", "-P", pid});
+    run_command({"kill", "-9", "--", "-" + pid});  // the keeper leads the process group of its services
     run_command({"kill", "-9", pid});
   }
   run_command({"pkill", "-9", "-f", "postgres -D " + pgdata + " "});
