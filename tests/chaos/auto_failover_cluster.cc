@@ -1,10 +1,12 @@
 #include "tests/chaos/auto_failover_cluster.h"
 
 #include <pwd.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <pqxx/pqxx>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -98,6 +100,8 @@ AutoFailoverCluster::AutoFailoverCluster(const std::filesystem::path& root, cons
     }
   }
   wait_for_streaming();
+  for (const char* node : {"monitor", "node1", "node2"})
+    groups_[(root_ / node).string()] = process_groups(root_ / node);
 }
 
 AutoFailoverCluster::~AutoFailoverCluster() {
@@ -109,6 +113,8 @@ AutoFailoverCluster::~AutoFailoverCluster() {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     process->wait(std::max(left, std::chrono::milliseconds(1)));
   }
+  // Whatever did not stop (a node whose keeper was killed leaves services behind) goes now.
+  for (const char* node : {"node2", "node1", "monitor"}) kill_node(root_ / node);
 }
 
 // The secondary's base backup waits for a spread checkpoint on the primary
@@ -170,15 +176,29 @@ void AutoFailoverCluster::kill_primary() {
   if (port == 0) throw std::runtime_error("pg_auto_failover: no primary to kill\n" + logs());
   const std::size_t index =
       static_cast<std::size_t>(std::find(node_ports_.begin(), node_ports_.end(), port) - node_ports_.begin());
-  const std::string pgdata = (root_ / ("node" + std::to_string(index + 1))).string();
-  // The keeper first (its supervisor and the services it started), so that nothing restarts postgres.
-  const Output supervisor = run_command({"pgrep", "-f", "pg_autoctl create postgres .*--pgdata " + pgdata + " "});
-  std::istringstream pids(supervisor.text);
-  for (std::string pid; pids >> pid;) {
-    run_command({"kill", "-9", "--", "-" + pid});  // the keeper leads the process group of its services
-    run_command({"kill", "-9", pid});
+  kill_node(root_ / ("node" + std::to_string(index + 1)));
+}
+
+// The process groups of the node at `pgdata`: its pg_autoctl's, which the
+// services it supervises (and their postgres) belong to.
+std::set<pid_t> AutoFailoverCluster::process_groups(const std::filesystem::path& pgdata) {
+  std::set<pid_t> groups;
+  std::istringstream pids(run_command({"pgrep", "-f", "--", "--pgdata " + pgdata.string() + " "}).text);
+  for (pid_t pid = 0; pids >> pid;) {
+    std::istringstream group(run_command({"ps", "-o", "pgid=", "-p", std::to_string(pid)}).text);
+    if (pid_t pgid = 0; group >> pgid && pgid != getpgrp()) groups.insert(pgid);
   }
-  run_command({"pkill", "-9", "-f", "postgres -D " + pgdata + " "});
+  return groups;
+}
+
+// SIGKILL to every process of the node at `pgdata`: the process groups seen
+// when the formation came up and now (a keeper would restart a killed
+// service, a killed keeper's services linger), and its postgres.
+void AutoFailoverCluster::kill_node(const std::filesystem::path& pgdata) {
+  std::set<pid_t> groups = groups_[pgdata.string()];
+  for (pid_t pgid : process_groups(pgdata)) groups.insert(pgid);
+  for (pid_t pgid : groups) kill(-pgid, SIGKILL);
+  run_command({"pkill", "-9", "-f", "postgres -D " + pgdata.string() + " "});
 }
 
 std::string AutoFailoverCluster::logs() const {

@@ -5,8 +5,12 @@
 // `postgres` user when the test runs as root, as Postgres refuses root).
 // The destructor stops all three.
 
+#include <sys/types.h>
+
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,6 +49,8 @@ class AutoFailoverCluster {
  private:
   std::vector<std::string> autoctl(std::vector<std::string> args) const;
   void wait_for_streaming();
+  static std::set<pid_t> process_groups(const std::filesystem::path& pgdata);
+  void kill_node(const std::filesystem::path& pgdata);
   std::string monitor_dsn() const;
 
   std::filesystem::path root_;
@@ -52,6 +58,7 @@ class AutoFailoverCluster {
   int monitor_port_ = 0;
   std::vector<int> node_ports_;
   std::vector<std::unique_ptr<Process>> processes_;
+  std::map<std::string, std::set<pid_t>> groups_;  // by pgdata, once the formation is up
 };
 
 }  // namespace wsflow::testing
