@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <functional>
+
 #include "bench/hostile_clients.h"
 #include "tests/support/live_server.h"
 
@@ -33,33 +35,15 @@ class Socket {
   }
   // Reads until `needle` has arrived (true) or the server closes or 10 s pass (false).
   bool read_until(const std::string& needle) {
-    char buffer[4096];
-    while (received_.find(needle) == std::string::npos) {
-      const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
-      if (n <= 0) return false;
-      received_.append(buffer, static_cast<std::size_t>(n));
-    }
-    return true;
+    return read_while([&] { return received_.find(needle) == std::string::npos; });
   }
   // Reads until `status_line` has arrived `n` times.
   bool read_count(const std::string& status_line, int n) {
-    char buffer[4096];
-    while (responses(status_line) < n) {
-      const ssize_t got = recv(fd_, buffer, sizeof buffer, 0);
-      if (got <= 0) return false;
-      received_.append(buffer, static_cast<std::size_t>(got));
-    }
-    return true;
+    return read_while([&] { return responses(status_line) < n; });
   }
   // Reads until the server closes; true when it did within 10 s.
   bool read_to_close() {
-    char buffer[4096];
-    for (;;) {
-      const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
-      if (n == 0) return true;
-      if (n < 0) return false;
-      received_.append(buffer, static_cast<std::size_t>(n));
-    }
+    return !read_while([] { return true; }) && closed_;
   }
   const std::string& received() const { return received_; }
   int responses(const std::string& status_line) const {
@@ -71,7 +55,21 @@ class Socket {
  private:
   int fd_;
   bool connected_ = false;
+  // Reads while `more()`: true once it is false, false when the server
+  // closed (closed_) or 10 s passed first.
+  bool read_while(const std::function<bool()>& more) {
+    char buffer[4096];
+    while (more()) {
+      const ssize_t n = recv(fd_, buffer, sizeof buffer, 0);
+      closed_ = n == 0;
+      if (n <= 0) return false;
+      received_.append(buffer, static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
   std::string received_;
+  bool closed_ = false;
 };
 
 int port_of(Server& server) { return std::stoi(server.url().substr(server.url().rfind(':') + 1)); }
