@@ -35,8 +35,9 @@ class HostileClients {
   // error) so far; each is replaced by a new one at the next tick, as an
   // attacker would.
   long idle_or_trickling_closed() const { return reopened_.load(); }
-  // Responses the kept-alive connections received, and how many of those
-  // connections the server closed.
+  // Ticks at which a kept-alive connection had its answer waiting (one per
+  // request while the server keeps up), and how many of those connections
+  // the server closed.
   long keep_alive_responses() const { return keep_alive_responses_.load(); }
   int keep_alive_closed() const { return keep_alive_closed_count_.load(); }
 
