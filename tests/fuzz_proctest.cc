@@ -165,13 +165,6 @@ std::string concrete_path(Rng& rng, const std::string& pattern, const std::vecto
   });
 }
 
-bool carries_internal_text(const std::string& text) {
-  for (const char* marker : {"json.exception", "pqxx", "ERROR:  ", "std::", "what()", "terminate", "SQLSTATE"}) {
-    if (text.find(marker) != std::string::npos) return true;
-  }
-  return false;
-}
-
 // One raw request over a fresh TCP connection; the status code of the
 // answer, or 0 when the server closed without answering.
 int raw_request(int port, const std::string& bytes, std::string* answer = nullptr) {

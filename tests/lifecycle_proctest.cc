@@ -13,21 +13,12 @@ namespace wsflow {
 namespace {
 
 using testing::as_role;
+using testing::eventually;
 using testing::HookReceiver;
 using testing::Response;
 using testing::Server;
 using json = nlohmann::json;
 using namespace std::chrono_literals;
-
-// Polls `probe` until it returns true or `timeout` passes.
-bool eventually(const std::function<bool()>& probe, std::chrono::milliseconds timeout = 30s) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    if (probe()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return probe();
-}
 
 // name -> status of the workspace's environments.
 std::map<std::string, std::string> environment_statuses(Server& api, const std::string& ws) {

@@ -23,6 +23,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
+using testing::eventually;
 using testing::scalar;
 
 long long completed(const std::string& dsn) {
@@ -39,15 +40,6 @@ long long max_effects_per_key(const std::string& dsn) {
   return scalar(dsn,
                 "SELECT coalesce(max(c), 0) FROM (SELECT count(*) c FROM wsflow.test_effects "
                 "GROUP BY idempotency_key) per_key");
-}
-
-bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return condition();
 }
 
 class RecoveryTest : public ::testing::Test {
@@ -92,7 +84,7 @@ steps:
   {
     auto first = testing::start_serve(dsn_, dir_.path(), "first", dir_.path() / "first.log",
                                       {"--lease", "1s", "--poll", "100ms"});
-    ASSERT_TRUE(wait_until([&] { return scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects") >= 20; }, 30s))
+    ASSERT_TRUE(eventually([&] { return scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects") >= 20; }, 30s))
         << first->log();
     first->signal(SIGKILL);
     ASSERT_EQ(first->wait(10s), 128 + SIGKILL);
@@ -103,7 +95,7 @@ steps:
 
   auto second = testing::start_serve(dsn_, dir_.path(), "second", dir_.path() / "second.log",
                                      {"--lease", "1s", "--poll", "100ms"});
-  ASSERT_TRUE(wait_until([&] { return completed(dsn_) == kSagas; }, 60s)) << second->log();
+  ASSERT_TRUE(eventually([&] { return completed(dsn_) == kSagas; }, 60s)) << second->log();
   EXPECT_EQ(max_step_commits(dsn_), 1);
   EXPECT_EQ(max_effects_per_key(dsn_), 1);
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), kSagas * 4);
@@ -134,7 +126,7 @@ steps:
                                 {"--concurrency", "16", "--poll", "100ms"});
   auto b = testing::start_serve(dsn_, dir_.path(), "worker-b", dir_.path() / "b.log",
                                 {"--concurrency", "16", "--poll", "100ms"});
-  ASSERT_TRUE(wait_until([&] { return completed(dsn_) == kSagas; }, 120s)) << a->log() << b->log();
+  ASSERT_TRUE(eventually([&] { return completed(dsn_) == kSagas; }, 120s)) << a->log() << b->log();
   EXPECT_EQ(max_step_commits(dsn_), 1);
   EXPECT_EQ(max_effects_per_key(dsn_), 1);
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), kSagas * 2);
@@ -187,10 +179,10 @@ steps:
   }
   auto serve =
       testing::start_serve(dsn, dir.path(), "survivor", dir.path() / "serve.log", {"--lease", "2s", "--poll", "100ms"});
-  ASSERT_TRUE(wait_until([&] { return scalar(dsn, "SELECT count(*) FROM wsflow.test_effects") >= 5; }, 30s))
+  ASSERT_TRUE(eventually([&] { return scalar(dsn, "SELECT count(*) FROM wsflow.test_effects") >= 5; }, 30s))
       << serve->log();
   cluster->restart();  // every connection of the engine is cut mid-saga
-  ASSERT_TRUE(wait_until([&] { return completed(dsn) == kSagas; }, 90s)) << serve->log();
+  ASSERT_TRUE(eventually([&] { return completed(dsn) == kSagas; }, 90s)) << serve->log();
   EXPECT_EQ(max_step_commits(dsn), 1);
   EXPECT_EQ(max_effects_per_key(dsn), 1);
   EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM wsflow.test_effects"), kSagas * 2);

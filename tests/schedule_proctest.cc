@@ -20,17 +20,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
+using testing::eventually;
 using testing::scalar;
-
-bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
-                std::chrono::milliseconds poll = 50ms) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(poll);
-  }
-  return condition();
-}
 
 TEST(ScheduleProcesses, TwoServeProcessesStartExactlyOneRunPerDueTime) {
   const std::string dsn = testing::fresh_database();
@@ -39,7 +30,7 @@ TEST(ScheduleProcesses, TwoServeProcessesStartExactlyOneRunPerDueTime) {
   dir.write("tick.yaml", "schedule: tick\nevery: 1s\nsaga: tick.job\noverlap: allow\n");
   auto a = testing::start_serve(dsn, dir.path(), "a", dir.path() / "a.log", {"--poll", "200ms"});
   auto b = testing::start_serve(dsn, dir.path(), "b", dir.path() / "b.log", {"--poll", "200ms"});
-  ASSERT_TRUE(wait_until([&] { return scalar(dsn, "SELECT count(*) FROM wsflow.sagas") >= 8; }, 30s))
+  ASSERT_TRUE(eventually([&] { return scalar(dsn, "SELECT count(*) FROM wsflow.sagas") >= 8; }, 30s))
       << a->log() << b->log();
   a->signal(SIGTERM);
   b->signal(SIGTERM);
@@ -86,7 +77,7 @@ TEST(ScheduleProcesses, KillDashNineMidExpiryBatchThenRestartExpiresEachInvitati
   const std::string expired_sql = "SELECT count(*) FROM wsflow.invitations WHERE state = 'expired'";
 
   auto first = testing::start_serve(dsn, dir.path(), "first", dir.path() / "first.log", {"--lease", "2s"});
-  ASSERT_TRUE(wait_until(
+  ASSERT_TRUE(eventually(
       [&] {
         return scalar(dsn, "SELECT count(*) FROM wsflow.saga_steps WHERE step = 'expire' AND state = 'running'") > 0;
       },
@@ -99,7 +90,7 @@ TEST(ScheduleProcesses, KillDashNineMidExpiryBatchThenRestartExpiresEachInvitati
   if (at_kill == kInvitations) std::cerr << "note: the kill landed after the step committed\n";
 
   auto second = testing::start_serve(dsn, dir.path(), "second", dir.path() / "second.log", {"--lease", "2s"});
-  EXPECT_TRUE(wait_until([&] { return scalar(dsn, expired_sql) == kInvitations; }, 60s)) << second->log();
+  EXPECT_TRUE(eventually([&] { return scalar(dsn, expired_sql) == kInvitations; }, 60s)) << second->log();
   second->signal(SIGTERM);
   second->wait(20s);
   EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM wsflow.audit_log WHERE action = 'invitation.expired'"), kInvitations);

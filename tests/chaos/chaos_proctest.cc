@@ -58,15 +58,6 @@ SagaDefinition chaos_definition() {
   return *loaded.definition;
 }
 
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return condition();
-}
-
 // One chaos run: a database (of the shared test cluster, or of a cluster of
 // the test's own when Postgres itself is disturbed), the sagas, the
 // receiver of their external calls, and the faults injected so far.
@@ -100,6 +91,11 @@ class ChaosTest : public ::testing::Test {
     std::vector<std::string> args = {"--lease", "1s", "--poll", "100ms", "--webhook-url", hooks_.url()};
     args.insert(args.end(), extra.begin(), extra.end());
     return start_serve(dsn, definitions_.path(), worker, definitions_.path() / (worker + ".log"), args);
+  }
+
+  // A duration from the run's seeded generator, between the bounds.
+  std::chrono::milliseconds random_ms(int min, int max) {
+    return std::chrono::milliseconds(std::uniform_int_distribution<int>(min, max)(rng_));
   }
 
   static long long unfinished(const std::string& dsn) {
@@ -206,10 +202,9 @@ TEST_F(ChaosTest, KillDashNineAtRandomMomentsLosesAndDoublesNothing) {
   const std::string dsn = fresh_database();
   const int rounds = soak() ? 50 : 8;
   start_sagas(dsn, soak() ? 1000 : 300);
-  std::uniform_int_distribution<int> lifetime_ms(100, 900);
   for (int round = 0; round < rounds; ++round) {
     auto victim = serve(dsn, "victim-" + std::to_string(round));
-    std::this_thread::sleep_for(std::chrono::milliseconds(lifetime_ms(rng_)));
+    std::this_thread::sleep_for(random_ms(100, 900));
     victim->signal(SIGKILL);
     victim->wait(10s);
   }
@@ -248,10 +243,10 @@ TEST_F(ChaosTest, PostgresCrashedAndRestartedMidLoad) {
     const auto listed = http.Get("/v1/workspaces", {{"Authorization", "Bearer wsf_00000000_" + std::string(40, '0')}});
     ASSERT_TRUE(listed);
     EXPECT_EQ(listed->status, 503) << listed->body;
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(500, 2000)(rng_)));
+    std::this_thread::sleep_for(random_ms(500, 2000));
     cluster->restart();
     EXPECT_TRUE(eventually([&] { return http.Get("/readyz") && http.Get("/readyz")->status == 200; }, 30s));
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(300, 1500)(rng_)));
+    std::this_thread::sleep_for(random_ms(300, 1500));
   }
   // The survivor reconnected by itself and carries on.
   EXPECT_TRUE(eventually([&] { return unfinished(dsn) < static_cast<long long>(saga_ids_.size()) / 2; }, 120s))
@@ -271,10 +266,10 @@ TEST_F(ChaosTest, DatabaseConnectionsDelayedStalledAndCut) {
   const int rounds = soak() ? 20 : 3;
   long faults = 0;
   for (int round = 0; round < rounds; ++round) {
-    proxy.delay(std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 200)(rng_)));
+    proxy.delay(random_ms(20, 200));
     std::this_thread::sleep_for(1s);
     proxy.stall();  // past the 1 s lease: the process cannot renew it, nor commit
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(500, 2500)(rng_)));
+    std::this_thread::sleep_for(random_ms(500, 2500));
     proxy.resume();
     std::this_thread::sleep_for(500ms);
     proxy.cut();
@@ -303,7 +298,7 @@ TEST_F(ChaosTest, ThreeProcessesRaceAndOneIsFrozenPastItsLease) {
   const int freezes = soak() ? 10 : 2;
   for (int i = 0; i < freezes; ++i) {
     frozen->signal(SIGSTOP);  // mid-work, holding leases it cannot renew
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(2000, 3500)(rng_)));
+    std::this_thread::sleep_for(random_ms(2000, 3500));
     frozen->signal(SIGCONT);  // it wakes up believing it still holds them: fencing must refuse its commits
     std::this_thread::sleep_for(1s);
   }

@@ -98,6 +98,16 @@ class HookReceiver {
   std::string fail_event_;
 };
 
+// Whether an answer carries text only the server's insides would write:
+// an exception's message, SQL or a database error. No answer may.
+inline bool carries_internal_text(const std::string& text) {
+  for (const char* marker :
+       {"json.exception", "pqxx", "ERROR:  ", "syntax error", "std::", "what()", "terminate", "SQLSTATE"}) {
+    if (text.find(marker) != std::string::npos) return true;
+  }
+  return false;
+}
+
 struct Response {
   int status = 0;
   json body;

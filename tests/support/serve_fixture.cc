@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <fstream>
 #include <stdexcept>
+#include <thread>
 
 namespace wsflow::testing {
 
@@ -23,6 +24,16 @@ TempDir::~TempDir() {
 }
 
 void TempDir::write(const std::string& name, const std::string& text) const { std::ofstream(path_ / name) << text; }
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(poll);
+  }
+  return condition();
+}
 
 std::unique_ptr<Process> start_serve(const std::string& dsn, const std::filesystem::path& definitions,
                                      const std::string& worker, const std::filesystem::path& log,

@@ -1,7 +1,9 @@
 #pragma once
 // Helpers for tests that run `wsflow serve` processes against a test database.
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +23,11 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// Polls `condition` every `poll` until it holds (true) or `timeout` passes
+// (false, after one last look).
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                std::chrono::milliseconds poll = std::chrono::milliseconds(50));
 
 // Starts `wsflow --database-url DSN --definitions DEFS serve --worker-id NAME` plus `extra`.
 std::unique_ptr<Process> start_serve(const std::string& dsn, const std::filesystem::path& definitions,
