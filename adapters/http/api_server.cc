@@ -336,8 +336,7 @@ ApiServer::ApiServer(ApiDependencies deps) : deps_(deps) {
   HttpLimits limits = deps_.http_limits;
   limits.max_body_bytes = deps_.max_body_bytes;
   server_ = std::make_unique<HttpServer>(
-      limits, HttpHandlers{[this](HttpRequest& req) { return answer_quickly(req); },
-                           [this](HttpRequest& req) { return answer(req); },
+      limits, HttpHandlers{[this](HttpRequest& req) { return dispatch(req); },
                            [](int status, const std::string& code, const std::string& message) {
                              return json_response(status, error_body(code, message, ""));
                            }});
@@ -406,18 +405,14 @@ const ApiServer::Route* ApiServer::route_of(HttpRequest& req, HttpResponse& res)
   return nullptr;
 }
 
-std::optional<HttpResponse> ApiServer::answer_quickly(HttpRequest& req) const {
+// Matched once, on the network thread; a route that needs the database
+// runs on a worker with the captures already in `req`.
+Routed ApiServer::dispatch(HttpRequest& req) const {
   HttpResponse refusal;
   const Route* route = route_of(req, refusal);
-  if (!route) return refusal;
-  if (!route->quick) return std::nullopt;
-  return route->answer(req);
-}
-
-HttpResponse ApiServer::answer(HttpRequest& req) const {
-  HttpResponse refusal;
-  const Route* route = route_of(req, refusal);
-  return route ? route->answer(req) : refusal;
+  if (!route) return {std::move(refusal), nullptr};
+  if (route->quick) return {route->answer(req), nullptr};
+  return {std::nullopt, [route, &req] { return route->answer(req); }};
 }
 
 int ApiServer::start(const std::string& host, int port) {

@@ -64,8 +64,7 @@ class ApiServer {
   struct Route;
   void routes();
   const Route* route_of(HttpRequest& req, HttpResponse& refusal) const;
-  std::optional<HttpResponse> answer_quickly(HttpRequest& req) const;
-  HttpResponse answer(HttpRequest& req) const;
+  Routed dispatch(HttpRequest& req) const;
 
   ApiDependencies deps_;
   std::vector<Route> routes_;

@@ -46,7 +46,7 @@ struct HttpServer::Impl {
 namespace {
 
 // One connection, from accept to close. Every member function runs on the
-// network thread; only `run_handler` runs on a worker.
+// network thread; only `run_on_worker` runs on a worker.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, HttpServer::Impl& server)
@@ -171,17 +171,18 @@ class Session : public std::enable_shared_from_this<Session> {
     request->body = std::move(message.body());
     keep_alive_ = message.keep_alive();
     range_ = std::string(message[bhttp::field::range]);
-    if (std::optional<HttpResponse> quick = server_.handlers.quick(*request)) {
-      return send(std::move(*quick), keep_alive_, limits().write_timeout);
-    }
-    asio::post(*server_.workers, [self = shared_from_this(), request] { self->run_handler(*request); });
+    Routed routed = server_.handlers.route(*request);
+    if (!routed.on_worker) return send(std::move(*routed.now), keep_alive_, limits().write_timeout);
+    asio::post(*server_.workers, [self = shared_from_this(), request, work = std::move(routed.on_worker)] {
+      self->run_on_worker(*request, work);
+    });
   }
 
-  // On a worker thread.
-  void run_handler(HttpRequest& request) {
+  // On a worker thread: `work` answers `request`.
+  void run_on_worker(const HttpRequest& request, const std::function<HttpResponse()>& work) {
     HttpResponse response;
     try {
-      response = server_.handlers.handle(request);
+      response = work();
     } catch (const std::exception& e) {
       log_error("HTTP " + request.method + " " + request.path + " escaped its handler: " + e.what());
       response = server_.handlers.error(500, "internal", "internal error");

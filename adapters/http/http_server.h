@@ -41,14 +41,20 @@ struct HttpLimits {
   std::size_t workers = 8;
 };
 
+// What the server does with a request once it is read: send `now`, or
+// run `on_worker` on a worker thread and send what it returns.
+struct Routed {
+  std::optional<HttpResponse> now;
+  std::function<HttpResponse()> on_worker;
+};
+
 struct HttpHandlers {
-  // Tried first, on the network thread: a response for requests that need
-  // no blocking work (health, static files), nullopt for the rest. Must not
-  // block or throw.
-  std::function<std::optional<HttpResponse>(HttpRequest&)> quick;
-  // Every other request, on a worker thread. An exception it lets out is
+  // On the network thread, once per request: its answer when that needs no
+  // blocking work (health, static files, a refusal), else the work to run
+  // on a worker, which may refer to the request (it lives until the work
+  // has run). Must not block or throw. An exception the work lets out is
   // answered 500 with the `error` body; its text is not sent.
-  std::function<HttpResponse(HttpRequest&)> handle;
+  std::function<Routed(HttpRequest&)> route;
   // The response for an error the server answers itself.
   std::function<HttpResponse(int status, const std::string& code, const std::string& message)> error;
 };
