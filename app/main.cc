@@ -4,7 +4,6 @@
 
 #include <pthread.h>
 #include <signal.h>
-#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -13,6 +12,7 @@
 
 #include "adapters/http/api_keys.h"
 #include "adapters/http/api_server.h"
+#include "adapters/os/open_files.h"
 #include "adapters/postgres/migrations.h"
 #include "adapters/postgres/notify_listener.h"
 #include "adapters/postgres/pg_store.h"
@@ -108,26 +108,20 @@ struct ServeOptions {
 // Each HTTP connection is a file descriptor: ask for as many as the hard
 // limit allows, and keep the connection cap below what we got, leaving room
 // for the database connections, files and pipes.
-std::size_t raise_open_file_limit(std::size_t wanted_connections) {
-  constexpr rlim_t kReserve = 256;
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return wanted_connections;
-  const rlim_t wanted = static_cast<rlim_t>(wanted_connections) + kReserve;
-  if (limit.rlim_cur < wanted) {
-    limit.rlim_cur = std::min(wanted, limit.rlim_max);
-    setrlimit(RLIMIT_NOFILE, &limit);
-    getrlimit(RLIMIT_NOFILE, &limit);
-  }
-  if (limit.rlim_cur >= wanted) return wanted_connections;
-  const std::size_t allowed = limit.rlim_cur > kReserve * 2 ? static_cast<std::size_t>(limit.rlim_cur - kReserve) : 16;
+std::size_t connection_cap(std::size_t wanted_connections) {
+  constexpr long kReserve = 256;
+  const long wanted = static_cast<long>(wanted_connections) + kReserve;
+  const long got = os::raise_open_file_limit(wanted);
+  if (got >= wanted) return wanted_connections;
+  const std::size_t allowed = got > kReserve * 2 ? static_cast<std::size_t>(got - kReserve) : 16;
   log_warn("--max-connections " + std::to_string(wanted_connections) + " exceeds the open-file limit (" +
-           std::to_string(limit.rlim_cur) + "): using " + std::to_string(allowed));
+           std::to_string(got) + "): using " + std::to_string(allowed));
   return allowed;
 }
 
 http::HttpLimits http_limits(const ServeOptions& serve_options) {
   http::HttpLimits limits;
-  limits.max_connections = raise_open_file_limit(serve_options.max_connections);
+  limits.max_connections = connection_cap(serve_options.max_connections);
   limits.workers = serve_options.http_workers;
   limits.idle_timeout = duration_option(serve_options.idle_timeout, "--idle-timeout");
   limits.header_timeout = duration_option(serve_options.header_timeout, "--header-timeout");

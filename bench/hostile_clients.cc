@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -158,17 +157,6 @@ Latencies probe(const std::string& host, int port, const std::vector<std::string
   }
   std::sort(out.millis.begin(), out.millis.end());
   return out;
-}
-
-long raise_open_file_limit(long n) {
-  rlimit limit{};
-  getrlimit(RLIMIT_NOFILE, &limit);
-  if (limit.rlim_cur < static_cast<rlim_t>(n)) {
-    limit.rlim_cur = std::min(static_cast<rlim_t>(n), limit.rlim_max);
-    setrlimit(RLIMIT_NOFILE, &limit);
-    getrlimit(RLIMIT_NOFILE, &limit);
-  }
-  return static_cast<long>(limit.rlim_cur);
 }
 
 }  // namespace wsflow::bench

@@ -70,8 +70,4 @@ struct Latencies {
 Latencies probe(const std::string& host, int port, const std::vector<std::string>& paths, const std::string& key,
                 int count, int expected_status, std::chrono::seconds timeout);
 
-// Raises this process's open-file limit to at least `n` (up to the hard
-// limit); returns the limit now.
-long raise_open_file_limit(long n);
-
 }  // namespace wsflow::bench

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <regex>
 
+#include "adapters/os/open_files.h"
 #include "bench/hostile_clients.h"
 
 int main(int argc, char** argv) {
@@ -43,7 +44,7 @@ int main(int argc, char** argv) {
   }
   const std::string host = m[1];
   const int port = std::stoi(m[2]);
-  raise_open_file_limit(load.idle + load.trickling + load.keep_alive + 256);
+  wsflow::os::raise_open_file_limit(load.idle + load.trickling + load.keep_alive + 256);
 
   HostileClients hostile(host, port, load);
   std::this_thread::sleep_for(std::chrono::seconds(warmup_seconds));

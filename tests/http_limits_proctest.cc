@@ -11,6 +11,7 @@
 
 #include <functional>
 
+#include "adapters/os/open_files.h"
 #include "bench/hostile_clients.h"
 #include "tests/support/live_server.h"
 
@@ -75,7 +76,7 @@ class Socket {
 int port_of(Server& server) { return std::stoi(server.url().substr(server.url().rfind(':') + 1)); }
 
 TEST(HttpLimits, SlowIdleAndBusyClientsDoNotStopOthers) {
-  ASSERT_GE(bench::raise_open_file_limit(2000), 1500) << "this test needs 1500 open files";
+  ASSERT_GE(os::raise_open_file_limit(2000), 1500) << "this test needs 1500 open files";
   HookReceiver hooks;
   Server server("", hooks.url());
   const std::string workspace = server.create_workspace("Busy");
