@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -13,13 +14,16 @@
 #include "adapters/http/api_keys.h"
 #include "adapters/http/api_server.h"
 #include "adapters/os/open_files.h"
+#include "adapters/outbound/http_action.h"
 #include "adapters/postgres/migrations.h"
 #include "adapters/postgres/notify_listener.h"
 #include "adapters/postgres/pg_store.h"
+#include "adapters/provisioner/http_provisioner.h"
 #include "app/database.h"
 #include "app/operator_cli.h"
 #include "engine/definition_loader.h"
 #include "engine/engine.h"
+#include "engine/http_step.h"
 #include "engine/log.h"
 #include "engine/schedule_commands.h"
 #include "engine/schedule_loader.h"
@@ -105,6 +109,32 @@ struct ServeOptions {
   std::string idle_timeout = "30s", header_timeout = "10s", body_timeout = "10s";
 };
 
+// Where ${var.X} and ${secret.X} come from (adapters/outbound/runtime_values.h),
+// and the trust anchors for https steps.
+struct ValueOptions {
+  std::vector<std::string> vars;
+  std::string secrets_dir;
+  std::string ca_file;
+  std::string provisioner = "postgres";
+};
+
+void add_value_options(CLI::App& cmd, ValueOptions& values) {
+  cmd.add_option("--var", values.vars, "NAME=VALUE for ${var.NAME} in HTTP steps (repeatable; or WSFLOW_VAR_NAME)");
+  cmd.add_option("--secrets-dir", values.secrets_dir,
+                 "directory whose file NAME holds ${secret.NAME} (or WSFLOW_SECRET_NAME)")
+      ->envname("WSFLOW_SECRETS_DIR");
+}
+
+// The configured values, or nullopt after printing every var and secret the
+// definitions name and the configuration lacks.
+std::optional<RuntimeValues> configured_values(const ValueOptions& options, const DefinitionSet& definitions) {
+  RuntimeValues values = load_runtime_values(environ, options.vars, options.secrets_dir);
+  const DefinitionErrors missing = missing_values(definitions.definitions, values);
+  for (const auto& e : missing) std::cerr << e.to_string() << "\n";
+  if (!missing.empty()) return std::nullopt;
+  return values;
+}
+
 // Each HTTP connection is a file descriptor: ask for as many as the hard
 // limit allows, and keep the connection cap below what we got, leaving room
 // for the database connections, files and pipes.
@@ -139,7 +169,8 @@ std::pair<std::string, int> host_port(const std::string& listen) {
   }
 }
 
-int serve(const Common& common, EngineOptions options, const ServeOptions& serve_options) {
+int serve(const Common& common, EngineOptions options, const ServeOptions& serve_options,
+          const ValueOptions& value_options) {
   set_log_format(serve_options.log_format == "json" ? LogFormat::kJson : LogFormat::kText);
   options.lease = duration_option(serve_options.lease, "--lease");
   options.poll_interval = duration_option(serve_options.poll, "--poll");
@@ -158,6 +189,12 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
     std::cerr << "wsflow serve: refusing to start: the definitions in " << common.definitions << " are invalid\n";
     return 2;
   }
+  const std::optional<RuntimeValues> values = configured_values(value_options, definitions.sagas);
+  if (!values) {
+    std::cerr << "wsflow serve: refusing to start: the definitions name vars or secrets that are not configured\n";
+    return 2;
+  }
+  const HttpClient http_client({value_options.ca_file});
   if (definitions.machine.transitions.empty()) {
     log_warn("no workspace state machine in " + common.definitions + ": workspace lifecycle requests will be refused");
   }
@@ -168,12 +205,24 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   }
 
   const std::string environments_dsn = serve_options.environments_url.empty() ? db.dsn : serve_options.environments_url;
-  std::unique_ptr<EnvironmentProvisioner> provisioner = make_pg_provisioner(environments_dsn, options.blocking_threads);
+  std::unique_ptr<EnvironmentProvisioner> provisioner;
+  if (value_options.provisioner == "http") {
+    const auto url = values->vars.find("provisioner_url");
+    if (url == values->vars.end()) {
+      std::cerr << "wsflow serve: --provisioner http needs --var provisioner_url=URL (or WSFLOW_VAR_provisioner_url)\n";
+      return 2;
+    }
+    const auto key = values->secrets.find(kSigningSecret);
+    provisioner = make_http_provisioner({url->second, key == values->secrets.end() ? "" : key->second}, http_client);
+  } else {
+    provisioner = make_pg_provisioner(environments_dsn, options.blocking_threads);
+  }
   if (const char* faults = std::getenv("WSFLOW_TEST_FAULTS"); faults && *faults) {
     log_warn(std::string("TEST FAULTS INJECTED into the environment provisioner: ") + faults);
     provisioner = make_faulty_provisioner(std::move(provisioner), faults, std::chrono::seconds(30));
   }
-  const WebhookNotifier webhooks({serve_options.webhook_urls, serve_options.webhook_secret, std::chrono::seconds(5)});
+  const WebhookNotifier webhooks({serve_options.webhook_urls, serve_options.webhook_secret, std::chrono::seconds(5)},
+                                 http_client);
   pg::ConnectionPool domain_db(db.dsn, options.blocking_threads + 2);
   const std::filesystem::path export_dir = serve_options.export_dir.empty()
                                                ? std::filesystem::path(common.data_dir) / "exports"
@@ -184,6 +233,7 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   ActionRegistry registry;
   register_testing_actions(registry);
   sagas::register_operator_actions(registry);
+  registry.add(kHttpAction, make_http_action(http_client, *values));
   sagas::register_workspace_actions(registry, {*provisioner, domain_db, webhooks, std::filesystem::absolute(export_dir),
                                                environments_dsn, definitions.machine, clock});
 
@@ -357,6 +407,16 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--webhook-url", serve_options.webhook_urls, "POST lifecycle events here (repeatable)");
   serve_cmd->add_option("--webhook-secret", serve_options.webhook_secret, "HMAC-SHA256 key for webhook signatures")
       ->envname("WSFLOW_WEBHOOK_SECRET");
+  ValueOptions value_options;
+  add_value_options(*serve_cmd, value_options);
+  serve_cmd->add_option("--ca-file", value_options.ca_file, "extra trust anchors (PEM) for https steps")
+      ->envname("WSFLOW_CA_FILE");
+  serve_cmd
+      ->add_option("--provisioner", value_options.provisioner,
+                   "where environments live: postgres (schemas or databases), or http (your service at "
+                   "${var.provisioner_url})")
+      ->check(CLI::IsMember({"postgres", "http"}))
+      ->capture_default_str();
   serve_cmd->add_option("--region", serve_options.regions,
                         "a region workspaces may be created in (repeatable; the first is the default; default: local)");
   serve_cmd->add_option("--worker-id", engine_options.owner, "unique name of this process (default: host/pid)");
@@ -421,6 +481,10 @@ int main(int argc, char** argv) {
   std::string validate_path;
   auto* validate_cmd = cli.add_subcommand("validate", "check saga definitions; prints every error");
   validate_cmd->add_option("path", validate_path, "definition directory or file")->required();
+  bool check_values = false;
+  add_value_options(*validate_cmd, value_options);
+  validate_cmd->add_flag("--check-config", check_values,
+                         "also report every ${var.X} and ${secret.X} this configuration lacks (as serve does)");
 
   std::string saga_name, input_text = "{}", idempotency_key, workspace_id;
   auto* start_cmd = cli.add_subcommand("start", "start a saga and print its id");
@@ -468,12 +532,13 @@ int main(int argc, char** argv) {
   if (auto code = app::run_operator_command(*operator_commands)) return *code;
 
   try {
-    if (*serve_cmd) return serve(common, engine_options, serve_options);
+    if (*serve_cmd) return serve(common, engine_options, serve_options, value_options);
     if (*migrate_cmd) return migrate_command(common);
     if (*keys_create_cmd) return create_operator_key(common, key_name, key_scopes);
     if (*validate_cmd) {
       const LoadedDefinitions loaded = load_or_report(validate_path);
       if (!loaded.ok) return 1;
+      if (check_values && !configured_values(value_options, loaded.sagas)) return 1;
       std::cout << loaded.sagas.definitions.size() << " saga definition(s) and " << loaded.schedules.schedules.size()
                 << " schedule(s) valid" << (loaded.machine.transitions.empty() ? "" : ", workspace machine valid")
                 << "\n";

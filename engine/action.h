@@ -12,6 +12,8 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
+#include <stdexcept>
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -24,6 +26,21 @@ struct ActionError {
   std::string code;
   std::string message;
   bool retryable = true;
+  // The service asked to be retried after this long (HTTP Retry-After): the
+  // next attempt waits that long instead of the backoff, capped by the
+  // retry policy's `max`.
+  std::optional<std::chrono::milliseconds> retry_after;
+};
+
+// Thrown by a blocking action (or what it calls) to fail with a code and a
+// retryable flag of its own; blocking_action turns it into the failure.
+class ActionFailure : public std::runtime_error {
+ public:
+  explicit ActionFailure(ActionError error) : std::runtime_error(error.message), error_(std::move(error)) {}
+  const ActionError& error() const { return error_; }
+
+ private:
+  ActionError error_;
 };
 
 struct ActionResult {
@@ -31,14 +48,20 @@ struct ActionResult {
   nlohmann::json output = nlohmann::json::object();           // stored with the step
   nlohmann::json context_updates = nlohmann::json::object();  // merged (top level) into the saga context
   ActionError error;
+  // What operators see of the attempt, success or not, in its event (e.g.
+  // an HTTP response's status and body). Never a secret.
+  nlohmann::json detail = nlohmann::json::object();
 
   static ActionResult success(nlohmann::json output = nlohmann::json::object(),
                               nlohmann::json context_updates = nlohmann::json::object()) {
-    return {true, std::move(output), std::move(context_updates), {}};
+    return {true, std::move(output), std::move(context_updates), {}, nlohmann::json::object()};
   }
   static ActionResult failure(std::string code, std::string message, bool retryable = true) {
-    return {
-        false, nlohmann::json::object(), nlohmann::json::object(), {std::move(code), std::move(message), retryable}};
+    return {false,
+            nlohmann::json::object(),
+            nlohmann::json::object(),
+            {std::move(code), std::move(message), retryable, std::nullopt},
+            nlohmann::json::object()};
   }
 };
 
@@ -53,6 +76,7 @@ struct ActionCall {
   nlohmann::json input;                            // the step's static `input:` from the definition
   nlohmann::json saga_input;                       // the saga's input
   nlohmann::json context;                          // the saga context as committed before this attempt
+  nlohmann::json step_output;                      // compensating: what the step (branch) recorded as output
   std::chrono::system_clock::time_point deadline;  // this attempt is abandoned past it
   boost::asio::any_io_executor executor;           // the engine's event loop, for timers and async I/O
   boost::asio::any_io_executor blocking_executor;  // a pool where blocking work may run

@@ -32,6 +32,9 @@ Action blocking_action(std::function<ActionResult(const ActionCall&)> fn) {
       ActionResult result;
       try {
         result = fn(call);
+      } catch (const ActionFailure& e) {
+        result = ActionResult::failure(e.error().code, e.error().message, e.error().retryable);
+        result.error.retry_after = e.error().retry_after;
       } catch (const std::exception& e) {
         result = ActionResult::failure("exception", e.what());
       }

@@ -11,7 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/backoff.h"
+#include "engine/definition_error.h"
 #include "engine/duration.h"
+#include "engine/template.h"
 
 namespace wsflow {
 
@@ -34,11 +36,21 @@ struct Wait {
   std::optional<Millis> signal_timeout;
 };
 
+// Where a template of the definition names a var or a secret, so that `serve`
+// can report, with its place, every one its configuration lacks.
+struct ConfigReference {
+  RefRoot root = RefRoot::kVar;  // kVar or kSecret
+  std::string name;
+  DefinitionError place;  // file, line, column and field of the reference
+};
+
 struct Step {
   std::string name;
-  std::string action;                               // empty for a wait step
+  std::string action;                               // empty for a wait step; kHttpAction for http:
   std::string compensate;                           // empty when the step has no compensation
-  nlohmann::json input = nlohmann::json::object();  // static arguments for the action
+  // Static arguments for the action; an http step's normalized request(s)
+  // (engine/http_step.h).
+  nlohmann::json input = nlohmann::json::object();
   RetryPolicy retry;
   RetryPolicy compensate_retry;
   Millis timeout{60'000};             // per attempt
@@ -55,6 +67,7 @@ struct Step {
   bool idempotent = true;
 
   bool is_wait() const { return wait.has_value(); }
+  bool is_http() const { return input.contains("http") && action == "http"; }
 };
 
 struct SagaDefinition {
@@ -64,6 +77,7 @@ struct SagaDefinition {
   std::vector<std::string> required_input;
   std::optional<Millis> deadline;
   std::vector<Step> steps;
+  std::vector<ConfigReference> config_references;  // every ${var.X} and ${secret.X}, in file order
 
   std::string source;  // the YAML text it was loaded from
   std::string hash;    // hex SHA-256 of `source`; identifies this version

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "engine/http_step.h"
 #include "engine/schedule_loader.h"
 #include "engine/sha256.h"
 #include "engine/text_file.h"
@@ -102,11 +103,59 @@ std::optional<Wait> parse_wait(YamlChecker& c, const YAML::Node& step, const std
   return wait;
 }
 
+// `http:` and `compensate_http:` (engine/http_step.h): the step runs the
+// `http` action with the normalized requests as its input.
+bool parse_http(YamlChecker& c, const YAML::Node& node, const std::string& field, const SagaDefinition& def, Step& step,
+                std::vector<ConfigReference>& config) {
+  const bool explicit_timeout = bool(node["timeout"]);
+  bool ok = true;
+  for (const char* key : {"action", "compensate", "input", "wait"}) {
+    if (node[key]) {
+      c.error(node[key], YamlChecker::join(field, key),
+              std::string("an http step takes no ") + key + " (its request is declared under http:)");
+      ok = false;
+    }
+  }
+  TemplateRules rules{{def.required_input.begin(), def.required_input.end()}, !step.for_each.empty(), false};
+  auto call = parse_http_call(c, node, field, "http", rules, config);
+  std::optional<nlohmann::json> undo;
+  if (node["compensate_http"]) {
+    rules.compensating = true;
+    undo = parse_http_call(c, node, field, "compensate_http", rules, config);
+    if (!undo) ok = false;
+  }
+  if (!call) return false;
+  // The request's timeout is the attempt's, unless the step sets its own,
+  // which must leave the request its time.
+  if (!call->contains("timeout_ms")) {
+    (*call)["timeout_ms"] = step.timeout.count();
+  } else if (!explicit_timeout) {
+    step.timeout = http_call_timeout(*call);
+  }
+  for (const auto& [request, key] :
+       {std::pair{&*call, "http"}, std::pair{undo ? &*undo : nullptr, "compensate_http"}}) {
+    if (!request) continue;
+    if (!request->contains("timeout_ms")) (*request)["timeout_ms"] = step.timeout.count();
+    if (http_call_timeout(*request) > step.timeout) {
+      c.error(node[key]["timeout"], YamlChecker::join(field, std::string(key) + ".timeout"),
+              "longer than the step's timeout (" + format_duration(step.timeout) + ")");
+      ok = false;
+    }
+  }
+  step.action = kHttpAction;
+  step.input = {{"http", std::move(*call)}};
+  if (undo) {
+    step.compensate = kHttpAction;
+    step.input["compensate_http"] = std::move(*undo);
+  }
+  return ok;
+}
+
 std::optional<Step> parse_step(YamlChecker& c, const YAML::Node& node, const std::string& field,
-                               const Defaults& defaults, const ActionLookup& known_action) {
+                               const Defaults& defaults, const ActionLookup& known_action, SagaDefinition& def) {
   if (!c.map(node, field,
              {"name", "description", "action", "compensate", "compensable", "input", "retry", "compensate_retry",
-              "timeout", "for_each", "wait", "when", "optional", "idempotent"})) {
+              "timeout", "for_each", "wait", "when", "optional", "idempotent", "http", "compensate_http"})) {
     return std::nullopt;
   }
   Step step;
@@ -133,22 +182,28 @@ std::optional<Step> parse_step(YamlChecker& c, const YAML::Node& node, const std
   };
   step.action = check_action("action");
   step.compensate = check_action("compensate");
-  if (node["wait"]) {
+  if (node["compensate_http"] && !node["http"]) {
+    c.error(node["compensate_http"], YamlChecker::join(field, "compensate_http"), "goes with http:");
+    ok = false;
+  }
+  if (node["http"]) {
+    // Parsed last, once the step's timeout and for_each are known.
+  } else if (node["wait"]) {
     step.wait = parse_wait(c, node, field);
     if (!step.wait) ok = false;
-    for (const char* key :
-         {"action", "compensate", "for_each", "retry", "compensate_retry", "timeout", "input", "optional",
-          "idempotent"}) {
+    for (const char* key : {"action", "compensate", "for_each", "retry", "compensate_retry", "timeout", "input",
+                            "optional", "idempotent"}) {
       if (node[key]) {
         c.error(node[key], YamlChecker::join(field, key), "a wait step takes no " + std::string(key));
         ok = false;
       }
     }
   } else if (!node["action"]) {
-    c.error(node, YamlChecker::join(field, "action"), "required field is missing (or give wait:)");
+    c.error(node, YamlChecker::join(field, "action"), "required field is missing (or give wait: or http:)");
     ok = false;
   }
-  if (auto compensable = c.boolean(node, field, "compensable"); compensable && *compensable && !node["compensate"]) {
+  if (auto compensable = c.boolean(node, field, "compensable");
+      compensable && *compensable && !node["compensate"] && !node["compensate_http"]) {
     c.error(node, YamlChecker::join(field, "compensate"), "step is marked compensable but names no compensate action");
     ok = false;
   }
@@ -174,6 +229,7 @@ std::optional<Step> parse_step(YamlChecker& c, const YAML::Node& node, const std
   step.idempotent = c.boolean(node, field, "idempotent").value_or(true);
   step.when = parse_condition(c, node, field);
   if (node["when"] && !step.when) ok = false;
+  if (node["http"] && !parse_http(c, node, field, def, step, def.config_references)) ok = false;
   if (!ok) return std::nullopt;
   return step;
 }
@@ -243,7 +299,7 @@ LoadResult load_definition(const std::string& yaml_text, const std::string& file
       const bool duplicate = name && name.IsScalar() && !names.insert(name.Scalar()).second;
       if (duplicate) c.error(name, field + ".name", "duplicate step name '" + name.Scalar() + "'");
       // A duplicate's other errors are reported too (every error, at once).
-      auto step = parse_step(c, steps[i], field, defaults, known_action);
+      auto step = parse_step(c, steps[i], field, defaults, known_action, def);
       if (step && !duplicate) def.steps.push_back(std::move(*step));
     }
   }

@@ -429,6 +429,9 @@ class SagaRun {
     call.input = saga_.step_inputs.contains(step.name) ? saga_.step_inputs[step.name] : step.input;
     call.saga_input = saga_.input;
     call.context = saga_.context;
+    if (compensating) {
+      if (auto row = rows_.find({step.name, branch}); row != rows_.end()) call.step_output = row->second.output;
+    }
     call.deadline = deadline;
     call.executor = rt_.io.get_executor();
     call.blocking_executor = rt_.action_pool.get_executor();
@@ -541,6 +544,7 @@ class SagaRun {
         result = co_await invoke_async(*action, call, timeout);
         if (result.ok) {
           success.step->output = result.output;
+          success.event_detail.update(result.detail);
           if (!mode.compensating) success.context_updates = result.context_updates;
           co_await commit(std::move(success));
           report(true, false);
@@ -564,8 +568,10 @@ class SagaRun {
         co_await commit(std::move(t));
         co_return Outcome{};
       }
-      // The next retry's time is stored, for operators to see.
-      const Millis delay = final ? Millis(0) : retry_delay(policy, attempt + 1, rt_.rng);
+      // The next retry's time is stored, for operators to see. A service's
+      // Retry-After replaces the backoff, up to the policy's longest delay.
+      Millis delay = final ? Millis(0) : retry_delay(policy, attempt + 1, rt_.rng);
+      if (!final && error.retry_after) delay = std::min(*error.retry_after, policy.max);
       Transition t;
       t.step = write(final ? mode.failed : mode.retrying);
       t.step->error = error.code + ": " + error.message;
@@ -576,6 +582,8 @@ class SagaRun {
              {"code", error.code},
              {"message", error.message},
              {"retryable", error.retryable}});
+      t.event_detail.update(result.detail);
+      if (!final && error.retry_after) t.event_detail["retry_after_ms"] = error.retry_after->count();
       co_await commit(std::move(t));
       if (final) {
         co_return Outcome{Flow::kFailed, (mode.compensating ? "compensation of step " : "step ") + label +

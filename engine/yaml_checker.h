@@ -37,10 +37,25 @@ class YamlChecker {
   YamlChecker(std::string file, DefinitionErrors& errors) : file_(std::move(file)), errors_(errors) {}
 
   void error(const YAML::Node& at, const std::string& field, const std::string& message) {
+    errors_.push_back(place(at, field, message));
+  }
+
+  // The error an element would get, without recording it.
+  DefinitionError place(const YAML::Node& at, const std::string& field, const std::string& message) const {
     const YAML::Mark mark = at.Mark();
     const bool has_place = mark.line >= 0 && !mark.is_null();
-    errors_.push_back({file_, has_place ? mark.line + 1 : 0, has_place ? mark.column + 1 : 0, field, message});
+    return {file_, has_place ? mark.line + 1 : 0, has_place ? mark.column + 1 : 0, field, message};
   }
+  // The place of a character `offset` into a single-line scalar (past its
+  // opening quote, when quoted).
+  DefinitionError place_in_scalar(const YAML::Node& at, std::size_t offset, const std::string& field,
+                                  const std::string& message) const {
+    DefinitionError e = place(at, field, message);
+    if (e.line > 0) e.column += static_cast<int>(offset) + (at.Tag() == "!" ? 1 : 0);
+    return e;
+  }
+  void record(DefinitionError error) { errors_.push_back(std::move(error)); }
+  std::size_t error_count() const { return errors_.size(); }
 
   // A map whose keys must all be in `allowed`; reports each unknown key.
   bool map(const YAML::Node& node, const std::string& field, std::initializer_list<std::string_view> allowed) {

@@ -133,7 +133,8 @@ struct EnvironmentOperation {
   const char* done;
   const char* failed_status;
   const char* audit_action;
-  std::function<void(EnvironmentProvisioner&, const std::string&, const std::string&, Tenancy)> run;
+  // Returns what the environment's row shows about it (null: leave as is).
+  std::function<nlohmann::json(EnvironmentProvisioner&, const EnvironmentRequest&)> run;
 };
 
 // The workspace's tenancy model (schema when the workspace is gone).
@@ -144,38 +145,56 @@ Tenancy tenancy_of(pg::ConnectionPool& db, const std::string& workspace_id) {
   return row.empty() ? Tenancy::kSchema : tenancy_from_string(row[0][0].as<std::string>());
 }
 
-void record_environment(pg::ConnectionPool& db, const std::string& workspace_id, const std::string& environment,
-                        Tenancy tenancy, const char* status, const std::string& saga_id, const std::string& error,
-                        const char* audit_action) {
-  const EnvironmentNames names = environment_names(workspace_id, environment);
+// What an environment's row records of one provisioner operation.
+struct EnvironmentRecord {
+  const char* status;  // null: keep the status
+  std::string saga_id;
+  std::string error;
+  nlohmann::json details;  // null: keep the details
+  const char* audit_action;
+};
+
+void record_environment(pg::ConnectionPool& db, const EnvironmentProvisioner& provisioner,
+                        const EnvironmentRequest& request, const EnvironmentRecord& record) {
+  // Postgres environments are named objects; a service's are what it answered.
+  const bool postgres = std::string(provisioner.kind()) == "postgres";
+  const EnvironmentNames names = environment_names(request.workspace_id, request.environment);
+  const bool own_database = postgres && request.tenancy == Tenancy::kDatabase;
+  const std::string schema = !postgres ? "" : own_database ? "public" : names.schema;
   auto conn = db.acquire();
   pqxx::work tx(*conn);
   const auto changed = tx.exec_params(
       "INSERT INTO wsflow.environments AS e (workspace_id, name, status, schema_name, role_name, database_name, "
-      "saga_id, error) VALUES ($1::uuid, $2, coalesce($3, 'active'), $4, $5, NULLIF($8, ''), $6::uuid, "
-      "NULLIF($7, '')) "
+      "saga_id, error, provisioner, details) VALUES ($1::uuid, $2, coalesce($3, 'active'), NULLIF($4, ''), "
+      "NULLIF($5, ''), NULLIF($8, ''), $6::uuid, NULLIF($7, ''), $9, $10::jsonb) "
       "ON CONFLICT (workspace_id, name) DO UPDATE SET status = coalesce($3, e.status), saga_id = EXCLUDED.saga_id, "
-      "error = EXCLUDED.error, updated_at = now() "
+      "error = EXCLUDED.error, details = coalesce(EXCLUDED.details, e.details), updated_at = now() "
       "WHERE e.status IS DISTINCT FROM coalesce($3, e.status) OR e.error IS DISTINCT FROM EXCLUDED.error "
-      "OR e.saga_id IS DISTINCT FROM EXCLUDED.saga_id RETURNING 1",
-      workspace_id, environment, status, tenancy == Tenancy::kSchema ? names.schema : "public", names.role, saga_id,
-      error, tenancy == Tenancy::kDatabase ? names.database : "");
-  if (audit_action && !changed.empty()) audit(tx, workspace_id, kActor, audit_action, {{"environment", environment}});
+      "OR e.saga_id IS DISTINCT FROM EXCLUDED.saga_id "
+      "OR e.details IS DISTINCT FROM coalesce(EXCLUDED.details, e.details) RETURNING 1",
+      request.workspace_id, request.environment, record.status, schema, postgres ? names.role : "", record.saga_id,
+      record.error, own_database ? names.database : "", provisioner.kind(),
+      record.details.is_null() ? std::optional<std::string>() : record.details.dump());
+  if (record.audit_action && !changed.empty()) {
+    audit(tx, request.workspace_id, kActor, record.audit_action, {{"environment", request.environment}});
+  }
   tx.commit();
 }
 
 ActionResult run_environment_operation(EnvironmentProvisioner& provisioner, pg::ConnectionPool& db,
                                        const EnvironmentOperation& operation, const ActionCall& call) {
   const std::string& id = workspace_of(call);
-  const Tenancy tenancy = tenancy_of(db, id);
-  if (operation.during) record_environment(db, id, call.branch, tenancy, operation.during, call.saga_id, "", nullptr);
+  const EnvironmentRequest request{id, call.branch, tenancy_of(db, id),
+                                   call.idempotency_key + (call.compensating ? "/compensate" : "")};
+  if (operation.during) record_environment(db, provisioner, request, {operation.during, call.saga_id, "", {}, nullptr});
+  nlohmann::json details;
   try {
-    operation.run(provisioner, id, call.branch, tenancy);
+    details = operation.run(provisioner, request);
   } catch (const std::exception& e) {
-    record_environment(db, id, call.branch, tenancy, operation.failed_status, call.saga_id, e.what(), nullptr);
+    record_environment(db, provisioner, request, {operation.failed_status, call.saga_id, e.what(), {}, nullptr});
     throw;
   }
-  record_environment(db, id, call.branch, tenancy, operation.done, call.saga_id, "", operation.audit_action);
+  record_environment(db, provisioner, request, {operation.done, call.saga_id, "", details, operation.audit_action});
   return ActionResult::success();
 }
 
@@ -201,7 +220,7 @@ void export_files(pqxx::transaction_base& tx, const std::string& id, std::vector
        "SELECT id, user_id, email, role, last_active_at, request_count, created_at FROM wsflow.members "
        "WHERE workspace_id = $1::uuid ORDER BY created_at"},
       {"environments.json",
-       "SELECT name, status, schema_name, database_name, created_at FROM wsflow.environments "
+       "SELECT name, status, provisioner, schema_name, database_name, details, created_at FROM wsflow.environments "
        "WHERE workspace_id = $1::uuid ORDER BY name"},
       {"audit.json",
        "SELECT id, actor, action, detail, at FROM wsflow.audit_log WHERE workspace_id = $1::uuid ORDER BY id"},
@@ -247,7 +266,7 @@ ActionResult write_export(const DomainServices& services, const ActionCall& call
     export_files(tx, id, entries);
     for (const auto& r : tx.exec_params("SELECT name, schema_name, coalesce(database_name, '') FROM "
                                         "wsflow.environments WHERE workspace_id = $1::uuid AND status IN "
-                                        "('active', 'frozen') ORDER BY name",
+                                        "('active', 'frozen') AND provisioner = 'postgres' ORDER BY name",
                                         id)) {
       const std::string database = r[2].as<std::string>();
       environments.push_back({r[0].as<std::string>(), database.empty() ? r[1].as<std::string>() : "", database});
@@ -369,39 +388,41 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
       return run_environment_operation(*provisioner, *db, operation, call);
     });
   };
-  using Environment = const std::string&;
+  using Request = const EnvironmentRequest&;
   registry.add("environment.provision",
                environment_action({"provisioning", "active", "failed", "environment.provisioned",
-                                   [](EnvironmentProvisioner& p, Environment ws, Environment env, Tenancy tenancy) {
-                                     p.provision(ws, env, tenancy);
-                                   }}));
+                                   [](EnvironmentProvisioner& p, Request r) { return p.provision(r); }}));
   registry.add("environment.deprovision",
                environment_action({"deprovisioning", "deleted", "deprovisioning", "environment.deleted",
-                                   [](EnvironmentProvisioner& p, Environment ws, Environment env, Tenancy tenancy) {
-                                     p.deprovision(ws, env, tenancy);
+                                   [](EnvironmentProvisioner& p, Request r) {
+                                     p.deprovision(r);
+                                     return nlohmann::json();
                                    }}));
   registry.add("environment.freeze", environment_action({nullptr, "frozen", nullptr, "environment.frozen",
-                                                         [](EnvironmentProvisioner& p, Environment ws, Environment env,
-                                                            Tenancy tenancy) { p.freeze(ws, env, tenancy); }}));
-  registry.add("environment.unfreeze",
-               environment_action({nullptr, "active", nullptr, "environment.unfrozen",
-                                   [](EnvironmentProvisioner& p, Environment ws, Environment env, Tenancy tenancy) {
-                                     p.unfreeze(ws, env, tenancy);
-                                   }}));
+                                                         [](EnvironmentProvisioner& p, Request r) {
+                                                           p.freeze(r);
+                                                           return nlohmann::json();
+                                                         }}));
+  registry.add("environment.unfreeze", environment_action({nullptr, "active", nullptr, "environment.unfrozen",
+                                                           [](EnvironmentProvisioner& p, Request r) {
+                                                             p.unfreeze(r);
+                                                             return nlohmann::json();
+                                                           }}));
 
   const WebhookNotifier* webhooks = &services.webhooks;
-  registry.add("webhook.notify", blocking_action([webhooks](const ActionCall& call) {
-                 const std::string event = call.input.value("event", call.saga_name);
-                 nlohmann::json payload = {{"saga_id", call.saga_id}};
-                 if (call.saga_input.contains("workspace_id")) payload["workspace_id"] = workspace_of(call);
-                 // `data: NAME` adds the saga context's NAME (e.g. the invitations a run expired).
-                 if (call.input.contains("data")) {
-                   const std::string field = call.input["data"].get<std::string>();
-                   payload["data"] = call.context.value(field, nlohmann::json());
-                 }
-                 webhooks->deliver(event, payload, call.idempotency_key);
-                 return ActionResult::success();
-               }));
+  Action notify;
+  notify.run_async = [webhooks](const ActionCall& call, Completion done) {
+    const std::string event = call.input.value("event", call.saga_name);
+    nlohmann::json payload = {{"saga_id", call.saga_id}};
+    if (call.saga_input.contains("workspace_id")) payload["workspace_id"] = workspace_of(call);
+    // `data: NAME` adds the saga context's NAME (e.g. the invitations a run expired).
+    if (call.input.contains("data")) {
+      const std::string field = call.input["data"].get<std::string>();
+      payload["data"] = call.context.value(field, nlohmann::json());
+    }
+    webhooks->deliver(call.executor, event, payload, call.idempotency_key, std::move(done));
+  };
+  registry.add("webhook.notify", std::move(notify));
 
   const Machine* machine = &services.machine;
   registry.set_finish_hook([machine](const SagaOutcome& outcome, pqxx::work& tx) {

@@ -20,6 +20,7 @@
 
 #include "adapters/postgres/pg_store.h"
 #include "adapters/provisioner/environment_provisioner.h"
+#include "adapters/outbound/signing.h"
 #include "adapters/webhook/webhook_notifier.h"
 #include "engine/sha256.h"
 #include "engine/text_file.h"
@@ -70,7 +71,8 @@ TEST_F(Api, CreateProvisionsThreeEnvironmentSchemasThenActivates) {
   const auto deliveries = hooks_->deliveries_for(id);
   ASSERT_FALSE(deliveries.empty());
   EXPECT_EQ(deliveries[0].event, "workspace.created");
-  EXPECT_EQ(deliveries[0].signature, "sha256=" + hmac_sha256_hex("s3cret", deliveries[0].body));
+  EXPECT_EQ(deliveries[0].signature,
+            "sha256=" + hmac_sha256_hex("s3cret", deliveries[0].timestamp + "." + deliveries[0].body));
   EXPECT_NE(deliveries[0].idempotency_key.find("/notify/"), std::string::npos);
 }
 

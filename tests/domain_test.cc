@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "adapters/export/archive_writer.h"
+#include "adapters/outbound/signing.h"
 #include "adapters/webhook/webhook_notifier.h"
 #include "engine/sha256.h"
 #include "engine/text_file.h"
@@ -96,33 +97,41 @@ TEST(Webhook, HmacMatchesRfc4231) {
 }
 
 TEST(Webhook, RejectsABadUrl) {
-  EXPECT_THROW(WebhookNotifier({{"ftp://x/y"}, "k", std::chrono::seconds(1)}), std::invalid_argument);
-  EXPECT_NO_THROW(WebhookNotifier({{}, "k", std::chrono::seconds(1)}).deliver("e", {}, "k"));  // no URLs: no-op
+  const HttpClient client;
+  EXPECT_THROW(WebhookNotifier({{"ftp://x/y"}, "k", std::chrono::seconds(1)}, client), std::invalid_argument);
+  EXPECT_TRUE(
+      WebhookNotifier({{}, "k", std::chrono::seconds(1)}, client).deliver_blocking("e", {}, "k").ok);  // no URLs
 }
 
 TEST(Webhook, DeliversSignedAndFailsOnNon2xx) {
   httplib::Server server;
   int status = 200;
-  std::string signature, key, body;
+  std::string signature, timestamp, key, body;
   server.Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
     signature = req.get_header_value("X-Wsflow-Signature");
+    timestamp = req.get_header_value("X-Wsflow-Timestamp");
     key = req.get_header_value("Idempotency-Key");
     body = req.body;
     res.status = status;
   });
   const int port = server.bind_to_any_port("127.0.0.1");
   std::thread thread([&] { server.listen_after_bind(); });
-  const WebhookNotifier notifier(
-      {{"http://127.0.0.1:" + std::to_string(port) + "/hook"}, "k", std::chrono::seconds(2)});
-  notifier.deliver("workspace.created", {{"workspace_id", "w"}}, "saga/step/");
-  EXPECT_EQ(signature, "sha256=" + hmac_sha256_hex("k", body));
+  const HttpClient client;
+  const WebhookNotifier notifier({{"http://127.0.0.1:" + std::to_string(port) + "/hook"}, "k", std::chrono::seconds(2)},
+                                 client);
+  EXPECT_TRUE(notifier.deliver_blocking("workspace.created", {{"workspace_id", "w"}}, "saga/step/").ok);
+  EXPECT_EQ(signature, "sha256=" + hmac_sha256_hex("k", timestamp + "." + body));
+  EXPECT_NEAR(std::stoll(timestamp), std::time(nullptr), 5);
   EXPECT_EQ(key, "saga/step/");
   EXPECT_EQ(nlohmann::json::parse(body)["event"], "workspace.created");
   status = 500;
-  EXPECT_THROW(notifier.deliver("workspace.created", {}, "k2"), std::runtime_error);
+  const ActionResult refused = notifier.deliver_blocking("workspace.created", {}, "k2");
+  EXPECT_FALSE(refused.ok);
+  EXPECT_TRUE(refused.error.retryable);
+  EXPECT_NE(refused.error.message.find("answered 500"), std::string::npos) << refused.error.message;
   server.stop();
   thread.join();
-  EXPECT_THROW(notifier.deliver("workspace.created", {}, "k3"), std::runtime_error);  // nobody listening
+  EXPECT_FALSE(notifier.deliver_blocking("workspace.created", {}, "k3").ok);  // nobody listening
 }
 
 TEST(Archive, ATarGzWithAManifestOfEveryFileStreamedFromDiskOrMemory) {

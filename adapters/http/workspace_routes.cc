@@ -96,7 +96,8 @@ Reply list_workspaces(RequestContext& ctx) {
 // (provisioning, active, frozen, failed, deprovisioning, deleted), the saga
 // that last changed it and its last error.
 const char* kEnvironmentsOf =
-    "SELECT json_build_object('name', name, 'status', status, 'schema', schema_name, 'database', database_name, "
+    "SELECT json_build_object('name', name, 'status', status, 'provisioner', provisioner, 'schema', schema_name, "
+    "'database', database_name, 'details', details, "
     "'saga_id', saga_id, "
     "'error', error, 'created_at', created_at, 'updated_at', updated_at)::text FROM wsflow.environments "
     "WHERE workspace_id = $1::uuid ORDER BY array_position(ARRAY['dev','staging','prod'], name), name";

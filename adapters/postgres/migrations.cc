@@ -407,6 +407,11 @@ const std::vector<Migration>& migrations() {
       // The testing.* actions' table belongs to test databases: the actions
       // create it on first use (engine/testing_actions.h), tests up front.
       {12, "test-only table out of production", "DROP TABLE IF EXISTS wsflow.test_effects"},
+      // Environments on the user's own services (--provisioner http) have no
+      // schema or role, and keep what the service answered.
+      {13, "environments on other provisioners",
+       "ALTER TABLE wsflow.environments ADD COLUMN provisioner text NOT NULL DEFAULT 'postgres', "
+       "ADD COLUMN details jsonb, ALTER COLUMN schema_name DROP NOT NULL, ALTER COLUMN role_name DROP NOT NULL"},
   };
   return all;
 }

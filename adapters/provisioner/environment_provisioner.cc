@@ -20,17 +20,18 @@ class PgProvisioner final : public EnvironmentProvisioner {
  public:
   PgProvisioner(const std::string& dsn, int connections) : dsn_(dsn), pool_(dsn, connections) {}
 
-  EnvironmentNames provision(const std::string& workspace_id, const std::string& environment,
-                             Tenancy tenancy) override {
-    const EnvironmentNames names = environment_names(workspace_id, environment);
+  const char* kind() const override { return "postgres"; }
+
+  nlohmann::json provision(const EnvironmentRequest& request) override {
+    const EnvironmentNames names = environment_names(request.workspace_id, request.environment);
     auto conn = pool_.acquire();
-    if (tenancy == Tenancy::kSchema) {
+    if (request.tenancy == Tenancy::kSchema) {
       pqxx::work tx(*conn);
       create_role(tx, names.role);
       tx.exec("CREATE SCHEMA IF NOT EXISTS " + tx.quote_name(names.schema) + " AUTHORIZATION " +
               tx.quote_name(names.role));
       tx.commit();
-      return names;
+      return nullptr;
     }
     // CREATE DATABASE runs outside a transaction; each statement is idempotent.
     pqxx::nontransaction tx(*conn);
@@ -40,13 +41,13 @@ class PgProvisioner final : public EnvironmentProvisioner {
     }
     tx.exec("REVOKE CONNECT, TEMPORARY ON DATABASE " + tx.quote_name(names.database) + " FROM PUBLIC");
     tx.exec("GRANT CONNECT ON DATABASE " + tx.quote_name(names.database) + " TO " + tx.quote_name(names.role));
-    return names;
+    return nullptr;
   }
 
-  void deprovision(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) override {
-    const EnvironmentNames names = environment_names(workspace_id, environment);
+  void deprovision(const EnvironmentRequest& request) override {
+    const EnvironmentNames names = environment_names(request.workspace_id, request.environment);
     auto conn = pool_.acquire();
-    if (tenancy == Tenancy::kDatabase) {
+    if (request.tenancy == Tenancy::kDatabase) {
       pqxx::nontransaction drop(*conn);
       drop.exec("DROP DATABASE IF EXISTS " + drop.quote_name(names.database) + " WITH (FORCE)");
     }
@@ -59,8 +60,9 @@ class PgProvisioner final : public EnvironmentProvisioner {
     tx.commit();
   }
 
-  void freeze(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) override {
-    const EnvironmentNames names = environment_names(workspace_id, environment);
+  void freeze(const EnvironmentRequest& request) override {
+    const EnvironmentNames names = environment_names(request.workspace_id, request.environment);
+    const Tenancy tenancy = request.tenancy;
     on_environment(names, tenancy, [&](pqxx::work& tx) {
       const std::string role = tx.quote_name(names.role);
       create_role(tx, keeper_of(names));
@@ -81,9 +83,9 @@ class PgProvisioner final : public EnvironmentProvisioner {
     });
   }
 
-  void unfreeze(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) override {
-    const EnvironmentNames names = environment_names(workspace_id, environment);
-    on_environment(names, tenancy, [&](pqxx::work& tx) {
+  void unfreeze(const EnvironmentRequest& request) override {
+    const EnvironmentNames names = environment_names(request.workspace_id, request.environment);
+    on_environment(names, request.tenancy, [&](pqxx::work& tx) {
       // Ownership changes rewrite the privileges: the role is the owner again,
       // with all an owner's rights, and nothing of the keeper is left.
       if (role_exists(tx, keeper_of(names))) {
@@ -137,22 +139,22 @@ class FaultyProvisioner final : public EnvironmentProvisioner {
                     std::chrono::milliseconds hang_for)
       : inner_(std::move(inner)), faults_(std::move(faults)), hang_for_(hang_for) {}
 
-  EnvironmentNames provision(const std::string& workspace_id, const std::string& environment,
-                             Tenancy tenancy) override {
-    inject("provision", environment);
-    return inner_->provision(workspace_id, environment, tenancy);
+  const char* kind() const override { return inner_->kind(); }
+  nlohmann::json provision(const EnvironmentRequest& request) override {
+    inject("provision", request.environment);
+    return inner_->provision(request);
   }
-  void deprovision(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) override {
-    inject("deprovision", environment);
-    inner_->deprovision(workspace_id, environment, tenancy);
+  void deprovision(const EnvironmentRequest& request) override {
+    inject("deprovision", request.environment);
+    inner_->deprovision(request);
   }
-  void freeze(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) override {
-    inject("freeze", environment);
-    inner_->freeze(workspace_id, environment, tenancy);
+  void freeze(const EnvironmentRequest& request) override {
+    inject("freeze", request.environment);
+    inner_->freeze(request);
   }
-  void unfreeze(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) override {
-    inject("unfreeze", environment);
-    inner_->unfreeze(workspace_id, environment, tenancy);
+  void unfreeze(const EnvironmentRequest& request) override {
+    inject("unfreeze", request.environment);
+    inner_->unfreeze(request);
   }
 
  private:

@@ -12,12 +12,15 @@
 //
 // Every operation is idempotent: calling it again after success (or after a
 // crash half-way, each being one transaction) is safe. All block; all throw
-// std::runtime_error (or a pqxx error) on failure.
+// std::runtime_error (or a pqxx error, or an ActionFailure with its own code
+// and retryable flag) on failure.
 
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace wsflow {
 
@@ -36,14 +39,27 @@ struct EnvironmentNames {
 // Throws std::invalid_argument for a malformed workspace id or environment name.
 EnvironmentNames environment_names(const std::string& workspace_id, const std::string& environment);
 
+// One operation on one environment.
+struct EnvironmentRequest {
+  std::string workspace_id;
+  std::string environment;
+  Tenancy tenancy = Tenancy::kSchema;
+  std::string idempotency_key;  // the calling step's; what the HTTP provisioner sends
+};
+
+// Two implementations: Postgres objects (below) and a service of the user's
+// own (http_provisioner.h); plus a test double that fails on demand.
 class EnvironmentProvisioner {
  public:
   virtual ~EnvironmentProvisioner() = default;
-  virtual EnvironmentNames provision(const std::string& workspace_id, const std::string& environment,
-                                     Tenancy tenancy) = 0;
-  virtual void deprovision(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) = 0;
-  virtual void freeze(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) = 0;
-  virtual void unfreeze(const std::string& workspace_id, const std::string& environment, Tenancy tenancy) = 0;
+  // "postgres" or "http", stored on the environment's row.
+  virtual const char* kind() const = 0;
+  // Returns what the environment's row shows about it (null: nothing more
+  // than its names).
+  virtual nlohmann::json provision(const EnvironmentRequest& request) = 0;
+  virtual void deprovision(const EnvironmentRequest& request) = 0;
+  virtual void freeze(const EnvironmentRequest& request) = 0;
+  virtual void unfreeze(const EnvironmentRequest& request) = 0;
 };
 
 // The real one: a NOLOGIN role and a schema in the database at `dsn`, or a

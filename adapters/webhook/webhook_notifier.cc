@@ -1,62 +1,61 @@
 #include "adapters/webhook/webhook_notifier.h"
 
-#include <httplib.h>
-#include <openssl/hmac.h>
-
-#include <regex>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <stdexcept>
+
+#include "adapters/outbound/http_outcome.h"
+#include "adapters/outbound/signing.h"
 
 namespace wsflow {
 
-std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-            data.size(), digest, &length)) {
-    throw std::runtime_error("HMAC-SHA256 failed");
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) {
-    hex.push_back(kHex[digest[i] >> 4]);
-    hex.push_back(kHex[digest[i] & 0xf]);
-  }
-  return hex;
-}
-
-WebhookNotifier::WebhookNotifier(WebhookConfig config) : config_(std::move(config)) {
-  static const std::regex kUrl(R"((https?://[^/\s]+)(/[^\s]*)?)");
+WebhookNotifier::WebhookNotifier(WebhookConfig config, const HttpClient& client)
+    : config_(std::move(config)), client_(client) {
   for (const std::string& url : config_.urls) {
-    std::smatch m;
-    if (!std::regex_match(url, m, kUrl))
-      throw std::invalid_argument("webhook URL '" + url + "' is not http(s)://host/path");
-    targets_.push_back({m[1].str(), m[2].matched ? m[2].str() : "/"});
+    if (!parse_url(url)) throw std::invalid_argument("webhook URL '" + url + "' is not http(s)://host/path");
   }
 }
 
-void WebhookNotifier::deliver(const std::string& event, const nlohmann::json& payload,
-                              const std::string& idempotency_key) const {
-  if (targets_.empty()) return;
-  const std::string body = nlohmann::json{{"event", event}, {"data", payload}}.dump();
-  const httplib::Headers headers = {{"X-Wsflow-Event", event},
-                                    {"X-Wsflow-Signature", "sha256=" + hmac_sha256_hex(config_.secret, body)},
-                                    {"Idempotency-Key", idempotency_key}};
-  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(config_.timeout);
-  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(config_.timeout - seconds);
-  for (const Target& target : targets_) {
-    httplib::Client client(target.origin);
-    client.set_connection_timeout(seconds.count(), micros.count());
-    client.set_read_timeout(seconds.count(), micros.count());
-    client.set_write_timeout(seconds.count(), micros.count());
-    const auto response = client.Post(target.path, headers, body, "application/json");
-    if (!response) {
-      throw std::runtime_error("webhook " + target.origin + target.path + ": " + httplib::to_string(response.error()));
-    }
-    if (response->status < 200 || response->status >= 300) {
-      throw std::runtime_error("webhook " + target.origin + target.path + " answered " +
-                               std::to_string(response->status));
-    }
+void WebhookNotifier::deliver(boost::asio::any_io_executor executor, const std::string& event,
+                              const nlohmann::json& payload, const std::string& idempotency_key,
+                              Completion done) const {
+  if (config_.urls.empty()) {
+    boost::asio::post(executor, [done = std::move(done)] { done(ActionResult::success()); });
+    return;
   }
+  const std::string body = nlohmann::json{{"event", event}, {"data", payload}}.dump();
+  // Every URL's answer joins here; the first failure is the result.
+  struct Join {
+    std::size_t waiting;
+    std::optional<ActionResult> failure;
+    Completion done;
+  };
+  auto join = std::make_shared<Join>(Join{config_.urls.size(), std::nullopt, std::move(done)});
+  for (const std::string& url : config_.urls) {
+    OutboundRequest request{"POST", url, {}, body, config_.timeout};
+    request.headers = {
+        {"Content-Type", "application/json"}, {"X-Wsflow-Event", event}, {"Idempotency-Key", idempotency_key}};
+    for (auto& header : signature_headers(config_.secret, body, std::chrono::system_clock::now())) {
+      request.headers.push_back(std::move(header));
+    }
+    client_.send(executor, std::move(request), [join, url](OutboundResult result) {
+      const bool delivered = result.response && result.response->status >= 200 && result.response->status < 300;
+      if (!delivered && !join->failure) {
+        join->failure = ActionResult::failure("", "");
+        join->failure->error = http_failure(result, "webhook POST " + url);
+      }
+      if (--join->waiting == 0) join->done(join->failure ? *join->failure : ActionResult::success());
+    });
+  }
+}
+
+ActionResult WebhookNotifier::deliver_blocking(const std::string& event, const nlohmann::json& payload,
+                                               const std::string& idempotency_key) const {
+  boost::asio::io_context io;
+  ActionResult result;
+  deliver(io.get_executor(), event, payload, idempotency_key, [&result](ActionResult r) { result = std::move(r); });
+  io.run();
+  return result;
 }
 
 }  // namespace wsflow

@@ -53,7 +53,8 @@ class HookReceiver {
     server_.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard lock(mutex_);
       deliveries_.push_back({req.get_header_value("X-Wsflow-Event"), req.get_header_value("X-Wsflow-Signature"),
-                             req.get_header_value("Idempotency-Key"), req.body});
+                             req.get_header_value("X-Wsflow-Timestamp"), req.get_header_value("Idempotency-Key"),
+                             req.body});
       if (fail_next_ > 0 && req.get_header_value("X-Wsflow-Event") == fail_event_) {
         --fail_next_;
         res.status = 503;
@@ -77,7 +78,7 @@ class HookReceiver {
     fail_next_ = n;
   }
   struct Delivery {
-    std::string event, signature, idempotency_key, body;
+    std::string event, signature, timestamp, idempotency_key, body;
   };
   std::vector<Delivery> deliveries_for(const std::string& workspace_id) {
     std::lock_guard lock(mutex_);
