@@ -192,7 +192,7 @@ TEST(RuntimeValues, ComeFromTheEnvironmentFlagsAndSecretFiles) {
             "billing.yaml:10:43: steps[0].http.request.headers.Authorization: secret 'billing_token' is not "
             "configured (set WSFLOW_SECRET_billing_token or the file billing_token in --secrets-dir)");
   EXPECT_EQ(missing[1].to_string(),
-            "billing.yaml:22:36: steps[1].http.request.url: var 'k8s_url' is not configured (set WSFLOW_VAR_k8s_url "
+            "billing.yaml:22:37: steps[1].http.request.url: var 'k8s_url' is not configured (set WSFLOW_VAR_k8s_url "
             "or serve --var k8s_url=VALUE)");
 }
 
