@@ -106,7 +106,8 @@ steps:
 )");
   for (const char* expected : {
            "billing.yaml:6:13: steps[0].action: an http step takes no action",
-           "billing.yaml:9:17: steps[0].http.request.method: expected GET, POST, PUT, PATCH, DELETE or HEAD, got 'FETCH'",
+           "billing.yaml:9:17: steps[0].http.request.method: expected GET, POST, PUT, PATCH, DELETE or HEAD, got "
+           "'FETCH'",
            "billing.yaml:10:23: steps[0].http.request.url: ${input.missing}: the saga does not declare 'missing'",
            "billing.yaml:10:14: steps[0].http.request.url: expected an http:// or https:// URL",
            "steps[0].http.request.headers.Idempotency-Key: set by wsflow itself",
@@ -169,8 +170,7 @@ TEST(Redactor, HidesEverySecretPlainAndPercentEncoded) {
 }
 
 TEST(RuntimeValues, ComeFromTheEnvironmentFlagsAndSecretFiles) {
-  std::string var = "WSFLOW_VAR_billing_url=http://env", secret = "WSFLOW_SECRET_token=from-env",
-              other = "PATH=/bin";
+  std::string var = "WSFLOW_VAR_billing_url=http://env", secret = "WSFLOW_SECRET_token=from-env", other = "PATH=/bin";
   char* environment[] = {var.data(), secret.data(), other.data(), nullptr};
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / "wsflow_secrets_test";
   std::filesystem::create_directories(dir);

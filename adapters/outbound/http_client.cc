@@ -49,6 +49,8 @@ std::optional<std::chrono::milliseconds> parse_retry_after(const std::string& va
 
 OutboundFailure failure_of(const error_code& ec) {
   if (ec == beast::error::timeout || ec == asio::error::operation_aborted) return OutboundFailure::kTimeout;
+  // The service closed the connection before (or while) answering.
+  if (ec == http::error::end_of_stream || ec == http::error::partial_message) return OutboundFailure::kConnect;
   if (ec == http::error::body_limit || ec.category() == http::make_error_code(http::error::end_of_stream).category()) {
     return OutboundFailure::kProtocol;
   }

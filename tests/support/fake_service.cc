@@ -72,7 +72,10 @@ struct FakeService::Impl {
       http::request<http::string_body> message;
       co_await http::async_read(socket, buffer, message, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return;
-      FakeRequest request{std::string(message.method_string()), std::string(message.target()), {}, message.body(),
+      FakeRequest request{std::string(message.method_string()),
+                          std::string(message.target()),
+                          {},
+                          message.body(),
                           std::chrono::steady_clock::now()};
       for (const auto& field : message) {
         std::string name(field.name_string());
