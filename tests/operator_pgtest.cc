@@ -485,6 +485,24 @@ steps:
   EXPECT_EQ(client_.find_saga(old)->context["region"], "eu");
 }
 
+TEST_F(OperatorTest, AnHttpStepsRequestCannotBeReplacedByARerun) {
+  EngineHarness engine(dsn_);  // registers no `http` action: the step fails, and the saga ends
+  const std::string old = start(definition(R"(saga: t.http_rerun
+version: 1
+steps:
+  - name: call
+    http: { request: { method: POST, url: "http://127.0.0.1:9/x", headers: { Authorization: "${secret.t}" } } }
+)"));
+  wait_terminal(client_, old);
+  // Replacing it would let an operator send the step's secrets anywhere.
+  const DomainError e = refusal([&](pqxx::work& tx) {
+    pg::rerun_from(tx, old, kOperator, "call", {}, nlohmann::json{{"http", {{"url", "http://evil/"}}}}, false);
+  });
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.field, "step_input");
+  EXPECT_NO_THROW(in_tx([&](pqxx::work& tx) { return pg::rerun_from(tx, old, kOperator, "call", {}, {}, false); }));
+}
+
 TEST_F(OperatorTest, RepairsTheLifecycleForbidsAreRefusedWithTheAllowedActions) {
   EngineHarness engine(dsn_);
   const std::string id =

@@ -371,6 +371,13 @@ RepairOutcome rerun_from(pqxx::work& tx, const std::string& saga_id, const Repai
   check(saga, SagaEvent::kRerun);
   const auto def = stored_definition(tx, saga.definition_hash);
   const int from = index_of(*def, step_of(*def, step_name).name);
+  // An HTTP step's input is its request: replacing it could send the step's
+  // secrets to any URL. Its request changes with its definition only.
+  if (step_input && def->steps[from].is_http()) {
+    throw DomainError(400, "invalid_field",
+                      "step '" + step_name + "' is an http step: its request comes from its definition, not step_input",
+                      "step_input");
+  }
   const std::vector<StepRow> rows = step_rows(tx, saga.id);
   // Every step before `from` must have done its work and kept it.
   for (int i = 0; i < from; ++i) {
