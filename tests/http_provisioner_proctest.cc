@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/text_file.h"
-#include "tests/support/fake_service.h"
+#include "bench/fake_service.h"
 #include "tests/support/live_server.h"
 
 namespace wsflow {

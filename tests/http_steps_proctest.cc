@@ -16,7 +16,7 @@
 #include "adapters/postgres/pg_store.h"
 #include "engine/text_file.h"
 #include "tests/support/engine_harness.h"
-#include "tests/support/fake_service.h"
+#include "bench/fake_service.h"
 #include "tests/support/serve_fixture.h"
 #include "tests/support/test_cluster.h"
 

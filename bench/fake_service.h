@@ -46,13 +46,14 @@ class FakeService {
  public:
   using Handler = std::function<FakeReply(const FakeRequest&)>;
 
-  // Listens on 127.0.0.1, a free port; requests nobody handles get 404.
-  FakeService();
+  // Listens on `host`:`port` (default: 127.0.0.1, a free port); requests
+  // nobody handles get 404. Throws boost::system::system_error when it cannot.
+  explicit FakeService(const std::string& host = "127.0.0.1", unsigned short port = 0);
   ~FakeService();
   FakeService(const FakeService&) = delete;
   FakeService& operator=(const FakeService&) = delete;
 
-  std::string url() const;  // http://127.0.0.1:PORT
+  std::string url() const;  // http://HOST:PORT
 
   // Requests whose method is `method` and whose path starts with `prefix`
   // are answered by `handler` (the longest matching prefix wins).

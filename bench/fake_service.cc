@@ -1,4 +1,4 @@
-#include "tests/support/fake_service.h"
+#include "bench/fake_service.h"
 
 #include <thread>
 
@@ -30,8 +30,11 @@ struct FakeService::Impl {
     FakeReply reply;
   };
 
+  Impl(const std::string& host, unsigned short port)
+      : acceptor(io, tcp::endpoint(asio::ip::make_address(host), port)) {}
+
   asio::io_context io;
-  tcp::acceptor acceptor{io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
+  tcp::acceptor acceptor;
   std::thread thread;
   mutable std::mutex mutex;
   std::vector<Route> routes;
@@ -110,7 +113,7 @@ struct FakeService::Impl {
   }
 };
 
-FakeService::FakeService() : impl_(std::make_unique<Impl>()) {
+FakeService::FakeService(const std::string& host, unsigned short port) : impl_(std::make_unique<Impl>(host, port)) {
   impl_->acceptor.listen(4096);
   asio::co_spawn(impl_->io, impl_->accept(), asio::detached);
   impl_->thread = std::thread([this] { impl_->io.run(); });
@@ -122,7 +125,8 @@ FakeService::~FakeService() {
 }
 
 std::string FakeService::url() const {
-  return "http://127.0.0.1:" + std::to_string(impl_->acceptor.local_endpoint().port());
+  const auto endpoint = impl_->acceptor.local_endpoint();
+  return "http://" + endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
 }
 
 void FakeService::on(const std::string& method, const std::string& prefix, Handler handler) {

@@ -1,0 +1,123 @@
+// wsflow_http_steps_bench: N sagas of one HTTP step each, against a service
+// that answers every request after --delay, through an in-process engine on a
+// throwaway cluster. A request in flight holds a socket, not a thread: with
+// the engine's default 4 blocking threads, 1,000 steps waiting 1 s each should
+// take about 1-2 s in all, not 250 s.
+//
+//   wsflow_http_steps_bench --steps 1000 --delay 1s
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <pqxx/pqxx>
+#include <thread>
+
+#include "adapters/outbound/http_action.h"
+#include "adapters/postgres/embedded_cluster.h"
+#include "adapters/postgres/migrations.h"
+#include "adapters/postgres/notify_listener.h"
+#include "adapters/postgres/pg_store.h"
+#include "bench/fake_service.h"
+#include "engine/definition_loader.h"
+#include "engine/engine.h"
+#include "engine/http_step.h"
+#include "engine/log.h"
+
+namespace {
+
+using namespace wsflow;
+using Clock = std::chrono::steady_clock;
+
+const char* kSaga = R"(saga: bench.http
+version: 1
+input: { required: [n] }
+steps:
+  - name: call
+    http:
+      request: { method: POST, url: "${var.service}/work", json: { n: "${input.n}" } }
+      output: { done: /done }
+      timeout: 60s
+)";
+
+long long completed(pqxx::connection& conn) {
+  pqxx::read_transaction tx(conn);
+  return tx.exec("SELECT count(*) FROM wsflow.sagas WHERE state = 'completed'")[0][0].as<long long>();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"wsflow benchmark: HTTP steps against a slow service"};
+  int steps = 1000, blocking_threads = 4;
+  std::string delay = "1s";
+  cli.add_option("--steps", steps, "sagas of one HTTP step each")->capture_default_str()->check(CLI::Range(1, 100'000));
+  cli.add_option("--delay", delay, "how long the service takes to answer each request")->capture_default_str();
+  cli.add_option("--blocking-threads", blocking_threads, "the engine's blocking pool")->capture_default_str();
+  CLI11_PARSE(cli, argc, argv);
+  set_log_level(LogLevel::kWarn);
+  const std::optional<Millis> answer_after = try_parse_duration(delay);
+  if (!answer_after) {
+    std::cerr << "wsflow_http_steps_bench: --delay: expected a duration such as 1s\n";
+    return 2;
+  }
+  try {
+    std::string root = (std::filesystem::temp_directory_path() / "wsflow-http-bench-XXXXXX").string();
+    if (!mkdtemp(root.data())) throw std::runtime_error("mkdtemp failed");
+    auto cluster = pg::EmbeddedCluster::start({root, /*ephemeral=*/true, /*unsafe_fast=*/false, 300});
+    cluster->ensure_database("bench");
+    const std::string dsn = cluster->dsn("bench");
+    pqxx::connection conn(dsn);
+    pg::migrate(conn);
+
+    testing::FakeService service;
+    service.on("POST", "/work", [&](const testing::FakeRequest&) {
+      testing::FakeReply reply = testing::FakeReply::json(200, {{"done", true}});
+      reply.delay = *answer_after;
+      return reply;
+    });
+    const HttpClient client;
+    ActionRegistry registry;
+    registry.add(kHttpAction, make_http_action(client, {{{"service", service.url()}}, {}}));
+    LoadResult loaded = load_definition(kSaga, "bench", [](const std::string&) { return false; });
+    const SagaDefinition& def = *loaded.definition;
+
+    pg::PgStore store(dsn, blocking_threads + 2);
+    for (int i = 0; i < steps; ++i) store.start_saga(def, {{"n", i}}, {});
+
+    EngineOptions options;
+    options.max_active_sagas = steps;
+    options.blocking_threads = blocking_threads;
+    options.poll_interval = Millis(100);
+    Engine engine(store, registry, options);
+    const auto begin = Clock::now();
+    std::thread runner([&] { engine.run(); });
+    pg::NotifyListener listener(dsn, pg::kRunnableChannel, [&] { engine.wake(); });
+    while (completed(conn) < steps && Clock::now() - begin < std::chrono::minutes(10)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+    const long long done = completed(conn);
+    engine.stop();
+    runner.join();
+
+    pqxx::read_transaction tx(conn);
+    const pqxx::row latency = tx.exec(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), "
+        "max(ms) FROM (SELECT extract(epoch from c.at - s.at) * 1000 ms FROM wsflow.saga_events s "
+        "JOIN wsflow.saga_events c ON c.saga_id = s.saga_id AND c.step = s.step AND c.kind = 'step_completed' "
+        "WHERE s.kind = 'attempt_started') l")[0];
+    std::printf("wsflow_http_steps_bench: %d HTTP steps, the service answering each after %s, %d blocking threads\n",
+                steps, format_duration(*answer_after).c_str(), blocking_threads);
+    std::printf("  all done in    : %.2f s (%lld of %d completed)\n", seconds, done, steps);
+    std::printf("  per step       : p50 %.0f ms, p99 %.0f ms, max %.0f ms (attempt start to committed)\n",
+                latency[0].as<double>(), latency[1].as<double>(), latency[2].as<double>());
+    std::printf("  service saw    : %zu requests\n", service.requests().size());
+    return done == steps ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "wsflow_http_steps_bench: " << e.what() << "\n";
+    return 1;
+  }
+}
