@@ -14,9 +14,10 @@
 
 #include "adapters/outbound/signing.h"
 #include "adapters/postgres/pg_store.h"
+#include "bench/fake_service.h"
 #include "engine/text_file.h"
 #include "tests/support/engine_harness.h"
-#include "bench/fake_service.h"
+#include "tests/support/live_server.h"
 #include "tests/support/serve_fixture.h"
 #include "tests/support/test_cluster.h"
 
@@ -118,8 +119,10 @@ class HttpSteps : public ::testing::Test {
   void start_serve() {
     setenv("WSFLOW_SECRET_billing_token", kToken, 1);
     setenv("WSFLOW_SECRET_signing_key", kSigningKey, 1);
+    port_ = testing::free_port();
     process_ = testing::start_serve(dsn_, dir_.path(), "http-steps", dir_.path() / "serve.log",
-                                    {"--poll", "100ms", "--var", "billing_url=" + service_.url()});
+                                    {"--poll", "100ms", "--var", "billing_url=" + service_.url(), "--listen",
+                                     "127.0.0.1:" + std::to_string(port_)});
     unsetenv("WSFLOW_SECRET_billing_token");
     unsetenv("WSFLOW_SECRET_signing_key");
   }
@@ -171,6 +174,7 @@ class HttpSteps : public ::testing::Test {
   testing::FakeService service_;
   Billing billing_{service_};
   std::unique_ptr<testing::Process> process_;
+  int port_ = 0;
 };
 
 TEST_F(HttpSteps, CallsTheServiceWithKeysSignaturesAndTemplatesAndMapsOutputs) {
@@ -335,6 +339,16 @@ TEST_F(HttpSteps, TheSecretNeverReachesTheDatabaseLogsStatusOrMetrics) {
   const auto status = testing::run_command({WSFLOW_BINARY, "--database-url", dsn_, "status", failed});
   EXPECT_EQ(status.text.find(kToken), std::string::npos);
   EXPECT_NE(status.text.find("http_500"), std::string::npos) << status.text;
+  const std::string created =
+      testing::run_command({WSFLOW_BINARY, "--database-url", dsn_, "keys", "create", "--name", "ops"}).text;
+  const std::string key = created.substr(0, created.find('\n'));
+  httplib::Client api("127.0.0.1", port_);
+  for (const std::string& path :
+       std::vector<std::string>{"/metrics", "/v1/sagas/" + failed + "/events", "/v1/sagas/" + failed}) {
+    const auto answer = api.Get(path.c_str(), {{"Authorization", "Bearer " + key}});
+    ASSERT_TRUE(answer && answer->status == 200) << path;
+    EXPECT_EQ(answer->body.find(kToken), std::string::npos) << path;
+  }
   stop();
   const std::string log = read_text_file(dir_.path() / "serve.log").value_or("");
   EXPECT_NE(log.find("http_500"), std::string::npos);
