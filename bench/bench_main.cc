@@ -20,6 +20,7 @@
 #include "adapters/postgres/migrations.h"
 #include "adapters/postgres/notify_listener.h"
 #include "adapters/postgres/pg_store.h"
+#include "bench/bench_support.h"
 #include "engine/definition_loader.h"
 #include "engine/engine.h"
 #include "engine/log.h"
@@ -34,11 +35,6 @@ std::string noop_saga(int steps) {
   std::string yaml = "saga: bench.noop\nversion: 1\nsteps:\n";
   for (int i = 0; i < steps; ++i) yaml += "  - name: s" + std::to_string(i) + "\n    action: testing.succeed\n";
   return yaml;
-}
-
-long long count(pqxx::connection& conn, const std::string& sql) {
-  pqxx::read_transaction tx(conn);
-  return tx.exec(sql)[0][0].as<long long>();
 }
 
 // Runs a command and returns its standard output.
@@ -91,11 +87,7 @@ int main(int argc, char** argv) {
     std::unique_ptr<pg::EmbeddedCluster> cluster;
     std::string dsn = database_url, pgbench_dsn = database_url;
     if (dsn.empty()) {
-      std::string root = (std::filesystem::temp_directory_path() / "wsflow-bench-XXXXXX").string();
-      if (!mkdtemp(root.data())) throw std::runtime_error("mkdtemp failed");
-      cluster = pg::EmbeddedCluster::start({root, /*ephemeral=*/true, /*unsafe_fast=*/false, 300});
-      cluster->ensure_database("bench");
-      cluster->ensure_database("pgbench");
+      cluster = bench::throwaway_cluster({"bench", "pgbench"});
       dsn = cluster->dsn("bench");
       pgbench_dsn = cluster->dsn("pgbench");
     }
@@ -122,20 +114,14 @@ int main(int argc, char** argv) {
     const auto run_begin = Clock::now();
     std::thread runner([&] { engine.run(); });
     pg::NotifyListener listener(dsn, pg::kRunnableChannel, [&] { engine.wake(); });
-    while (count(conn, "SELECT count(*) FROM wsflow.sagas WHERE state = 'completed'") < sagas) {
+    while (bench::completed_sagas(conn) < sagas) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     const double run_seconds = std::chrono::duration<double>(Clock::now() - run_begin).count();
     engine.stop();
     runner.join();
 
-    pqxx::read_transaction tx(conn);
-    const pqxx::row latency = tx.exec(
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.95) WITHIN GROUP (ORDER BY ms), "
-        "percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) FROM (SELECT extract(epoch from c.at - s.at) * 1000 ms "
-        "FROM wsflow.saga_events s JOIN wsflow.saga_events c ON c.saga_id = s.saga_id AND c.step = s.step "
-        "AND c.branch = s.branch AND c.kind = 'step_completed' WHERE s.kind = 'attempt_started') l")[0];
-    tx.commit();
+    const bench::StepLatency latency = bench::step_latency(conn);
 
     const double total_steps = static_cast<double>(sagas) * steps;
     std::printf("wsflow_bench: %d sagas x %d no-op steps, concurrency %d, %d blocking threads, group commit %s\n",
@@ -143,8 +129,8 @@ int main(int argc, char** argv) {
     std::printf("  start (insert) : %.0f sagas/s\n", sagas / insert_seconds);
     std::printf("  run            : %.2f s, %.0f steps/s, %.1f sagas/s\n", run_seconds, total_steps / run_seconds,
                 sagas / run_seconds);
-    std::printf("  step latency   : p50 %.2f ms, p95 %.2f ms, p99 %.2f ms (attempt start to committed)\n",
-                latency[0].as<double>(), latency[1].as<double>(), latency[2].as<double>());
+    std::printf("  step latency   : p50 %.2f ms, p95 %.2f ms, p99 %.2f ms (attempt start to committed)\n", latency.p50,
+                latency.p95, latency.p99);
     if (pgbench_seconds > 0) {
       const double tps = pgbench_tps(pgbench_dsn, pgbench_clients, pgbench_seconds);
       std::printf("  pgbench        : %.0f tps (TPC-B-like, %d clients, %d s, same cluster)\n", tps, pgbench_clients,

@@ -20,6 +20,7 @@
 #include "adapters/postgres/migrations.h"
 #include "adapters/postgres/notify_listener.h"
 #include "adapters/postgres/pg_store.h"
+#include "bench/bench_support.h"
 #include "bench/fake_service.h"
 #include "engine/definition_loader.h"
 #include "engine/engine.h"
@@ -42,11 +43,6 @@ steps:
       timeout: 60s
 )";
 
-long long completed(pqxx::connection& conn) {
-  pqxx::read_transaction tx(conn);
-  return tx.exec("SELECT count(*) FROM wsflow.sagas WHERE state = 'completed'")[0][0].as<long long>();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,10 +60,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    std::string root = (std::filesystem::temp_directory_path() / "wsflow-http-bench-XXXXXX").string();
-    if (!mkdtemp(root.data())) throw std::runtime_error("mkdtemp failed");
-    auto cluster = pg::EmbeddedCluster::start({root, /*ephemeral=*/true, /*unsafe_fast=*/false, 300});
-    cluster->ensure_database("bench");
+    const auto cluster = bench::throwaway_cluster({"bench"});
     const std::string dsn = cluster->dsn("bench");
     pqxx::connection conn(dsn);
     pg::migrate(conn);
@@ -95,25 +88,20 @@ int main(int argc, char** argv) {
     const auto begin = Clock::now();
     std::thread runner([&] { engine.run(); });
     pg::NotifyListener listener(dsn, pg::kRunnableChannel, [&] { engine.wake(); });
-    while (completed(conn) < steps && Clock::now() - begin < std::chrono::minutes(10)) {
+    while (bench::completed_sagas(conn) < steps && Clock::now() - begin < std::chrono::minutes(10)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - begin).count();
-    const long long done = completed(conn);
+    const long long done = bench::completed_sagas(conn);
     engine.stop();
     runner.join();
 
-    pqxx::read_transaction tx(conn);
-    const pqxx::row latency = tx.exec(
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), "
-        "max(ms) FROM (SELECT extract(epoch from c.at - s.at) * 1000 ms FROM wsflow.saga_events s "
-        "JOIN wsflow.saga_events c ON c.saga_id = s.saga_id AND c.step = s.step AND c.kind = 'step_completed' "
-        "WHERE s.kind = 'attempt_started') l")[0];
+    const bench::StepLatency latency = bench::step_latency(conn);
     std::printf("wsflow_http_steps_bench: %d HTTP steps, the service answering each after %s, %d blocking threads\n",
                 steps, format_duration(*answer_after).c_str(), blocking_threads);
     std::printf("  all done in    : %.2f s (%lld of %d completed)\n", seconds, done, steps);
-    std::printf("  per step       : p50 %.0f ms, p99 %.0f ms, max %.0f ms (attempt start to committed)\n",
-                latency[0].as<double>(), latency[1].as<double>(), latency[2].as<double>());
+    std::printf("  per step       : p50 %.0f ms, p99 %.0f ms, max %.0f ms (attempt start to committed)\n", latency.p50,
+                latency.p99, latency.max);
     std::printf("  service saw    : %zu requests\n", service.requests().size());
     return done == steps ? 0 : 1;
   } catch (const std::exception& e) {
