@@ -283,6 +283,15 @@ TEST_F(HttpSteps, AClientErrorFailsAtOnceAndHangsAndDroppedConnectionsAreRetried
   }
   EXPECT_EQ(codes, (std::vector<std::string>{"timeout", "connection_failed"}));
 
+  // A Retry-After of an hour waits no longer than the retry policy's max (3 s).
+  service_.fail_next("POST", "/charges", 1, {503, "{}", {{"Retry-After", "3600"}}, {}, false});
+  const std::string capped = start("ws-capped");
+  ASSERT_TRUE(ends(capped, "completed", 20s));
+  const auto capped_charges = requests_of("ws-capped", "POST", "/charges");
+  ASSERT_EQ(capped_charges.size(), 2u);
+  EXPECT_GE(capped_charges[1].at - capped_charges[0].at, 2900ms);
+  EXPECT_LT(capped_charges[1].at - capped_charges[0].at, 10s);
+
   // 409 is in create_customer's success list: the customer already exists.
   service_.fail_next("POST", "/customers", 1, FakeReply::json(409, {{"id", "cus_existing"}}));
   const std::string existing = start("ws-exists");
