@@ -48,11 +48,11 @@ int main(int argc, char** argv) {
                                static_cast<unsigned short>(std::stoi(listen.substr(colon + 1))));
   std::mutex mutex;
   std::map<std::string, nlohmann::json> created;  // idempotency key -> first answer
-  auto log = [&](const FakeRequest& r, int status) {
+  service.observe([&](const FakeRequest& r, const FakeReply& reply) {
     std::lock_guard lock(mutex);
-    std::cout << r.method << " " << r.target << " Idempotency-Key: " << r.header("idempotency-key") << " -> " << status
-              << std::endl;
-  };
+    std::cout << r.method << " " << r.target << " Idempotency-Key: " << r.header("idempotency-key") << " -> "
+              << reply.status << std::endl;
+  });
   auto create = [&](const FakeRequest& r) {
     nlohmann::json answer;
     {
@@ -65,18 +65,13 @@ int main(int argc, char** argv) {
       }
       answer = it->second;
     }
-    log(r, 201);
     FakeReply reply = FakeReply::json(201, answer);
     reply.delay = *wait;
     return reply;
   };
   for (const char* method : {"POST", "PUT", "PATCH"}) service.on(method, "/", create);
-  service.on("DELETE", "/", [&](const FakeRequest& r) {
-    log(r, 204);
-    return FakeReply{204, "", {}, *wait, false};
-  });
-  service.on("GET", "/", [&](const FakeRequest& r) {
-    log(r, 200);
+  service.on("DELETE", "/", [&](const FakeRequest&) { return FakeReply{204, "", {}, *wait, false}; });
+  service.on("GET", "/", [&](const FakeRequest&) {
     std::lock_guard lock(mutex);
     nlohmann::json all = nlohmann::json::array();
     for (const auto& [key, answer] : created) all.push_back(answer);

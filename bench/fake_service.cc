@@ -40,12 +40,24 @@ struct FakeService::Impl {
   std::vector<Route> routes;
   std::vector<Scripted> scripted;
   std::vector<FakeRequest> seen;
+  std::function<void(const FakeRequest&, const FakeReply&)> observer;
 
   static bool matches(const std::string& method, const std::string& prefix, const FakeRequest& r) {
     return method == r.method && r.target.rfind(prefix, 0) == 0;
   }
 
   FakeReply answer(const FakeRequest& request) {
+    FakeReply reply = choose(request);
+    std::function<void(const FakeRequest&, const FakeReply&)> observe;
+    {
+      std::lock_guard lock(mutex);
+      observe = observer;
+    }
+    if (observe) observe(request, reply);
+    return reply;
+  }
+
+  FakeReply choose(const FakeRequest& request) {
     Handler handler;
     {
       std::lock_guard lock(mutex);
@@ -132,6 +144,11 @@ std::string FakeService::url() const {
 void FakeService::on(const std::string& method, const std::string& prefix, Handler handler) {
   std::lock_guard lock(impl_->mutex);
   impl_->routes.push_back({method, prefix, std::move(handler)});
+}
+
+void FakeService::observe(std::function<void(const FakeRequest&, const FakeReply&)> observer) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->observer = std::move(observer);
 }
 
 void FakeService::fail_next(const std::string& method, const std::string& prefix, int times, FakeReply reply) {

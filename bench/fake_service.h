@@ -61,6 +61,10 @@ class FakeService {
   // The next `times` such requests get `reply` instead, before the handler.
   void fail_next(const std::string& method, const std::string& prefix, int times, FakeReply reply);
 
+  // Called with every request and what it was answered (a dropped one too),
+  // from the service's thread.
+  void observe(std::function<void(const FakeRequest&, const FakeReply&)> observer);
+
   std::vector<FakeRequest> requests() const;
   std::vector<FakeRequest> requests(const std::string& method, const std::string& prefix) const;
 
