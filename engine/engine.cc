@@ -15,7 +15,11 @@ namespace asio = boost::asio;
 
 struct Engine::Impl {
   Impl(Store& store, const ActionRegistry& actions, EngineOptions options)
-      : rt(store, actions, std::move(options)), poll_timer(rt.io), heartbeat_timer(rt.io), grace_timer(rt.io) {
+      : rt(store, actions, std::move(options)),
+        poll_timer(rt.io),
+        local_wake_timer(rt.io),
+        heartbeat_timer(rt.io),
+        grace_timer(rt.io) {
     if (rt.options.owner.empty()) {
       char host[256] = {0};
       gethostname(host, sizeof host - 1);
@@ -28,6 +32,11 @@ struct Engine::Impl {
 
   detail::Runtime rt;
   asio::steady_timer poll_timer;  // the poller sleeps on it; wake() cancels it
+  // The earliest wake-up a saga released by this process asked for. One
+  // timer, however many sagas wait: when it fires, the poller finds the next
+  // due time in the database.
+  asio::steady_timer local_wake_timer;
+  std::optional<std::chrono::steady_clock::time_point> local_wake_at;
   asio::steady_timer heartbeat_timer;
   asio::steady_timer grace_timer;  // bounds shutdown
   bool poll_requested = false;
@@ -40,11 +49,28 @@ struct Engine::Impl {
   }
 
   void wake_after(Millis delay) {
-    if (delay >= rt.options.poll_interval) return;  // the regular poll will do
-    auto timer = std::make_shared<asio::steady_timer>(rt.io, delay);
-    timer->async_wait([this, timer](const boost::system::error_code& ec) {
-      if (!ec && !rt.stopping) wake_now();
+    const auto at = std::chrono::steady_clock::now() + delay;
+    if (local_wake_at && *local_wake_at <= at) return;  // an earlier wake-up will find this one's time
+    local_wake_at = at;
+    local_wake_timer.expires_at(at);  // a later wait it replaces ends with operation_aborted
+    local_wake_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      local_wake_at.reset();
+      if (!rt.stopping) wake_now();
     });
+  }
+
+  // How long the poller may sleep: until the earliest due time the database
+  // knows of (another process's timers and retries included), at most a poll.
+  asio::awaitable<Millis> poll_sleep() {
+    Millis sleep = rt.options.poll_interval;
+    try {
+      const std::optional<Millis> next = co_await rt.on_pool([&] { return rt.store.next_wake_in(); });
+      if (next) sleep = std::clamp(*next, Millis(0), sleep);
+    } catch (const std::exception& e) {
+      log_warn(std::string("reading the next due time failed: ") + e.what());
+    }
+    co_return sleep;
   }
 
   asio::awaitable<void> poller() {
@@ -67,7 +93,11 @@ struct Engine::Impl {
         poll_requested = false;
         continue;
       }
-      poll_timer.expires_after(rt.options.poll_interval);
+      poll_timer.expires_after(co_await poll_sleep());
+      if (poll_requested) {  // a wake-up came while the database answered
+        poll_requested = false;
+        continue;
+      }
       boost::system::error_code ec;
       co_await poll_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       poll_requested = false;

@@ -207,6 +207,10 @@ class Store {
   // --- executor ---
   // Leases up to `limit` runnable sagas (due, and not leased or lease expired).
   virtual std::vector<Claim> claim(const std::string& owner, Millis lease, int limit) = 0;
+  // How long until the earliest future wake time of a saga that may run (a
+  // timer, a retry, a jittered start); nullopt when none has one. The poller
+  // sleeps no longer than that, so a timer fires on time with any poll.
+  virtual std::optional<Millis> next_wake_in() = 0;
   // Extends the leases named by `claims` (a process's sagas in flight; a
   // saga it let go of after an error is not renewed, so its lease expires
   // and it runs again). Returns how many were still held.

@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "adapters/postgres/migrations.h"
 #include "engine/testing_actions.h"
@@ -419,6 +421,100 @@ steps:
   EXPECT_EQ(events_of(client_, id, {"timer_started", "timer_fired"}),
             (std::vector<std::string>{"timer_started:pause", "timer_fired:pause"}));
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 1);
+}
+
+// The timer's due time, and when the step after it started, from the events.
+std::pair<TimePoint, TimePoint> timer_due_and_next_start(Store& store, const std::string& id, Millis wait) {
+  TimePoint started{}, next{};
+  for (const auto& e : store.events(id)) {
+    if (e.kind == "timer_started") started = e.at;
+    if (e.kind == "attempt_started" && e.step == "after") next = e.at;
+  }
+  return {started + wait, next};
+}
+
+TEST_F(EngineTest, ATimerFiresAtItsDueTimeNotAtTheNextPoll) {
+  const auto def = definition(R"(saga: t.prompt_timer
+version: 1
+steps:
+  - name: pause
+    wait: { for: 1500ms }
+  - name: after
+    action: testing.succeed
+)");
+  EngineOptions slow_poll = testing::fast_options();
+  slow_poll.poll_interval = Millis(60'000);  // a poll would come far too late
+  {
+    // This process sets the timer and sleeps on it itself.
+    EngineHarness engine(dsn_, slow_poll);
+    const std::string id = start(def);
+    ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(20)), SagaState::kCompleted);
+    const auto [due, next] = timer_due_and_next_start(client_, id, Millis(1500));
+    EXPECT_LT(next - due, Millis(1000)) << "late by " << (next - due).count();
+  }
+  // A timer another process set (and left when it stopped) is found in the
+  // database: the poller sleeps until the earliest due time it knows of.
+  std::string id;
+  {
+    EngineHarness engine(dsn_, slow_poll);
+    id = start(def);
+    ASSERT_TRUE(wait_state(client_, id, SagaState::kWaiting));
+  }
+  EngineHarness other(dsn_, slow_poll);
+  ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(20)), SagaState::kCompleted);
+  const auto [due, next] = timer_due_and_next_start(client_, id, Millis(1500));
+  EXPECT_LT(next - due, Millis(1000)) << "late by " << (next - due).count();
+}
+
+TEST_F(EngineTest, LeaseRenewalAndGroupCommitsOverTheSameSagasNeverDeadlock) {
+  const auto def = definition("saga: t.locks\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n");
+  for (int i = 0; i < 300; ++i) start(def);
+  pg::PgStore store(dsn_, 4);
+  const std::vector<Claim> claims = store.claim("locker", Millis(60'000), 300);
+  ASSERT_EQ(claims.size(), 300u);
+  std::vector<Store::BatchItem> batch;
+  for (const Claim& claim : claims) {
+    Transition tick;
+    tick.event = "test_tick";
+    batch.push_back({claim, tick});
+  }
+  // The heartbeat renews in whatever order it holds the claims; batches
+  // commit their own subsets, as the engine's groups do.
+  std::vector<Claim> renew_order(claims.rbegin(), claims.rend());
+  std::atomic<int> deadlocks{0}, other_errors{0};
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  auto committer = [&](std::size_t offset) {
+    while (std::chrono::steady_clock::now() < until) {
+      std::vector<Store::BatchItem> part;
+      for (std::size_t i = offset; i < batch.size(); i += 2) part.push_back(batch[i]);
+      for (const auto& outcome : store.commit_batch(part)) {
+        if (!outcome.error) continue;
+        try {
+          std::rethrow_exception(outcome.error);
+        } catch (const pqxx::deadlock_detected&) {
+          ++deadlocks;
+        } catch (...) {
+          ++other_errors;
+        }
+        break;
+      }
+    }
+  };
+  auto renewer = [&] {
+    while (std::chrono::steady_clock::now() < until) {
+      try {
+        EXPECT_EQ(store.renew_leases(renew_order, Millis(60'000)), 300);
+      } catch (const pqxx::deadlock_detected&) {
+        ++deadlocks;
+      }
+    }
+  };
+  std::thread a(committer, 0), b(committer, 1), c(renewer);
+  a.join();
+  b.join();
+  c.join();
+  EXPECT_EQ(deadlocks.load(), 0);
+  EXPECT_EQ(other_errors.load(), 0);
 }
 
 const char* kApproval = R"(saga: t.approval

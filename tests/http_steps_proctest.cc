@@ -45,7 +45,7 @@ steps:
       request:
         method: POST
         url: "${var.billing_url}/customers"
-        headers: { Authorization: "Bearer ${secret.billing_token}" }
+        headers: { Authorization: "Bearer ${secret.billing_token}", X-Customer: "${input.name}" }
         json: { workspace: "${input.workspace_id}", name: "${input.name}" }
       success: [200, 201, 409]
       output: { customer_id: /id }
@@ -132,8 +132,10 @@ class HttpSteps : public ::testing::Test {
     process_->wait(20s);
     process_.reset();
   }
-  std::string start(const std::string& workspace) {
-    return client_.start_saga(def_, {{"workspace_id", workspace}, {"name", "Acme " + workspace}}, {}).saga_id;
+  std::string start(const std::string& workspace, const std::string& name = "") {
+    return client_
+        .start_saga(def_, {{"workspace_id", workspace}, {"name", name.empty() ? "Acme " + workspace : name}}, {})
+        .saga_id;
   }
   std::string state(const std::string& saga) { return to_string(client_.find_saga(saga).value().state); }
   bool ends(const std::string& saga, const std::string& expected, std::chrono::milliseconds timeout = 30s) {
@@ -291,6 +293,12 @@ TEST_F(HttpSteps, AClientErrorFailsAtOnceAndHangsAndDroppedConnectionsAreRetried
   ASSERT_EQ(capped_charges.size(), 2u);
   EXPECT_GE(capped_charges[1].at - capped_charges[0].at, 2900ms);
   EXPECT_LT(capped_charges[1].at - capped_charges[0].at, 10s);
+
+  // A value from the input cannot smuggle a header in: nothing is sent.
+  const std::string smuggler = start("ws-smuggle", "Acme\r\nX-Admin: true");
+  ASSERT_TRUE(ends(smuggler, "compensated"));
+  EXPECT_TRUE(requests_of("ws-smuggle", "POST", "/customers").empty());
+  EXPECT_NE(client_.find_saga(smuggler)->error.find("invalid_request"), std::string::npos);
 
   // 409 is in create_customer's success list: the customer already exists.
   service_.fail_next("POST", "/customers", 1, FakeReply::json(409, {{"id", "cus_existing"}}));

@@ -1,6 +1,7 @@
 #include "adapters/outbound/http_action.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "adapters/outbound/http_outcome.h"
 #include "adapters/outbound/redactor.h"
@@ -9,6 +10,12 @@
 
 namespace wsflow {
 namespace {
+
+// A rendered request that must not be sent (a header value with a line break).
+class InvalidRequest : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 struct Shared {
   const HttpClient* client;
@@ -30,7 +37,12 @@ OutboundRequest build_request(const nlohmann::json& spec, const ActionCall& call
   request.url = rendered(spec.at("url").get<std::string>(), scope, Encoding::kUrl);
   bool has_content_type = false;
   for (const auto& [name, value] : spec.at("headers").items()) {
-    request.headers.emplace_back(name, rendered(value.get<std::string>(), scope));
+    std::string text = rendered(value.get<std::string>(), scope);
+    // A value from the saga's input must not add headers of its own.
+    if (text.find_first_of("\r\n", 0) != std::string::npos || text.find('\0') != std::string::npos) {
+      throw InvalidRequest("header " + name + ": its value holds a line break");
+    }
+    request.headers.emplace_back(name, std::move(text));
     std::string lower = name;
     std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
     has_content_type = has_content_type || lower == "content-type";
@@ -128,6 +140,9 @@ Action make_http_action(const HttpClient& client, RuntimeValues values) {
       request = build_request(spec, call, scope, *shared);
     } catch (const UnresolvedReference& e) {
       done(ActionResult::failure("unresolved_reference", shared->redact(e.what()), false));
+      return;
+    } catch (const InvalidRequest& e) {
+      done(ActionResult::failure("invalid_request", shared->redact(e.what()), false));
       return;
     }
     auto sent = std::make_shared<OutboundRequest>(request);

@@ -15,6 +15,7 @@
 //                                                `connection_failed`,
 //                                                `tls_failed`, `bad_response`
 //   a reference with no value                    non-retryable `unresolved_reference`
+//   a header value with a line break             non-retryable `invalid_request`
 //
 // The attempt's event keeps the request line and the response's status and
 // first 64 KiB of body, with every secret's value redacted; outputs and error

@@ -55,9 +55,16 @@ const std::pair<const char*, std::string> kStatements[] = {
      "UPDATE wsflow.sagas s SET lease_owner = $1, lease_token = gen_random_uuid(), "
      "lease_until = now() + $2::bigint * interval '1 ms' FROM c WHERE s.id = c.id "
      "RETURNING s.id::text, s.lease_token::text, c.takeover"},
+    // Rows are locked in saga-id order, the order commit_batch fences them in:
+    // a heartbeat and a group commit over the same sagas never wait on each
+    // other in a cycle (a plain UPDATE locks them in scan order).
     {"renew",
-     "UPDATE wsflow.sagas SET lease_until = now() + $2::bigint * interval '1 ms' "
-     "WHERE lease_token = ANY($1::uuid[])"},
+     "UPDATE wsflow.sagas s SET lease_until = now() + $2::bigint * interval '1 ms' "
+     "FROM (SELECT id FROM wsflow.sagas WHERE lease_token = ANY($1::uuid[]) ORDER BY id FOR UPDATE) locked "
+     "WHERE s.id = locked.id"},
+    {"next_wake",
+     "SELECT ceil(extract(epoch from min(wake_at) - now()) * 1000)::bigint FROM wsflow.sagas "
+     "WHERE state IN ('pending','running','waiting','compensating') AND wake_at > now()"},
     {"release_all",
      "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, "
      "wake_at = CASE WHEN wake_at IS NULL THEN NULL ELSE now() END WHERE lease_owner = $1"},
@@ -332,6 +339,14 @@ std::vector<Claim> PgStore::claim(const std::string& owner, Millis lease, int li
   }
   tx.commit();
   return claims;
+}
+
+std::optional<Millis> PgStore::next_wake_in() {
+  auto conn = pool_.acquire();
+  pqxx::read_transaction tx(*conn);
+  const pqxx::field next = tx.exec_prepared("next_wake")[0][0];
+  if (next.is_null()) return std::nullopt;
+  return Millis(next.as<long long>());
 }
 
 int PgStore::renew_leases(const std::vector<Claim>& claims, Millis lease) {

@@ -30,6 +30,7 @@ class PgStore final : public Store {
   std::optional<std::string> definition_source(const std::string& hash) override;
 
   std::vector<Claim> claim(const std::string& owner, Millis lease, int limit) override;
+  std::optional<Millis> next_wake_in() override;
   int renew_leases(const std::vector<Claim>& claims, Millis lease) override;
   void release_all(const std::string& owner) override;
   SagaSnapshot load(const Claim& claim) override;
