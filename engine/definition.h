@@ -70,9 +70,15 @@ struct Step {
   bool is_http() const { return input.contains("http") && action == "http"; }
 };
 
+// Which due sagas a process claims first: every due saga of a higher
+// priority before any of a lower one (strict; low is for bulk work that may
+// wait). Stored with each saga when it starts.
+enum class Priority { kLow = 0, kNormal = 1, kHigh = 2 };
+
 struct SagaDefinition {
   std::string name;
   int version = 1;
+  Priority priority = Priority::kNormal;
   std::string description;
   std::vector<std::string> required_input;
   std::optional<Millis> deadline;

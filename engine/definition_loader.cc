@@ -263,7 +263,9 @@ LoadResult load_definition(const std::string& yaml_text, const std::string& file
   if (!parsed) return result;
   const YAML::Node& root = *parsed;
   YamlChecker c(file, result.errors);
-  if (!c.map(root, "", {"saga", "version", "description", "input", "deadline", "defaults", "steps"})) return result;
+  if (!c.map(root, "", {"saga", "version", "description", "input", "deadline", "priority", "defaults", "steps"})) {
+    return result;
+  }
 
   SagaDefinition def;
   def.file = file;
@@ -276,6 +278,9 @@ LoadResult load_definition(const std::string& yaml_text, const std::string& file
     def.required_input = c.string_list(root["input"], "input", "required").value_or(std::vector<std::string>{});
   }
   def.deadline = c.duration(root, "", "deadline", false);
+  def.priority = c.choice<Priority>(root, "", "priority",
+                                    {{"high", Priority::kHigh}, {"normal", Priority::kNormal}, {"low", Priority::kLow}})
+                     .value_or(Priority::kNormal);
 
   Defaults defaults;
   if (root["defaults"] && c.map(root["defaults"], "defaults", {"timeout", "retry", "compensate_retry"})) {

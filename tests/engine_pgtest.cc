@@ -466,6 +466,34 @@ steps:
   EXPECT_LT(next - due, Millis(1000)) << "late by " << (next - due).count();
 }
 
+TEST_F(EngineTest, AHighPrioritySagaRunsBeforeABacklogAndLowPriorityAfterIt) {
+  const auto bulk = definition("saga: t.bulk\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n");
+  const auto urgent =
+      definition("saga: t.urgent\nversion: 1\npriority: high\nsteps:\n  - name: a\n    action: testing.succeed\n");
+  const auto chores =
+      definition("saga: t.chores\nversion: 1\npriority: low\nsteps:\n  - name: a\n    action: testing.succeed\n");
+  // Oldest first within a priority: the low one and the backlog are older.
+  const std::string low = start(chores);
+  std::vector<std::string> backlog;
+  for (int i = 0; i < 30; ++i) backlog.push_back(start(bulk));
+  const std::string high = start(urgent);
+  EngineOptions one_at_a_time = testing::fast_options();
+  one_at_a_time.max_active_sagas = 1;
+  EngineHarness engine(dsn_, one_at_a_time);
+  ASSERT_EQ(wait_terminal(client_, low), SagaState::kCompleted);
+  // When each saga's first attempt started (one saga at a time: the order they ran in).
+  auto began = [&](const std::string& id) {
+    for (const auto& e : client_.events(id)) {
+      if (e.kind == "attempt_started") return e.at;
+    }
+    return TimePoint::max();
+  };
+  for (const std::string& id : backlog) {
+    EXPECT_LT(began(high), began(id));
+    EXPECT_LT(began(id), began(low));
+  }
+}
+
 TEST_F(EngineTest, LeaseRenewalAndGroupCommitsOverTheSameSagasNeverDeadlock) {
   const auto def = definition("saga: t.locks\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n");
   for (int i = 0; i < 300; ++i) start(def);

@@ -412,6 +412,13 @@ const std::vector<Migration>& migrations() {
       {13, "environments on other provisioners",
        "ALTER TABLE wsflow.environments ADD COLUMN provisioner text NOT NULL DEFAULT 'postgres', "
        "ADD COLUMN details jsonb, ALTER COLUMN schema_name DROP NOT NULL, ALTER COLUMN role_name DROP NOT NULL"},
+      // A definition's priority (engine/definition.h): due sagas are claimed
+      // highest priority first, each priority by due time.
+      {14, "saga priority",
+       "ALTER TABLE wsflow.sagas ADD COLUMN priority smallint NOT NULL DEFAULT 1 CHECK (priority BETWEEN 0 AND 2); "
+       "DROP INDEX wsflow.sagas_runnable; "
+       "CREATE INDEX sagas_runnable ON wsflow.sagas (priority, wake_at) "
+       "WHERE state IN ('pending','running','waiting','compensating')"},
   };
   return all;
 }

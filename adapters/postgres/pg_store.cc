@@ -24,9 +24,9 @@ const char* kStepColumns =
 // Not prepared: insert_saga runs on callers' connections too.
 const char* kInsertSaga =
     "INSERT INTO wsflow.sagas (definition, version, definition_hash, workspace_id, state, input, context, "
-    "idempotency_key, deadline_at, wake_at) VALUES ($1, $2, $3, NULLIF($4, '')::uuid, 'pending', $5::jsonb, "
+    "idempotency_key, deadline_at, wake_at, priority) VALUES ($1, $2, $3, NULLIF($4, '')::uuid, 'pending', $5::jsonb, "
     "$5::jsonb, NULLIF($6, ''), CASE WHEN $7::bigint < 0 THEN NULL ELSE now() + $7::bigint * interval '1 ms' END, "
-    "now() + $8::bigint * interval '1 ms') RETURNING id::text";
+    "now() + $8::bigint * interval '1 ms', $9::smallint) RETURNING id::text";
 
 // name -> SQL, prepared on every pooled connection.
 const std::pair<const char*, std::string> kStatements[] = {
@@ -47,9 +47,10 @@ const std::pair<const char*, std::string> kStatements[] = {
     {"wake_now", "UPDATE wsflow.sagas SET wake_at = now() WHERE id = $1::uuid AND state <> ALL($2::text[])"},
     {"mark_cancel",
      "UPDATE wsflow.sagas SET cancel_requested = true, wake_at = now(), updated_at = now() WHERE id = $1::uuid"},
+    // One priority at a time ($4), each an index range scan on (priority, wake_at).
     {"claim",
      "WITH c AS (SELECT id, lease_token IS NOT NULL AS takeover FROM wsflow.sagas "
-     "WHERE state IN ('pending','running','waiting','compensating') "
+     "WHERE state IN ('pending','running','waiting','compensating') AND priority = $4::smallint "
      "AND wake_at <= now() AND (lease_until IS NULL OR lease_until < now()) ORDER BY wake_at LIMIT $3 "
      "FOR UPDATE SKIP LOCKED) "
      "UPDATE wsflow.sagas s SET lease_owner = $1, lease_token = gen_random_uuid(), "
@@ -63,8 +64,9 @@ const std::pair<const char*, std::string> kStatements[] = {
      "FROM (SELECT id FROM wsflow.sagas WHERE lease_token = ANY($1::uuid[]) ORDER BY id FOR UPDATE) locked "
      "WHERE s.id = locked.id"},
     {"next_wake",
-     "SELECT ceil(extract(epoch from min(wake_at) - now()) * 1000)::bigint FROM wsflow.sagas "
-     "WHERE state IN ('pending','running','waiting','compensating') AND wake_at > now()"},
+     "SELECT ceil(extract(epoch from min(next) - now()) * 1000)::bigint FROM (VALUES (0), (1), (2)) p(priority), "
+     "LATERAL (SELECT min(wake_at) AS next FROM wsflow.sagas s WHERE s.priority = p.priority::smallint "
+     "AND state IN ('pending','running','waiting','compensating') AND wake_at > now()) n"},
     {"release_all",
      "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, "
      "wake_at = CASE WHEN wake_at IS NULL THEN NULL ELSE now() END WHERE lease_owner = $1"},
@@ -221,7 +223,8 @@ StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const 
   // its retry finds the first saga above.
   auto inserted =
       tx.exec_params(kInsertSaga, definition.name, definition.version, definition.hash, options.workspace_id,
-                     input.dump(), options.idempotency_key, deadline_ms, static_cast<long long>(options.delay.count()));
+                     input.dump(), options.idempotency_key, deadline_ms, static_cast<long long>(options.delay.count()),
+                     static_cast<int>(definition.priority));
   const std::string id = inserted[0][0].as<std::string>();
   insert_event(tx, id, "created", "", "",
                {{"definition", definition.name}, {"version", definition.version}, {"hash", definition.hash}});
@@ -334,8 +337,13 @@ std::vector<Claim> PgStore::claim(const std::string& owner, Millis lease, int li
   auto conn = pool_.acquire();
   pqxx::work tx(*conn);
   std::vector<Claim> claims;
-  for (const auto& r : tx.exec_prepared("claim", owner, static_cast<long long>(lease.count()), limit)) {
-    claims.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<bool>()});
+  for (const Priority priority : {Priority::kHigh, Priority::kNormal, Priority::kLow}) {
+    const int left = limit - static_cast<int>(claims.size());
+    if (left <= 0) break;
+    for (const auto& r :
+         tx.exec_prepared("claim", owner, static_cast<long long>(lease.count()), left, static_cast<int>(priority))) {
+      claims.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<bool>()});
+    }
   }
   tx.commit();
   return claims;
