@@ -127,11 +127,7 @@ bool parse_http(YamlChecker& c, const YAML::Node& node, const std::string& field
   if (!call) return false;
   // The request's timeout is the attempt's, unless the step sets its own,
   // which must leave the request its time.
-  if (!call->contains("timeout_ms")) {
-    (*call)["timeout_ms"] = step.timeout.count();
-  } else if (!explicit_timeout) {
-    step.timeout = http_call_timeout(*call);
-  }
+  if (call->contains("timeout_ms") && !explicit_timeout) step.timeout = http_call_timeout(*call);
   for (const auto& [request, key] :
        {std::pair{&*call, "http"}, std::pair{undo ? &*undo : nullptr, "compensate_http"}}) {
     if (!request) continue;

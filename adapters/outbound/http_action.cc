@@ -59,9 +59,7 @@ OutboundRequest build_request(const nlohmann::json& spec, const ActionCall& call
   request.headers.emplace_back("X-Wsflow-Saga", call.saga_id);
   request.headers.emplace_back("X-Wsflow-Attempt", std::to_string(call.attempt));
   if (auto key = shared.values.secrets.find(kSigningSecret); key != shared.values.secrets.end()) {
-    for (auto& header : signature_headers(key->second, request.body, std::chrono::system_clock::now())) {
-      request.headers.push_back(std::move(header));
-    }
+    add_signature_headers(request.headers, key->second, request.body, std::chrono::system_clock::now());
   }
   const auto left =
       std::chrono::duration_cast<std::chrono::milliseconds>(call.deadline - std::chrono::system_clock::now());
@@ -76,8 +74,9 @@ bool is_success(const nlohmann::json& spec, int status) {
   return std::find(success.begin(), success.end(), status) != success.end();
 }
 
-// The step's outputs: each `output` pointer looked up in the JSON body.
-ActionResult mapped_outputs(const nlohmann::json& spec, const OutboundResponse& response, const ActionCall& call,
+// The step's outputs: each `output` pointer looked up in the JSON body;
+// `to_context` also merges them into the saga context.
+ActionResult mapped_outputs(const nlohmann::json& spec, const OutboundResponse& response, bool to_context,
                             const Redactor& redact) {
   const nlohmann::json& pointers = spec.at("output");
   nlohmann::json output = nlohmann::json::object();
@@ -98,15 +97,12 @@ ActionResult mapped_outputs(const nlohmann::json& spec, const OutboundResponse& 
     }
   }
   output = redact.json(output);
-  // A for_each step's branches would overwrite each other's fields in the
-  // context: their outputs stay with each branch (${output.X} in compensate_http).
-  const bool to_context = call.branch.empty() && !call.compensating;
   return ActionResult::success(output, to_context ? output : nlohmann::json::object());
 }
 
-ActionResult outcome(const nlohmann::json& spec, const OutboundRequest& request, OutboundResult result,
-                     const ActionCall& call, const Redactor& redact) {
-  const std::string request_line = request.method + " " + redact(request.url);
+// `request_line` is "METHOD url", the URL already redacted.
+ActionResult outcome(const nlohmann::json& spec, const std::string& request_line, OutboundResult result,
+                     bool to_context, const Redactor& redact) {
   nlohmann::json detail = {{"request", request_line}};
   if (result.response) {
     const OutboundResponse& response = *result.response;
@@ -116,7 +112,7 @@ ActionResult outcome(const nlohmann::json& spec, const OutboundRequest& request,
   }
   ActionResult answer;
   if (result.response && is_success(spec, result.response->status)) {
-    answer = mapped_outputs(spec, *result.response, call, redact);
+    answer = mapped_outputs(spec, *result.response, to_context, redact);
   } else {
     result.error = redact(result.error);
     answer.ok = false;
@@ -145,10 +141,14 @@ Action make_http_action(const HttpClient& client, RuntimeValues values) {
       done(ActionResult::failure("invalid_request", shared->redact(e.what()), false));
       return;
     }
-    auto sent = std::make_shared<OutboundRequest>(request);
+    // A for_each step's branches would overwrite each other's fields in the
+    // context: their outputs stay with each branch (${output.X} in compensate_http).
+    const bool to_context = call.branch.empty() && !call.compensating;
+    std::string request_line = request.method + " " + shared->redact(request.url);
     shared->client->send(call.executor, std::move(request),
-                         [shared, spec, call, sent, done = std::move(done)](OutboundResult result) {
-                           done(outcome(spec, *sent, result, call, shared->redact));
+                         [shared, spec, to_context, request_line = std::move(request_line),
+                          done = std::move(done)](OutboundResult result) {
+                           done(outcome(spec, request_line, std::move(result), to_context, shared->redact));
                          });
   };
   return action;

@@ -22,12 +22,12 @@ std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
   return hex;
 }
 
-std::vector<std::pair<std::string, std::string>> signature_headers(const std::string& key, const std::string& body,
-                                                                   std::chrono::system_clock::time_point now) {
+void add_signature_headers(std::vector<std::pair<std::string, std::string>>& headers, const std::string& key,
+                           const std::string& body, std::chrono::system_clock::time_point now) {
   const std::string timestamp =
       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
-  return {{"X-Wsflow-Timestamp", timestamp},
-          {"X-Wsflow-Signature", "sha256=" + hmac_sha256_hex(key, timestamp + "." + body)}};
+  headers.emplace_back("X-Wsflow-Timestamp", timestamp);
+  headers.emplace_back("X-Wsflow-Signature", "sha256=" + hmac_sha256_hex(key, timestamp + "." + body));
 }
 
 }  // namespace wsflow

@@ -19,8 +19,8 @@ namespace wsflow {
 // if OpenSSL fails.
 std::string hmac_sha256_hex(const std::string& key, const std::string& data);
 
-// The two headers above for `body` signed at `now`.
-std::vector<std::pair<std::string, std::string>> signature_headers(const std::string& key, const std::string& body,
-                                                                   std::chrono::system_clock::time_point now);
+// Appends the two headers above, for `body` signed at `now`, to `headers`.
+void add_signature_headers(std::vector<std::pair<std::string, std::string>>& headers, const std::string& key,
+                           const std::string& body, std::chrono::system_clock::time_point now);
 
 }  // namespace wsflow

@@ -44,9 +44,7 @@ class HttpProvisioner final : public EnvironmentProvisioner {
     if (!body.empty()) outbound.headers.emplace_back("Content-Type", "application/json");
     outbound.headers.emplace_back("Idempotency-Key", request.idempotency_key);
     if (!config_.signing_key.empty()) {
-      for (auto& header : signature_headers(config_.signing_key, body, std::chrono::system_clock::now())) {
-        outbound.headers.push_back(std::move(header));
-      }
+      add_signature_headers(outbound.headers, config_.signing_key, body, std::chrono::system_clock::now());
     }
     const std::string request_line = std::string(method) + " " + outbound.url;
     OutboundResult result = client_.send_blocking(std::move(outbound));

@@ -35,9 +35,7 @@ void WebhookNotifier::deliver(boost::asio::any_io_executor executor, const std::
     OutboundRequest request{"POST", url, {}, body, config_.timeout};
     request.headers = {
         {"Content-Type", "application/json"}, {"X-Wsflow-Event", event}, {"Idempotency-Key", idempotency_key}};
-    for (auto& header : signature_headers(config_.secret, body, std::chrono::system_clock::now())) {
-      request.headers.push_back(std::move(header));
-    }
+    add_signature_headers(request.headers, config_.secret, body, std::chrono::system_clock::now());
     client_.send(executor, std::move(request), [join, url](OutboundResult result) {
       const bool delivered = result.response && result.response->status >= 200 && result.response->status < 300;
       if (!delivered && !join->failure) {
