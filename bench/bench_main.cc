@@ -1,144 +1,271 @@
-// wsflow_bench: runs N sagas of K no-op steps through an in-process engine on
-// a Postgres cluster and prints steps/s, sagas/s and step-latency
-// percentiles, next to pgbench's TPC-B-like tps on the same cluster in the
-// same run, as ratios (DESIGN §8). Without --database-url it starts a
-// throwaway cluster with default (durable) settings.
+// wsflow_bench: the engine's performance figures, each next to pgbench's on
+// the same cluster in the same run (see BENCHMARKS.md for a full run):
+//   - durable steps/s at saturation, group commit on and off, and with
+//     several engine processes on one database;
+//   - step-to-step latency (commit to commit) at concurrency 1 and 4;
+//   - durable timer lateness, idle and under load; signal to next step;
+//   - fairness: a high-priority saga's wait behind a queued backlog;
+//   - scale: batch start rate, sagas parked on timers (RSS and CPU while
+//     they wait), storage per finished saga;
+//   - the deadlocks Postgres detected and the engine errors seen: both 0.
+// Without --database-url it starts a throwaway cluster with default
+// (durable: fsync, synchronous_commit) settings.
 //
-//   wsflow_bench --sagas 1000 --steps 5 --concurrency 256 --pgbench-seconds 10
+//   wsflow_bench                 the full set (a few minutes)
+//   wsflow_bench --quick         every scenario, small (under a minute; CI's smoke test)
+//   wsflow_bench --json out.json
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <array>
 #include <cstdio>
-#include <filesystem>
+#include <fstream>
 #include <iostream>
-#include <pqxx/pqxx>
 #include <thread>
 
-#include "adapters/postgres/embedded_cluster.h"
 #include "adapters/postgres/migrations.h"
-#include "adapters/postgres/notify_listener.h"
-#include "adapters/postgres/pg_store.h"
-#include "bench/bench_support.h"
-#include "engine/definition_loader.h"
-#include "engine/engine.h"
+#include "bench/bench_report.h"
+#include "bench/engine_bench.h"
+#include "bench/pgbench.h"
+#include "bench/timer_scale.h"
 #include "engine/log.h"
-#include "engine/testing_actions.h"
 
 namespace {
 
 using namespace wsflow;
-using Clock = std::chrono::steady_clock;
+using namespace wsflow::bench;
 
-std::string noop_saga(int steps) {
-  std::string yaml = "saga: bench.noop\nversion: 1\nsteps:\n";
-  for (int i = 0; i < steps; ++i) yaml += "  - name: s" + std::to_string(i) + "\n    action: testing.succeed\n";
-  return yaml;
+struct Options {
+  bool quick = false;
+  std::string database_url;
+  std::string json_path;
+  int sagas = 10'000;
+  int steps = 5;
+  int concurrency = 256;
+  int blocking_threads = 4;
+  int pgbench_seconds = 15;
+  int processes = 4;
+  int timer_sagas = 100'000;
+  int fairness_backlog = 5'000;
+  std::vector<std::string> only;
+  std::string worker_dsn;
+  bool no_group_commit_worker = false;
+
+  bool wants(const std::string& scenario) const {
+    return only.empty() || std::find(only.begin(), only.end(), scenario) != only.end();
+  }
+};
+
+Figure plain(std::string name, double value, std::string unit) {
+  Figure f;
+  f.name = std::move(name);
+  f.value = value;
+  f.unit = std::move(unit);
+  return f;
 }
 
-// Runs a command and returns its standard output.
-std::string capture(const std::string& command) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) throw std::runtime_error("cannot run " + command);
-  std::array<char, 4096> buffer{};
-  while (fgets(buffer.data(), buffer.size(), pipe)) out += buffer.data();
-  if (pclose(pipe) != 0) throw std::runtime_error("command failed: " + command + "\n" + out);
-  return out;
+Figure ratio_figure(std::string name, double value, std::string unit, const PgbenchResult& reference,
+                    std::optional<double> target, bool lower_is_better = false) {
+  Figure f = plain(std::move(name), value, std::move(unit));
+  f.reference = lower_is_better ? reference.latency_ms : reference.tps;
+  f.reference_name = "pgbench -c " + std::to_string(reference.clients) + (lower_is_better ? " ms" : " tps");
+  f.target = target;
+  f.lower_is_better = lower_is_better;
+  return f;
 }
 
-std::string pgbench_path() {
-  const auto candidate = pg::server_bin_dir() / "pgbench";
-  if (!std::filesystem::exists(candidate)) throw std::runtime_error("pgbench not found (install postgresql-contrib)");
-  return candidate.string();
+Figure absolute(std::string name, double value, std::string unit, std::optional<double> bound,
+                bool lower_is_better = true, std::string note = "") {
+  Figure f = plain(std::move(name), value, std::move(unit));
+  f.target = bound;
+  f.lower_is_better = lower_is_better;
+  f.note = std::move(note);
+  return f;
 }
 
-double pgbench_tps(const std::string& dsn, int clients, int seconds) {
-  const std::string bin = pgbench_path();
-  const std::string quoted = "'" + dsn + "'";
-  capture(bin + " -i -s 10 -q " + quoted + " 2>&1");
-  const std::string out = capture(bin + " -n -c " + std::to_string(clients) + " -j 2 -T " + std::to_string(seconds) +
-                                  " " + quoted + " 2>&1");
-  const auto pos = out.find("tps = ");
-  if (pos == std::string::npos) throw std::runtime_error("cannot read pgbench output:\n" + out);
-  return std::stod(out.substr(pos + 6));
+std::string lateness_note(const Quantiles& q) {
+  char buffer[96];
+  std::snprintf(buffer, sizeof buffer, "p50 %.1f ms, max %.1f ms, n=%lld", q.p50, q.max, q.count);
+  return buffer;
+}
+
+// This program again, as an engine worker on the database appended to it.
+std::vector<std::string> worker_command(const Options& o, int concurrency) {
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) throw std::runtime_error("cannot find this program's path");
+  return {std::string(self, static_cast<std::size_t>(n)),
+          "--blocking-threads",
+          std::to_string(o.blocking_threads),
+          "--concurrency",
+          std::to_string(concurrency),
+          "--worker"};
+}
+
+int run_all(const Options& o) {
+  std::unique_ptr<pg::EmbeddedCluster> cluster;
+  std::string dsn = o.database_url;
+  if (dsn.empty()) {
+    cluster = throwaway_cluster({"bench"});
+    dsn = cluster->dsn("bench");
+  }
+  pqxx::connection conn(dsn);
+  pg::migrate(conn);
+  BenchRun run(dsn, o.blocking_threads);
+  Report report;
+  report.set_info("run", run.id);
+  report.set_info("quick", o.quick);
+  report.set_info("cores", std::thread::hardware_concurrency());
+  report.set_info("database",
+                  o.database_url.empty() ? "throwaway cluster (fsync and synchronous_commit on)" : "--database-url");
+  long long engine_errors = 0, duplicates = 0;
+  const long long deadlocks_before = deadlocks(conn);
+  auto progress = [](const std::string& what) { std::fprintf(stderr, "wsflow_bench: %s\n", what.c_str()); };
+
+  PgbenchResult pg1, pg16;
+  progress("pgbench -N -M prepared, 1 and 16 clients");
+  pgbench_init(dsn, o.quick ? 1 : 10);
+  pg1 = pgbench_run(dsn, 1, o.pgbench_seconds);
+  pg16 = pgbench_run(dsn, 16, o.pgbench_seconds);
+  report.add(plain("pgbench -N -M prepared, 1 client", pg1.tps, "tps"));
+  report.add(plain("pgbench -N -M prepared, 1 client, latency", pg1.latency_ms, "ms"));
+  report.add(plain("pgbench -N -M prepared, 16 clients", pg16.tps, "tps"));
+  const std::string step_unit = "steps/s";
+  double saturation_sagas_per_second = 0;
+
+  ThroughputOptions throughput{o.sagas, o.steps, o.concurrency, true, 1, {}};
+  if (o.wants("throughput")) {
+    progress("throughput, group commit on");
+    const Throughput on = run_throughput(run, throughput, "throughput");
+    saturation_sagas_per_second = on.sagas_per_second;
+    report.add(ratio_figure("durable steps/s, group commit", on.steps_per_second, step_unit, pg16, 2.0));
+    progress("throughput, group commit off");
+    ThroughputOptions off_options = throughput;
+    off_options.group_commit = false;
+    const Throughput off = run_throughput(run, off_options, "throughput_no_group_commit");
+    report.add(ratio_figure("durable steps/s, no group commit", off.steps_per_second, step_unit, pg16, 0.7));
+    engine_errors += on.engine_errors + off.engine_errors;
+    duplicates += on.duplicate_commits + off.duplicate_commits;
+  }
+  if (o.wants("latency")) {
+    for (int concurrency : {1, 4}) {
+      progress("step-to-step latency, concurrency " + std::to_string(concurrency));
+      const StepToStep l = run_step_to_step(run, concurrency, o.quick ? 20 : 200, o.steps);
+      const std::string c = "concurrency " + std::to_string(concurrency);
+      report.add(ratio_figure("step to step p50 ms, " + c, l.commit_to_commit.p50, "ms", pg1, 1.5, true));
+      report.add(ratio_figure("step to step p99 ms, " + c, l.commit_to_commit.p99, "ms", pg1, 3.0, true));
+      engine_errors += l.engine_errors;
+    }
+  }
+  if (o.wants("timers")) {
+    progress("timer lateness, idle");
+    const Lateness idle = run_timers(run, o.quick ? 50 : 500, Millis(o.quick ? 500 : 2000), 0);
+    report.add(absolute("timer lateness p99 ms, idle", idle.late.p99, "ms", 10, true, lateness_note(idle.late)));
+    const double half = saturation_sagas_per_second > 0 ? saturation_sagas_per_second / 2 : 200;
+    progress("timer lateness, background load at " + std::to_string(static_cast<int>(half)) + " sagas/s");
+    const Lateness loaded = run_timers(run, o.quick ? 50 : 500, Millis(o.quick ? 500 : 2000), half);
+    report.add(
+        absolute("timer lateness p99 ms, 50% load", loaded.late.p99, "ms", 10, true, lateness_note(loaded.late)));
+    engine_errors += idle.engine_errors + loaded.engine_errors;
+  }
+  if (o.wants("signals")) {
+    progress("signal to next step");
+    const Lateness signals = run_signals(run, o.quick ? 50 : 500);
+    report.add(absolute("signal to next step committed p99 ms", signals.late.p99, "ms", 10, true,
+                        lateness_note(signals.late)));
+    engine_errors += signals.engine_errors;
+  }
+  if (o.wants("fairness")) {
+    progress("fairness: high priority behind a backlog of " + std::to_string(o.fairness_backlog));
+    const Lateness fair = run_fairness(run, o.fairness_backlog, o.quick ? 10 : 40);
+    report.add(
+        absolute("high-priority saga to first step p99 ms", fair.late.p99, "ms", 250, true, lateness_note(fair.late)));
+    engine_errors += fair.engine_errors;
+  }
+  if (o.wants("processes") && o.processes > 1) {
+    progress(std::to_string(o.processes) + " engine processes on one database");
+    ThroughputOptions multi = throughput;
+    multi.processes = o.processes;
+    multi.concurrency = std::max(1, o.concurrency / o.processes);
+    multi.worker_command = worker_command(o, multi.concurrency);
+    const Throughput t = run_throughput(run, multi, "processes");
+    report.add(ratio_figure("durable steps/s, " + std::to_string(o.processes) + " processes", t.steps_per_second,
+                            step_unit, pg16, std::nullopt));
+    report.add(absolute("duplicated step commits, " + std::to_string(o.processes) + " processes",
+                        static_cast<double>(t.duplicate_commits), "count", 0));
+    engine_errors += t.engine_errors;
+    duplicates += t.duplicate_commits;
+  }
+  if (o.wants("scale")) {
+    progress("scale: " + std::to_string(o.timer_sagas) + " sagas parked on timers");
+    const TimerScale scale = run_timer_scale(run, o.timer_sagas, worker_command(o, o.concurrency));
+    report.add(absolute("batch start", scale.start_per_second, "sagas/s", 5000, false));
+    report.add(absolute("engine RSS, " + std::to_string(o.timer_sagas) + " sagas on timers", scale.rss_mb, "MB", 200));
+    report.add(absolute("engine CPU while they wait", scale.cpu_percent, "% core", 1));
+    report.add(absolute("storage per finished 5-step saga", scale.bytes_per_finished_saga, "bytes", std::nullopt, true,
+                        scale.storage_note));
+    engine_errors += scale.engine_errors;
+  }
+  // Statistics reach pg_stat_database up to a second after the deadlock.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  report.add(
+      absolute("deadlocks detected by Postgres", static_cast<double>(deadlocks(conn) - deadlocks_before), "count", 0));
+  report.add(absolute("engine errors", static_cast<double>(engine_errors), "count", 0));
+  report.add(absolute("duplicated step commits", static_cast<double>(duplicates), "count", 0));
+
+  std::printf("%s", report.table().c_str());
+  if (!o.json_path.empty()) {
+    const std::string text = report.json().dump(2) + "\n";
+    if (o.json_path == "-") {
+      std::printf("%s", text.c_str());
+    } else {
+      std::ofstream(o.json_path) << text;
+    }
+  }
+  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App cli{"wsflow benchmark: N sagas of K no-op steps, next to pgbench"};
-  int sagas = 500, steps = 5, concurrency = 256, blocking_threads = 4, pgbench_seconds = 10, pgbench_clients = 8;
-  std::string database_url;
-  bool no_group_commit = false;
-  cli.add_flag("--no-group-commit", no_group_commit, "commit every transition in its own transaction");
-  cli.add_option("--sagas", sagas)->capture_default_str()->check(CLI::Range(1, 10'000'000));
-  cli.add_option("--steps", steps)->capture_default_str()->check(CLI::Range(1, 1000));
-  cli.add_option("--concurrency", concurrency, "sagas driven at once")->capture_default_str();
-  cli.add_option("--blocking-threads", blocking_threads, "engine database threads")->capture_default_str();
-  cli.add_option("--pgbench-seconds", pgbench_seconds, "0 skips pgbench")->capture_default_str();
-  cli.add_option("--pgbench-clients", pgbench_clients)->capture_default_str();
-  cli.add_option("--database-url", database_url, "an existing database (default: a throwaway cluster)");
+  CLI::App cli{"wsflow benchmark: the engine's figures next to pgbench's, in one run on one cluster"};
+  Options o;
+  cli.add_flag("--quick", o.quick, "every scenario, small: under a minute (figures are not meaningful)");
+  cli.add_option("--database-url", o.database_url, "an existing database (default: a throwaway cluster)");
+  cli.add_option("--json", o.json_path, "also write the figures as JSON to this file (- for standard output)");
+  cli.add_option("--sagas", o.sagas, "sagas of the throughput runs")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10'000'000));
+  cli.add_option("--steps", o.steps, "no-op steps per saga")->capture_default_str()->check(CLI::Range(1, 1000));
+  cli.add_option("--concurrency", o.concurrency, "sagas driven at once (split among --processes)")
+      ->capture_default_str();
+  cli.add_option("--blocking-threads", o.blocking_threads, "engine database threads")->capture_default_str();
+  cli.add_option("--pgbench-seconds", o.pgbench_seconds)->capture_default_str()->check(CLI::Range(1, 3600));
+  cli.add_option("--processes", o.processes, "engine processes of the multi-process run (1 skips it)")
+      ->capture_default_str();
+  cli.add_option("--timer-sagas", o.timer_sagas, "sagas parked on timers in the scale run")->capture_default_str();
+  cli.add_option("--fairness-backlog", o.fairness_backlog, "queued sagas the high-priority ones overtake")
+      ->capture_default_str();
+  cli.add_option("--only", o.only, "scenarios: throughput latency timers signals fairness processes scale")
+      ->check(CLI::IsMember({"throughput", "latency", "timers", "signals", "fairness", "processes", "scale"}));
+  cli.add_option("--worker", o.worker_dsn, "internal: run an engine on this database until SIGTERM")->group("");
+  cli.add_flag("--no-group-commit-worker", o.no_group_commit_worker)->group("");
   CLI11_PARSE(cli, argc, argv);
   set_log_level(LogLevel::kWarn);
-
   try {
-    std::unique_ptr<pg::EmbeddedCluster> cluster;
-    std::string dsn = database_url, pgbench_dsn = database_url;
-    if (dsn.empty()) {
-      cluster = bench::throwaway_cluster({"bench", "pgbench"});
-      dsn = cluster->dsn("bench");
-      pgbench_dsn = cluster->dsn("pgbench");
+    if (!o.worker_dsn.empty()) {
+      std::printf("engine_errors %lld\n",
+                  run_worker(o.worker_dsn, o.concurrency, o.blocking_threads, !o.no_group_commit_worker));
+      return 0;
     }
-    pqxx::connection conn(dsn);
-    pg::migrate(conn);
-
-    ActionRegistry registry;
-    register_testing_actions(registry);
-    LoadResult loaded =
-        load_definition(noop_saga(steps), "bench", [&](const std::string& n) { return registry.contains(n); });
-    const SagaDefinition& def = *loaded.definition;
-
-    pg::PgStore store(dsn, blocking_threads + 2);
-    const auto insert_begin = Clock::now();
-    for (int i = 0; i < sagas; ++i) store.start_saga(def, nlohmann::json::object(), {});
-    const double insert_seconds = std::chrono::duration<double>(Clock::now() - insert_begin).count();
-
-    EngineOptions options;
-    options.max_active_sagas = concurrency;
-    options.blocking_threads = blocking_threads;
-    options.poll_interval = Millis(100);
-    options.group_commit = !no_group_commit;
-    Engine engine(store, registry, options);
-    const auto run_begin = Clock::now();
-    std::thread runner([&] { engine.run(); });
-    pg::NotifyListener listener(dsn, pg::kRunnableChannel, [&] { engine.wake(); });
-    while (bench::completed_sagas(conn) < sagas) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (o.quick) {
+      o.sagas = std::min(o.sagas, 500);
+      o.pgbench_seconds = std::min(o.pgbench_seconds, 2);
+      o.timer_sagas = std::min(o.timer_sagas, 2000);
+      o.fairness_backlog = std::min(o.fairness_backlog, 1000);
     }
-    const double run_seconds = std::chrono::duration<double>(Clock::now() - run_begin).count();
-    engine.stop();
-    runner.join();
-
-    const bench::StepLatency latency = bench::step_latency(conn);
-
-    const double total_steps = static_cast<double>(sagas) * steps;
-    std::printf("wsflow_bench: %d sagas x %d no-op steps, concurrency %d, %d blocking threads, group commit %s\n",
-                sagas, steps, concurrency, blocking_threads, options.group_commit ? "on" : "off");
-    std::printf("  start (insert) : %.0f sagas/s\n", sagas / insert_seconds);
-    std::printf("  run            : %.2f s, %.0f steps/s, %.1f sagas/s\n", run_seconds, total_steps / run_seconds,
-                sagas / run_seconds);
-    std::printf("  step latency   : p50 %.2f ms, p95 %.2f ms, p99 %.2f ms (attempt start to committed)\n", latency.p50,
-                latency.p95, latency.p99);
-    if (pgbench_seconds > 0) {
-      const double tps = pgbench_tps(pgbench_dsn, pgbench_clients, pgbench_seconds);
-      std::printf("  pgbench        : %.0f tps (TPC-B-like, %d clients, %d s, same cluster)\n", tps, pgbench_clients,
-                  pgbench_seconds);
-      std::printf("  ratios         : %.3f steps per pgbench transaction, %.3f sagas per pgbench transaction\n",
-                  total_steps / run_seconds / tps, sagas / run_seconds / tps);
-    }
-    return 0;
+    return run_all(o);
   } catch (const std::exception& e) {
     std::cerr << "wsflow_bench: " << e.what() << "\n";
     return 1;

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <array>
+#include <cstdio>
 #include <filesystem>
 
 namespace wsflow::bench {
@@ -12,6 +14,16 @@ std::unique_ptr<pg::EmbeddedCluster> throwaway_cluster(std::initializer_list<con
   auto cluster = pg::EmbeddedCluster::start({root, /*ephemeral=*/true, /*unsafe_fast=*/false, 300});
   for (const char* database : databases) cluster->ensure_database(database);
   return cluster;
+}
+
+std::string capture(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) throw std::runtime_error("cannot run " + command);
+  std::array<char, 4096> buffer{};
+  while (fgets(buffer.data(), buffer.size(), pipe)) out += buffer.data();
+  if (pclose(pipe) != 0) throw std::runtime_error("command failed: " + command + "\n" + out);
+  return out;
 }
 
 long long completed_sagas(pqxx::connection& conn) {
@@ -29,6 +41,21 @@ StepLatency step_latency(pqxx::connection& conn) {
       "JOIN wsflow.saga_events c ON c.saga_id = s.saga_id AND c.step = s.step AND c.branch = s.branch "
       "AND c.kind = 'step_completed' WHERE s.kind = 'attempt_started') l")[0];
   return {r[0].as<double>(), r[1].as<double>(), r[2].as<double>(), r[3].as<double>()};
+}
+
+Quantiles quantiles_of(pqxx::connection& conn, const std::string& sql, const std::string& param) {
+  pqxx::read_transaction tx(conn);
+  const pqxx::row r = tx.exec_params(
+      "SELECT count(ms), coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), 0), "
+      "coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), 0), coalesce(max(ms), 0) FROM (" +
+          sql + ") sample WHERE ms IS NOT NULL",
+      param)[0];
+  return {r[0].as<long long>(), r[1].as<double>(), r[2].as<double>(), r[3].as<double>()};
+}
+
+long long deadlocks(pqxx::connection& conn) {
+  pqxx::read_transaction tx(conn);
+  return tx.exec("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")[0][0].as<long long>();
 }
 
 }  // namespace wsflow::bench

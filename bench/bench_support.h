@@ -1,6 +1,6 @@
 #pragma once
-// What the in-process benchmarks share: a throwaway cluster with default
-// (durable) settings, and the figures read back from the saga tables.
+// What the benchmarks share: a throwaway cluster with default (durable)
+// settings, shell commands, and figures read back from the saga tables.
 
 #include <memory>
 #include <pqxx/pqxx>
@@ -14,6 +14,10 @@ namespace wsflow::bench {
 // `databases` in it. Throws std::runtime_error when it cannot.
 std::unique_ptr<pg::EmbeddedCluster> throwaway_cluster(std::initializer_list<const char*> databases);
 
+// Runs a shell command and returns its standard output (and error). Throws
+// std::runtime_error, with the output, when it exits non-zero.
+std::string capture(const std::string& command);
+
 long long completed_sagas(pqxx::connection& conn);
 
 // Attempt start to step committed, over every completed step, in ms.
@@ -21,5 +25,18 @@ struct StepLatency {
   double p50 = 0, p95 = 0, p99 = 0, max = 0;
 };
 StepLatency step_latency(pqxx::connection& conn);
+
+// Quantiles of a sample of durations in ms (zeros when empty).
+struct Quantiles {
+  long long count = 0;
+  double p50 = 0, p99 = 0, max = 0;
+};
+// `sql` selects one column, `ms`, of a subquery aliased by the caller's
+// text; it takes one parameter, $1.
+Quantiles quantiles_of(pqxx::connection& conn, const std::string& sql, const std::string& param);
+
+// Deadlocks Postgres has detected in the current database since its
+// statistics were reset. Statistics reach the view up to a second late.
+long long deadlocks(pqxx::connection& conn);
 
 }  // namespace wsflow::bench

@@ -68,9 +68,14 @@ struct Engine::Impl {
       const std::optional<Millis> next = co_await rt.on_pool([&] { return rt.store.next_wake_in(); });
       if (next) sleep = std::clamp(*next, Millis(0), sleep);
     } catch (const std::exception& e) {
-      log_warn(std::string("reading the next due time failed: ") + e.what());
+      report_error(std::string("reading the next due time failed: ") + e.what());
     }
     co_return sleep;
+  }
+
+  void report_error(const std::string& what) {
+    log_warn(what);
+    if (rt.options.events.engine_error) rt.options.events.engine_error(what);
   }
 
   asio::awaitable<void> poller() {
@@ -81,7 +86,7 @@ struct Engine::Impl {
         try {
           claims = co_await rt.on_pool([&] { return rt.store.claim(rt.options.owner, rt.options.lease, free); });
         } catch (const std::exception& e) {
-          log_warn(std::string("claiming runnable sagas failed: ") + e.what());
+          report_error(std::string("claiming runnable sagas failed: ") + e.what());
         }
       }
       for (Claim& claim : claims) {
@@ -115,6 +120,7 @@ struct Engine::Impl {
       log_warn(e.what(), {saga_id, "", "", "", 0});
     } catch (const std::exception& e) {
       error = e.what();
+      if (rt.options.events.engine_error) rt.options.events.engine_error("saga " + saga_id + ": " + error);
       log_error("saga " + saga_id + ": " + error + "; will retry in " + format_duration(rt.options.error_backoff),
                 {saga_id, "", "", "", 0});
       give_back = true;
@@ -155,7 +161,7 @@ struct Engine::Impl {
         for (const auto& [token, saga_id] : active) held.push_back({saga_id, token});
         co_await rt.on_pool([&] { return rt.store.renew_leases(held, rt.options.lease); });
       } catch (const std::exception& e) {
-        log_warn(std::string("renewing leases failed: ") + e.what());
+        report_error(std::string("renewing leases failed: ") + e.what());
       }
     }
   }

@@ -27,6 +27,11 @@ struct EngineEvents {
   // A saga was claimed `latency` after it became due; `takeover` when the
   // lease it replaced had expired (its previous engine died or hung).
   std::function<void(Millis latency, bool takeover)> claimed;
+  // Something failed that should not have: driving a saga hit an unexpected
+  // error (the saga is retried after EngineOptions::error_backoff), or a
+  // claim, lease renewal or wake-time lookup failed. A deadlock would show
+  // here. Healthy engines report none.
+  std::function<void(const std::string& what)> engine_error;
 };
 
 }  // namespace wsflow

@@ -169,6 +169,12 @@ struct StartResult {
   bool created = false;  // false when idempotency_key matched an existing saga
 };
 
+// One saga of a batch start.
+struct StartRequest {
+  nlohmann::json input = nlohmann::json::object();
+  StartOptions options;
+};
+
 // Runs the transactional action, if any, inside a commit; its result's output
 // and context updates are what the commit stores.
 using InTransaction = std::function<ActionResult(pqxx::work&)>;
@@ -188,6 +194,13 @@ class Store {
   // std::invalid_argument naming the first missing required input field.
   virtual StartResult start_saga(const SagaDefinition& definition, const nlohmann::json& input,
                                  const StartOptions& options) = 0;
+  // Starts many sagas of one definition in one transaction: all of them or,
+  // on any error, none. Each request is checked as start_saga checks it; the
+  // std::invalid_argument names the request ("sagas[3].input.email: ...").
+  // A key already used, or repeated in the batch, returns the saga it
+  // started (created false). Results are in the requests' order.
+  virtual std::vector<StartResult> start_sagas(const SagaDefinition& definition,
+                                               const std::vector<StartRequest>& requests) = 0;
   // Records a signal for the saga and wakes it. Returns false when the saga
   // does not exist or has already finished.
   virtual bool deliver_signal(const std::string& saga_id, const std::string& name, const nlohmann::json& payload) = 0;

@@ -51,7 +51,12 @@ struct Metrics::Families {
         takeovers(prometheus::BuildCounter()
                       .Name("wsflow_lease_takeovers_total")
                       .Help("Sagas claimed after their previous engine's lease expired unreleased.")
-                      .Register(r)) {}
+                      .Register(r)),
+        engine_errors(prometheus::BuildCounter()
+                          .Name("wsflow_engine_errors_total")
+                          .Help("Unexpected engine errors: a saga's drive failing (it is retried), a failed claim, "
+                                "lease renewal or due-time lookup. Healthy engines count none.")
+                          .Register(r)) {}
 
   prometheus::Family<prometheus::Counter>& sagas_started;
   prometheus::Family<prometheus::Counter>& sagas_finished;
@@ -61,11 +66,13 @@ struct Metrics::Families {
   prometheus::Family<prometheus::Histogram>& step_duration;
   prometheus::Family<prometheus::Histogram>& claim_latency;
   prometheus::Family<prometheus::Counter>& takeovers;
+  prometheus::Family<prometheus::Counter>& engine_errors;
 };
 
 Metrics::Metrics()
     : registry_(std::make_shared<prometheus::Registry>()), families_(std::make_unique<Families>(*registry_)) {
   families_->takeovers.Add({});
+  families_->engine_errors.Add({});
 }
 
 Metrics::~Metrics() = default;
@@ -95,6 +102,7 @@ EngineEvents Metrics::engine_events() {
     f->claim_latency.Add({}, kBuckets).Observe(seconds(latency));
     if (takeover) f->takeovers.Add({}).Increment();
   };
+  events.engine_error = [f](const std::string&) { f->engine_errors.Add({}).Increment(); };
   return events;
 }
 

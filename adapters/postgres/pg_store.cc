@@ -197,26 +197,35 @@ std::string text_array(const std::vector<std::string>& items) {
 
 PgStore::PgStore(std::string dsn, int pool_size) : pool_(std::move(dsn), pool_size, prepare_all) {}
 
-StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const nlohmann::json& input,
-                        const StartOptions& options) {
-  if (!input.is_object()) throw std::invalid_argument("input: expected a JSON object");
+void check_start(const SagaDefinition& definition, const nlohmann::json& input, const StartOptions& options,
+                 const std::string& field_prefix) {
+  if (!input.is_object()) throw std::invalid_argument(field_prefix + "input: expected a JSON object");
   for (const std::string& field : definition.required_input) {
     if (!input.contains(field) || input[field].is_null()) {
-      throw std::invalid_argument("input." + field + ": required by saga '" + definition.name + "'");
+      throw std::invalid_argument(field_prefix + "input." + field + ": required by saga '" + definition.name + "'");
     }
   }
   if (!options.workspace_id.empty() && !is_uuid(options.workspace_id)) {
-    throw std::invalid_argument("workspace_id: expected a UUID");
+    throw std::invalid_argument(field_prefix + "workspace_id: expected a UUID");
   }
+}
+
+void store_definition(pqxx::work& tx, const SagaDefinition& definition) {
+  tx.exec_params(
+      "INSERT INTO wsflow.definitions (hash, name, version, source) VALUES ($1, $2, $3, $4) "
+      "ON CONFLICT (hash) DO NOTHING",
+      definition.hash, definition.name, definition.version, definition.source);
+}
+
+StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const nlohmann::json& input,
+                        const StartOptions& options) {
+  check_start(definition, input, options);
   if (!options.idempotency_key.empty()) {
     auto existing =
         tx.exec_params("SELECT id::text FROM wsflow.sagas WHERE idempotency_key = $1", options.idempotency_key);
     if (!existing.empty()) return {existing[0][0].as<std::string>(), false};
   }
-  tx.exec_params(
-      "INSERT INTO wsflow.definitions (hash, name, version, source) VALUES ($1, $2, $3, $4) "
-      "ON CONFLICT (hash) DO NOTHING",
-      definition.hash, definition.name, definition.version, definition.source);
+  store_definition(tx, definition);
   const long long deadline_ms = definition.deadline ? definition.deadline->count() : -1;
   // A concurrent start with the same key blocks on the unique index until the
   // first commits, then fails here: the caller's transaction is aborted and

@@ -21,6 +21,9 @@ class PgStore final : public Store {
 
   StartResult start_saga(const SagaDefinition& definition, const nlohmann::json& input,
                          const StartOptions& options) override;
+  // saga_batch_start.cc
+  std::vector<StartResult> start_sagas(const SagaDefinition& definition,
+                                       const std::vector<StartRequest>& requests) override;
   bool deliver_signal(const std::string& saga_id, const std::string& name, const nlohmann::json& payload) override;
   bool request_cancel(const std::string& saga_id) override;
   bool retry(const std::string& saga_id) override;
@@ -58,6 +61,14 @@ class PgStore final : public Store {
 // idempotency key a concurrent duplicate start raises pqxx::unique_violation.
 StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const nlohmann::json& input,
                         const StartOptions& options);
+
+// Throws std::invalid_argument, each message prefixed with `field_prefix`,
+// unless `input` and `options` may start a saga of `definition`.
+void check_start(const SagaDefinition& definition, const nlohmann::json& input, const StartOptions& options,
+                 const std::string& field_prefix = "");
+
+// Stores the definition's version (once, by hash) in the caller's transaction.
+void store_definition(pqxx::work& tx, const SagaDefinition& definition);
 
 // Appends an event to the saga's history, in the caller's transaction.
 void insert_event(pqxx::work& tx, const std::string& saga_id, const std::string& kind, const std::string& step,
