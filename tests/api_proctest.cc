@@ -18,9 +18,9 @@
 #include <sstream>
 #include <thread>
 
+#include "adapters/outbound/signing.h"
 #include "adapters/postgres/pg_store.h"
 #include "adapters/provisioner/environment_provisioner.h"
-#include "adapters/outbound/signing.h"
 #include "adapters/webhook/webhook_notifier.h"
 #include "engine/sha256.h"
 #include "engine/text_file.h"
@@ -439,6 +439,50 @@ TEST_F(Api, OperatorsStartAnyLoadedDefinition) {
             "input");
   const std::string ws = api().create_workspace("Starter Of Nothing", "sn");
   EXPECT_EQ(api().post("/v1/sagas", api().owner_key(ws), R"({"definition":"invitations.expire"})").status, 403);
+}
+
+TEST_F(Api, OperatorsStartABatchInOneTransaction) {
+  const std::string body =
+      R"({"definition":"invitations.expire","sagas":[{"idempotency_key":"night-1"},{},{"idempotency_key":"night-1"}]})";
+  const Response started = api().post("/v1/sagas", ops(), body);
+  ASSERT_EQ(started.status, 202) << started.body.dump();
+  ASSERT_EQ(started.body["sagas"].size(), 3u);
+  EXPECT_EQ(started.body["created"], 2);
+  EXPECT_EQ(started.body["sagas"][2]["saga_id"], started.body["sagas"][0]["saga_id"]);
+  EXPECT_EQ(started.body["sagas"][2]["created"], false);
+  for (const auto& saga : started.body["sagas"]) {
+    EXPECT_EQ(api().get("/v1/sagas/" + saga["saga_id"].get<std::string>(), ops()).status, 200);
+  }
+  // The same batch again starts only the saga without a key.
+  const Response again = api().post("/v1/sagas", ops(), body);
+  EXPECT_EQ(again.body["created"], 1);
+  EXPECT_EQ(again.body["sagas"][0]["saga_id"], started.body["sagas"][0]["saga_id"]);
+
+  auto freezes = [&] {
+    return api().get("/v1/sagas?definition=workspace.freeze&limit=100", ops()).body["data"].size();
+  };
+  const std::size_t freezes_before = freezes();
+  auto field_of = [&](const std::string& request) {
+    const Response r = api().post("/v1/sagas", ops(), request);
+    EXPECT_EQ(r.status, 400) << request;
+    return r.body["error"].value("field", "");
+  };
+  const std::string ws = api().create_workspace("Batch Of Nothing", "bn");
+  EXPECT_EQ(field_of(R"({"definition":"workspace.freeze","sagas":[{"input":{"workspace_id":")" + ws +
+                     R"("}},{"input":{}}]})"),
+            "sagas[1].input.workspace_id");
+  EXPECT_EQ(field_of(R"({"definition":"invitations.expire","sagas":[{},{"inputs":{}}]})"), "sagas[1].inputs");
+  EXPECT_EQ(field_of(R"({"definition":"invitations.expire","sagas":[{"workspace_id":"nope"}]})"),
+            "sagas[0].workspace_id");
+  EXPECT_EQ(field_of(R"({"definition":"invitations.expire","sagas":[]})"), "sagas");
+  EXPECT_EQ(field_of(R"({"definition":"invitations.expire","sagas":[{}],"input":{}})"), "sagas");
+  std::string too_many = R"({"definition":"invitations.expire","sagas":[)";
+  for (int i = 0; i < 1001; ++i) too_many += i ? ",{}" : "{}";
+  EXPECT_EQ(field_of(too_many + "]}"), "sagas");
+  const Response keyed = api().post("/v1/sagas", ops(), R"({"definition":"invitations.expire","sagas":[{}]})", "k");
+  EXPECT_EQ(keyed.status, 400);
+  EXPECT_EQ(freezes(), freezes_before);  // the refused batch's valid first saga did not start either
+  EXPECT_EQ(api().post("/v1/sagas", api().owner_key(ws), body).status, 403);
 }
 
 TEST_F(Api, MetricsForOperatorsParseAsPrometheusText) {

@@ -711,6 +711,44 @@ TEST_F(EngineTest, MissingRequiredInputIsRefusedBeforeAnythingIsWritten) {
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.sagas"), 0);
 }
 
+TEST_F(EngineTest, ABatchStartStartsEverySagaInOrderWithItsKeysOrNoneAtAll) {
+  const auto def = definition(
+      "saga: t.batch\nversion: 1\npriority: high\ninput: { required: [n] }\nsteps:\n"
+      "  - name: a\n    action: testing.succeed\n");
+  const std::string earlier = client_.start_saga(def, {{"n", 0}}, {"batch/k1", ""}).saga_id;
+  std::vector<StartRequest> requests;
+  for (int n = 1; n <= 4; ++n) requests.push_back({{{"n", n}}, {}});
+  requests[0].options.idempotency_key = "batch/k1";  // an earlier start's key
+  requests[1].options.idempotency_key = "batch/k2";
+  requests[3].options.idempotency_key = "batch/k2";  // repeated within the batch
+  const std::vector<StartResult> started = client_.start_sagas(def, requests);
+  ASSERT_EQ(started.size(), 4u);
+  EXPECT_EQ(started[0].saga_id, earlier);
+  EXPECT_FALSE(started[0].created);
+  EXPECT_TRUE(started[1].created);
+  EXPECT_TRUE(started[2].created);
+  EXPECT_EQ(started[3].saga_id, started[1].saga_id);
+  EXPECT_FALSE(started[3].created);
+  // Each row holds its own request's input, the definition's priority, and a `created` event.
+  EXPECT_EQ(client_.find_saga(started[1].saga_id)->input, nlohmann::json({{"n", 2}}));
+  EXPECT_EQ(client_.find_saga(started[2].saga_id)->input, nlohmann::json({{"n", 3}}));
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.sagas WHERE definition = 't.batch' AND priority = 2"), 3);
+  EXPECT_EQ(client_.events(started[2].saga_id).front().kind, "created");
+
+  // One bad request refuses the whole batch, naming it.
+  std::vector<StartRequest> bad = {{{{"n", 5}}, {}}, {{{"m", 6}}, {}}};
+  try {
+    client_.start_sagas(def, bad);
+    FAIL() << "expected a refusal";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("sagas[1].input.n:", 0), 0u) << e.what();
+  }
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.sagas"), 3);
+
+  EngineHarness engine(dsn_);
+  for (const StartResult& result : started) EXPECT_EQ(wait_terminal(client_, result.saga_id), SagaState::kCompleted);
+}
+
 TEST_F(EngineTest, StaleClaimIsFencedOff) {
   const auto def = definition(kApproval);
   const std::string id = start(def);

@@ -127,6 +127,47 @@ TEST(Cli, StartSignalAndStatusAgainstAServingProcess) {
   EXPECT_TRUE(contains(missing.text, "input.name")) << missing.text;
 }
 
+TEST(Cli, StartBatchFromAJsonLinesFile) {
+  const std::string dsn = testing::fresh_database();
+  testing::TempDir dir;
+  const std::vector<std::string> base = {kBinary, "--database-url", dsn, "--definitions", kExamples};
+  const std::string path = (dir.path() / "sagas.jsonl").string();
+  auto start_batch = [&](const std::string& lines) {
+    std::ofstream(path) << lines;
+    auto argv = base;
+    argv.insert(argv.end(), {"start", "example.provision", "--batch", path});
+    return run_command(argv);
+  };
+  auto count = [&] { return testing::scalar(dsn, "SELECT count(*) FROM wsflow.sagas"); };
+
+  // Every line is checked first: a bad third line starts nothing, and says where.
+  const auto bad = start_batch("{\"input\":{\"name\":\"a\"}}\n\n{\"input\":{\"name\":\"b\"}}\n{\"input\":{}}\n");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_TRUE(contains(bad.text, "sagas.jsonl:4: input.name")) << bad.text;
+  EXPECT_EQ(count(), 0);
+  const auto unknown = start_batch("{\"inputs\":{}}\n");
+  EXPECT_TRUE(contains(unknown.text, "sagas.jsonl:1: inputs: unknown field")) << unknown.text;
+  const auto not_json = start_batch("{\"input\":\n");
+  EXPECT_TRUE(contains(not_json.text, "sagas.jsonl:1: not valid JSON")) << not_json.text;
+
+  std::string lines;
+  for (int i = 0; i < 12; ++i) {
+    lines +=
+        R"({"input":{"name":"w)" + std::to_string(i) + R"("},"idempotency_key":"batch-)" + std::to_string(i) + "\"}\n";
+  }
+  const auto started = start_batch(lines);
+  ASSERT_EQ(started.status, 0) << started.text;
+  EXPECT_TRUE(contains(started.text, "started 12 saga(s), 0 already started")) << started.text;
+  EXPECT_EQ(count(), 12);
+  EXPECT_EQ(testing::scalar(
+                dsn, "SELECT count(*) FROM wsflow.sagas WHERE input->>'name' = 'w7' AND idempotency_key = 'batch-7'"),
+            1);
+  // A rerun of the same file (after a failure part-way, say) starts nothing twice.
+  const auto rerun = start_batch(lines);
+  EXPECT_TRUE(contains(rerun.text, "started 0 saga(s), 12 already started")) << rerun.text;
+  EXPECT_EQ(count(), 12);
+}
+
 TEST(Embedded, ServeStartsItsOwnPostgresSurvivesCtrlCAndKeepsDataAcrossRestarts) {
   testing::TempDir dir;
   const std::string data_dir = (dir.path() / "state").string();

@@ -47,34 +47,98 @@ std::string visible_saga(RequestContext& ctx, const std::string& saga_id) {
 
 namespace {
 
-// POST /v1/sagas {definition, input?, workspace_id?}: operators start any
-// loaded definition. With Idempotency-Key, a repeat returns the first saga
-// (also under a race: the key is the saga's own idempotency key too).
+// A saga of a start request: its input, workspace and key (`prefix` names
+// it in errors: "" for the single form, "sagas[3]." in a batch).
+StartRequest start_request(const nlohmann::json& item, const std::string& prefix, const std::string& key_id,
+                           const std::string& key) {
+  const nlohmann::json input = item.value("input", nlohmann::json::object());
+  if (!input.is_object())
+    throw ApiError(400, "invalid_field", "'" + prefix + "input' must be an object", prefix + "input");
+  const std::string workspace = string_field(item, "workspace_id", 36, false, prefix).value_or("");
+  if (!workspace.empty() && !pg::is_uuid(workspace)) {
+    throw ApiError(400, "invalid_field", "'" + prefix + "workspace_id' must be a UUID", prefix + "workspace_id");
+  }
+  // Keys are the caller's own: another key's "x" is another saga.
+  return {input, {key.empty() ? "" : "api/" + key_id + "/" + key, workspace, Millis(0)}};
+}
+
+// The store's check of a start ("input.X: required by saga '…'"; in a
+// batch "sagas[3].input.X: …") as a 400 naming the field before the colon.
+template <class Start>
+auto checked_start(Start start) {
+  try {
+    return start();
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    throw ApiError(400, "invalid_field", message, message.substr(0, message.find(':')));
+  }
+}
+
+// The batch form: up to kMaxBatchStart sagas, each with its own
+// idempotency_key, all started in one transaction or none.
+constexpr std::size_t kMaxBatchStart = 1000;
+
+Reply start_batch(RequestContext& ctx, const nlohmann::json& body, const SagaDefinition& definition) {
+  if (!ctx.request.get_header_value("Idempotency-Key").empty()) {
+    throw ApiError(400, "invalid_field",
+                   "a batch start takes each saga's idempotency_key, not an Idempotency-Key header", "sagas");
+  }
+  const nlohmann::json& items = body["sagas"];
+  if (!items.is_array() || items.empty() || items.size() > kMaxBatchStart) {
+    throw ApiError(400, "invalid_field", "'sagas' must be a list of 1 to " + std::to_string(kMaxBatchStart) + " sagas",
+                   "sagas");
+  }
+  std::vector<StartRequest> requests;
+  requests.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::string prefix = "sagas[" + std::to_string(i) + "].";
+    const nlohmann::json& item = items[i];
+    if (!item.is_object())
+      throw ApiError(400, "invalid_field", "'" + prefix.substr(0, prefix.size() - 1) + "' must be an object",
+                     prefix.substr(0, prefix.size() - 1));
+    for (const auto& [field, value] : item.items()) {
+      if (field != "input" && field != "workspace_id" && field != "idempotency_key") {
+        throw ApiError(400, "unknown_field", "unknown field '" + prefix + field + "'", prefix + field);
+      }
+    }
+    requests.push_back(start_request(item, prefix, ctx.principal.key_id,
+                                     string_field(item, "idempotency_key", 200, false, prefix).value_or("")));
+  }
+  const std::vector<StartResult> started =
+      checked_start([&] { return pg::insert_sagas(ctx.tx, definition, requests); });
+  nlohmann::json sagas = nlohmann::json::array();
+  int created = 0;
+  for (const StartResult& result : started) {
+    sagas.push_back({{"saga_id", result.saga_id}, {"created", result.created}});
+    created += result.created ? 1 : 0;
+  }
+  return {202, {{"definition", definition.name}, {"sagas", std::move(sagas)}, {"created", created}}};
+}
+
+// POST /v1/sagas: operators start any loaded definition, one saga
+// ({definition, input?, workspace_id?}; with Idempotency-Key a repeat returns
+// the first saga, also under a race: the key is the saga's own idempotency
+// key too) or many ({definition, sagas: [{input?, workspace_id?,
+// idempotency_key?}]}, see start_batch).
 Reply start_saga(RequestContext& ctx) {
   require_operator(ctx, "starting a saga", "sagas:repair");
-  const nlohmann::json body = parse_object(ctx.request.body, {"definition", "input", "workspace_id"});
+  const nlohmann::json body = parse_object(ctx.request.body, {"definition", "input", "workspace_id", "sagas"});
   const std::string name = *string_field(body, "definition", 200, true);
   auto definition = ctx.deps.definitions.find(name);
   if (definition == ctx.deps.definitions.end()) {
     throw ApiError(404, "definition_not_found", "no saga definition named '" + name + "' is loaded", "definition");
   }
-  const nlohmann::json input = body.value("input", nlohmann::json::object());
-  if (!input.is_object()) throw ApiError(400, "invalid_field", "'input' must be an object", "input");
-  const std::string workspace = string_field(body, "workspace_id", 36, false).value_or("");
-  if (!workspace.empty() && !pg::is_uuid(workspace)) {
-    throw ApiError(400, "invalid_field", "'workspace_id' must be a UUID", "workspace_id");
+  if (body.contains("sagas")) {
+    if (body.contains("input") || body.contains("workspace_id")) {
+      throw ApiError(400, "invalid_field", "a batch start gives each saga's input and workspace_id in 'sagas'",
+                     "sagas");
+    }
+    return start_batch(ctx, body, definition->second);
   }
-  const std::string request_key = ctx.request.get_header_value("Idempotency-Key");
-  StartResult started;
-  try {
-    started = pg::insert_saga(
-        ctx.tx, definition->second, input,
-        {request_key.empty() ? "" : "api/" + ctx.principal.key_id + "/" + request_key, workspace, Millis(0)});
-  } catch (const std::invalid_argument& e) {
-    // "input.X: required by saga '…'": the field is the part before the colon.
-    const std::string message = e.what();
-    throw ApiError(400, "invalid_field", message, message.substr(0, message.find(':')));
-  }
+  const StartRequest request =
+      start_request(body, "", ctx.principal.key_id, ctx.request.get_header_value("Idempotency-Key"));
+  const StartResult started =
+      checked_start([&] { return pg::insert_saga(ctx.tx, definition->second, request.input, request.options); });
   return {202, {{"saga_id", started.saga_id}, {"definition", name}, {"created", started.created}}};
 }
 

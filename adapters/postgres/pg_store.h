@@ -62,6 +62,11 @@ class PgStore final : public Store {
 StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const nlohmann::json& input,
                         const StartOptions& options);
 
+// Starts many sagas inside the caller's transaction; same contract as
+// Store::start_sagas.
+std::vector<StartResult> insert_sagas(pqxx::work& tx, const SagaDefinition& definition,
+                                      const std::vector<StartRequest>& requests);
+
 // Throws std::invalid_argument, each message prefixed with `field_prefix`,
 // unless `input` and `options` may start a saga of `definition`.
 void check_start(const SagaDefinition& definition, const nlohmann::json& input, const StartOptions& options,

@@ -25,8 +25,13 @@ const char* kInsertSagas =
     "e AS (INSERT INTO wsflow.saga_events (saga_id, kind, detail) SELECT id, 'created', $10::jsonb FROM r) "
     "SELECT id::text FROM r ORDER BY ord";
 
-std::vector<StartResult> start_in(pqxx::work& tx, const SagaDefinition& definition,
-                                  const std::vector<StartRequest>& requests) {
+}  // namespace
+
+std::vector<StartResult> insert_sagas(pqxx::work& tx, const SagaDefinition& definition,
+                                      const std::vector<StartRequest>& requests) {
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    check_start(definition, requests[i].input, requests[i].options, "sagas[" + std::to_string(i) + "].");
+  }
   std::vector<StartResult> results(requests.size());
   // Keys already used, by this batch or before.
   std::vector<std::string> keys;
@@ -79,19 +84,14 @@ std::vector<StartResult> start_in(pqxx::work& tx, const SagaDefinition& definiti
   return results;
 }
 
-}  // namespace
-
 std::vector<StartResult> PgStore::start_sagas(const SagaDefinition& definition,
                                               const std::vector<StartRequest>& requests) {
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    check_start(definition, requests[i].input, requests[i].options, "sagas[" + std::to_string(i) + "].");
-  }
   if (requests.empty()) return {};
   for (int attempt = 1;; ++attempt) {
     auto conn = pool_.acquire();
     try {
       pqxx::work tx(*conn);
-      std::vector<StartResult> results = start_in(tx, definition, requests);
+      std::vector<StartResult> results = insert_sagas(tx, definition, requests);
       tx.commit();
       return results;
     } catch (const pqxx::unique_violation&) {
