@@ -18,6 +18,7 @@
 #include "adapters/postgres/migrations.h"
 #include "adapters/postgres/notify_listener.h"
 #include "adapters/postgres/pg_store.h"
+#include "adapters/postgres/retention.h"
 #include "adapters/provisioner/http_provisioner.h"
 #include "app/batch_start.h"
 #include "app/database.h"
@@ -108,6 +109,7 @@ struct ServeOptions {
   // What one HTTP client may hold (adapters/http/http_server.h).
   std::size_t max_connections = 4096, http_workers = 8;
   std::string idle_timeout = "30s", header_timeout = "10s", body_timeout = "10s";
+  std::string retention = "30d";  // "off": keep every finished saga's history
 };
 
 // Where ${var.X} and ${secret.X} come from (adapters/outbound/runtime_values.h),
@@ -246,6 +248,11 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   Scheduler scheduler(store, definitions.schedules.schedules, definitions.sagas.definitions, clock);
   std::thread scheduler_thread;
   if (serve_options.run_engine) scheduler_thread = std::thread([&] { scheduler.run(); });
+  std::unique_ptr<pg::Pruner> pruner;
+  if (serve_options.run_engine && serve_options.retention != "off") {
+    const Millis retention = duration_option(serve_options.retention, "--retention");
+    pruner = std::make_unique<pg::Pruner>(db.dsn, retention, std::clamp(retention / 4, Millis(1000), Millis(600'000)));
+  }
   const ScheduleCommands schedule_commands(store, definitions.schedules.schedules, definitions.sagas.definitions,
                                            clock);
   pg::ConnectionPool api_db(db.dsn, serve_options.http_workers);
@@ -278,12 +285,24 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   }
   scheduler.stop();
   if (scheduler_thread.joinable()) scheduler_thread.join();
+  pruner.reset();
   api.stop();
   if (signal_waiter.joinable()) {
     // run() returned: if that was not because of a signal, release the waiter.
     pthread_kill(signal_waiter.native_handle(), SIGTERM);
     signal_waiter.join();
   }
+  return 0;
+}
+
+int prune_command(const Common& common, Millis older_than) {
+  app::Database db = app::open_database(common.database_url, common.data_dir, false);
+  pqxx::connection conn(db.dsn);
+  pg::migrate(conn);
+  const std::atomic<bool> never{false};
+  const pg::PruneResult pruned = pg::prune_all(conn, older_than, 500, Millis(0), never);
+  std::cout << "pruned the history of " << pruned.sagas << " saga(s): " << pruned.steps << " steps, " << pruned.events
+            << " events\n";
   return 0;
 }
 
@@ -456,6 +475,11 @@ int main(int argc, char** argv) {
       ->add_option("--stuck-grace", serve_options.stuck_grace,
                    "how long past an attempt's timeout, a lease's expiry or a due time before it is stuck")
       ->capture_default_str();
+  serve_cmd
+      ->add_option("--retention", serve_options.retention,
+                   "delete finished sagas' steps, events and signals this long after they finish (their rows "
+                   "stay); off keeps them")
+      ->capture_default_str();
   serve_cmd->add_option("--concurrency", engine_options.max_active_sagas, "sagas driven at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
@@ -464,6 +488,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 256));
 
   auto* migrate_cmd = cli.add_subcommand("migrate", "apply pending schema migrations");
+
+  std::string prune_older_than = "30d";
+  auto* prune_cmd = cli.add_subcommand(
+      "prune", "delete the steps, events and signals of sagas finished longer ago than --older-than, now");
+  prune_cmd->add_option("--older-than", prune_older_than, "finished at least this long ago")->capture_default_str();
 
   auto* keys_cmd = cli.add_subcommand("keys", "API keys");
   keys_cmd->require_subcommand(1);
@@ -541,6 +570,7 @@ int main(int argc, char** argv) {
   try {
     if (*serve_cmd) return serve(common, engine_options, serve_options, value_options);
     if (*migrate_cmd) return migrate_command(common);
+    if (*prune_cmd) return prune_command(common, duration_option(prune_older_than, "--older-than"));
     if (*keys_create_cmd) return create_operator_key(common, key_name, key_scopes);
     if (*validate_cmd) {
       const LoadedDefinitions loaded = load_or_report(validate_path);

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "adapters/postgres/migrations.h"
+#include "adapters/postgres/retention.h"
 #include "engine/testing_actions.h"
 #include "tests/support/engine_harness.h"
 #include "tests/support/test_cluster.h"
@@ -747,6 +748,48 @@ TEST_F(EngineTest, ABatchStartStartsEverySagaInOrderWithItsKeysOrNoneAtAll) {
 
   EngineHarness engine(dsn_);
   for (const StartResult& result : started) EXPECT_EQ(wait_terminal(client_, result.saga_id), SagaState::kCompleted);
+}
+
+TEST_F(EngineTest, RetentionDeletesTheHistoryOfSagasFinishedLongAgoAndKeepsTheirRows) {
+  const auto done = definition("saga: t.kept\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n");
+  const auto waits = definition("saga: t.waits\nversion: 1\nsteps:\n  - name: gate\n    wait: { signal: go }\n");
+  std::vector<std::string> old_ids;
+  for (int i = 0; i < 3; ++i)
+    old_ids.push_back(client_.start_saga(done, nlohmann::json::object(), {"old-" + std::to_string(i), ""}).saga_id);
+  const std::string recent = start(done);
+  const std::string running = start(waits);
+  {
+    EngineHarness engine(dsn_);
+    for (const auto& id : old_ids) wait_terminal(client_, id);
+    wait_terminal(client_, recent);
+    wait_state(client_, running, SagaState::kWaiting);
+  }
+  client_.deliver_signal(running, "unrelated", nlohmann::json::object());  // a signal row of an unfinished saga
+  // The three finished 31 days ago; the recent one just now.
+  scalar(dsn_,
+         "WITH u AS (UPDATE wsflow.sagas SET finished_at = now() - interval '31 days' "
+         "WHERE idempotency_key LIKE 'old-%' RETURNING 1) SELECT count(*) FROM u");
+  pqxx::connection conn(dsn_);
+  const std::atomic<bool> never{false};
+  const pg::PruneResult pruned = pg::prune_all(conn, Millis(30LL * 24 * 3600 * 1000), 2, Millis(0), never);
+  EXPECT_EQ(pruned.sagas, 3);  // in two batches of at most two
+  EXPECT_EQ(pruned.steps, 3);
+  EXPECT_GE(pruned.events, 3 * 4);  // created, started, attempt, completed at least
+  for (const auto& id : old_ids) {
+    EXPECT_TRUE(client_.steps(id).empty());
+    EXPECT_TRUE(client_.events(id).empty());
+    ASSERT_TRUE(client_.find_saga(id));
+    EXPECT_EQ(client_.find_saga(id)->state, SagaState::kCompleted);
+  }
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.sagas WHERE pruned_at IS NOT NULL"), 3);
+  // Their keys still return them; the recent and the running sagas keep everything.
+  EXPECT_EQ(client_.start_saga(done, nlohmann::json::object(), {"old-1", ""}).saga_id, old_ids[1]);
+  EXPECT_EQ(client_.steps(recent).size(), 1u);
+  EXPECT_FALSE(client_.events(recent).empty());
+  EXPECT_FALSE(client_.events(running).empty());
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.signals"), 1);
+  // Nothing left to prune: a second run does nothing.
+  EXPECT_EQ(pg::prune_batch(conn, Millis(30LL * 24 * 3600 * 1000), 100).sagas, 0);
 }
 
 TEST_F(EngineTest, StaleClaimIsFencedOff) {

@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 
 #include "adapters/postgres/bulk_repairs.h"
+#include "adapters/postgres/retention.h"
 #include "adapters/postgres/saga_queries.h"
 #include "adapters/postgres/saga_repairs.h"
 #include "engine/definition_loader.h"
@@ -483,6 +484,16 @@ steps:
   ASSERT_EQ(wait_terminal(client_, fixed), SagaState::kCompleted);
   EXPECT_EQ(client_.find_saga(fixed)->context["region"], "us");
   EXPECT_EQ(client_.find_saga(old)->context["region"], "eu");
+  // Once retention has deleted its steps, it reruns from its first step only.
+  pqxx::connection conn(dsn_);
+  const std::atomic<bool> never{false};
+  pg::prune_all(conn, Millis(0), 100, Millis(0), never);
+  const DomainError pruned =
+      refusal([&](pqxx::work& tx) { pg::rerun_from(tx, old, kOperator, "second", {}, {}, false); });
+  EXPECT_EQ(pruned.code, "history_pruned");
+  EXPECT_EQ(pruned.status, 409);
+  const auto again = in_tx([&](pqxx::work& tx) { return pg::rerun_from(tx, old, kOperator, "first", {}, {}, false); });
+  EXPECT_EQ(wait_terminal(client_, again.body["saga_id"].get<std::string>()), SagaState::kCompleted);
 }
 
 TEST_F(OperatorTest, AnHttpStepsRequestCannotBeReplacedByARerun) {

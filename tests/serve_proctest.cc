@@ -168,6 +168,58 @@ TEST(Cli, StartBatchFromAJsonLinesFile) {
   EXPECT_EQ(count(), 12);
 }
 
+TEST(Cli, RetentionPrunesFinishedSagasHistoryInServeAndOnDemand) {
+  const std::string dsn = testing::fresh_database();
+  testing::TempDir dir;
+  const std::vector<std::string> base = {kBinary, "--database-url", dsn, "--definitions", kExamples};
+  auto start = [&](const std::string& name) {
+    auto argv = base;
+    argv.insert(argv.end(), {"start", "example.provision", "--input", R"({"name":")" + name + R"("})"});
+    const auto started = run_command(argv);
+    EXPECT_EQ(started.status, 0) << started.text;
+    return started.text.substr(0, 36);
+  };
+  auto history = [&](const std::string& id) {
+    return testing::scalar(dsn, "SELECT (SELECT count(*) FROM wsflow.saga_events WHERE saga_id = '" + id +
+                                    "') + (SELECT count(*) FROM wsflow.saga_steps WHERE saga_id = '" + id + "')");
+  };
+  {
+    auto serve = testing::start_serve(dsn, kExamples, "r", dir.path() / "serve.log", {"--retention", "2s"});
+    const std::string id = start("kept-briefly");
+    ASSERT_TRUE(eventually_state(base, id, "completed")) << serve->log();
+    EXPECT_GT(history(id), 0);
+    // Pruned within the retention plus a pruner's pass (every retention/4, at least 1 s).
+    bool pruned = false;
+    for (int i = 0; i < 100 && !pruned; ++i) {
+      std::this_thread::sleep_for(100ms);
+      pruned = history(id) == 0;
+    }
+    EXPECT_TRUE(pruned) << serve->log();
+    EXPECT_EQ(testing::scalar(dsn,
+                              "SELECT count(*) FROM wsflow.sagas WHERE pruned_at IS NOT NULL AND state = "
+                              "'completed' AND id = '" +
+                                  id + "'"),
+              1);
+  }
+  // serve --retention off keeps it; `wsflow prune` prunes on demand.
+  std::string kept;
+  {
+    auto serve = testing::start_serve(dsn, kExamples, "k", dir.path() / "serve2.log", {"--retention", "off"});
+    kept = start("kept");
+    ASSERT_TRUE(eventually_state(base, kept, "completed")) << serve->log();
+    std::this_thread::sleep_for(1500ms);
+    EXPECT_GT(history(kept), 0);
+  }
+  auto argv = base;
+  argv.insert(argv.end(), {"prune", "--older-than", "1h"});
+  EXPECT_TRUE(contains(run_command(argv).text, "pruned the history of 0 saga(s)"));
+  argv = base;
+  argv.insert(argv.end(), {"prune", "--older-than", "0s"});
+  const auto now = run_command(argv);
+  EXPECT_TRUE(contains(now.text, "pruned the history of 1 saga(s)")) << now.text;
+  EXPECT_EQ(history(kept), 0);
+}
+
 TEST(Embedded, ServeStartsItsOwnPostgresSurvivesCtrlCAndKeepsDataAcrossRestarts) {
   testing::TempDir dir;
   const std::string data_dir = (dir.path() / "state").string();

@@ -10,8 +10,7 @@ namespace {
 // Applies `action` to each saga, each in a savepoint: a refusal rolls back
 // that saga's repair alone and is reported.
 nlohmann::json apply_each(pqxx::work& tx, const std::string& action, const std::vector<std::string>& ids,
-                          const RepairBy& by, bool confirm, const OnRepaired& on_repaired, int& touched,
-                          int& refused) {
+                          const RepairBy& by, bool confirm, const OnRepaired& on_repaired, int& touched, int& refused) {
   nlohmann::json results = nlohmann::json::array();
   for (const std::string& id : ids) {
     tx.exec("SAVEPOINT bulk_item");
@@ -36,8 +35,8 @@ nlohmann::json ids_json(const std::vector<std::string>& ids) { return nlohmann::
 
 }  // namespace
 
-RepairOutcome apply_repair(pqxx::work& tx, const std::string& action, const std::string& saga_id,
-                           const RepairBy& by, bool confirm) {
+RepairOutcome apply_repair(pqxx::work& tx, const std::string& action, const std::string& saga_id, const RepairBy& by,
+                           bool confirm) {
   if (action == "retry") return retry_saga(tx, saga_id, by, confirm);
   if (action == "cancel") return cancel_saga(tx, saga_id, by, "", false);
   if (action == "pause") return pause_saga(tx, saga_id, by);
@@ -65,21 +64,24 @@ nlohmann::json run_bulk(pqxx::work& tx, const BulkRequest& request, const SagaDe
     }
   }
   RepairBy by = request.by;
-  by.bulk_id =
-      tx.exec_params(
-            "INSERT INTO wsflow.bulk_actions (action, filter, actor, reason, status, cohort, remaining, "
-            "max_failure_rate, wait_ms) VALUES ($1, $2::jsonb, $3, $4, $5, $6::uuid[], $7::uuid[], $8, $9) "
-            "RETURNING id::text",
-            request.action, request.filter.dump(), by.actor, by.reason, request.canary ? "canary" : "applied",
-            text_array(now), text_array(later), request.canary ? request.canary->max_failure_rate : 0.0,
-            static_cast<long long>(request.canary ? request.canary->wait.count() : 0))[0][0]
-          .as<std::string>();
+  by.bulk_id = tx.exec_params(
+                     "INSERT INTO wsflow.bulk_actions (action, filter, actor, reason, status, cohort, remaining, "
+                     "max_failure_rate, wait_ms) VALUES ($1, $2::jsonb, $3, $4, $5, $6::uuid[], $7::uuid[], $8, $9) "
+                     "RETURNING id::text",
+                     request.action, request.filter.dump(), by.actor, by.reason, request.canary ? "canary" : "applied",
+                     text_array(now), text_array(later), request.canary ? request.canary->max_failure_rate : 0.0,
+                     static_cast<long long>(request.canary ? request.canary->wait.count() : 0))[0][0]
+                   .as<std::string>();
   int touched = 0, refused = 0;
-  const nlohmann::json results = apply_each(tx, request.action, now, by, request.confirm, on_repaired, touched, refused);
+  const nlohmann::json results =
+      apply_each(tx, request.action, now, by, request.confirm, on_repaired, touched, refused);
   tx.exec_params("UPDATE wsflow.bulk_actions SET touched = $2, refused = $3 WHERE id = $1::uuid", by.bulk_id, touched,
                  refused);
-  nlohmann::json body = {{"bulk_id", by.bulk_id}, {"action", request.action}, {"touched", touched},
-                         {"refused", refused},    {"results", results}};
+  nlohmann::json body = {{"bulk_id", by.bulk_id},
+                         {"action", request.action},
+                         {"touched", touched},
+                         {"refused", refused},
+                         {"results", results}};
   if (request.canary) {
     const StartResult started =
         insert_saga(tx, *canary_definition, {{"bulk_id", by.bulk_id}, {"confirm", request.confirm}},
@@ -125,13 +127,13 @@ nlohmann::json finish_canary(pqxx::work& tx, const std::string& bulk_id, const n
   const double rate = outcome.value("failure_rate", 0.0);
   const double max = row[0][3].as<double>();
   if (outcome.value("timed_out", false) || rate > max) {
-    const std::string note = outcome.value("timed_out", false)
-                                 ? "stopped: the cohort did not finish within the canary's wait"
-                                 : "stopped: the cohort's failure rate " + std::to_string(rate) + " is above " +
-                                       std::to_string(max);
+    const std::string note =
+        outcome.value("timed_out", false)
+            ? "stopped: the cohort did not finish within the canary's wait"
+            : "stopped: the cohort's failure rate " + std::to_string(rate) + " is above " + std::to_string(max);
     tx.exec_params(
-        "UPDATE wsflow.bulk_actions SET status = 'stopped', failure_rate = $2, note = $3 WHERE id = $1::uuid",
-        bulk_id, rate, note);
+        "UPDATE wsflow.bulk_actions SET status = 'stopped', failure_rate = $2, note = $3 WHERE id = $1::uuid", bulk_id,
+        rate, note);
     return *bulk_action(tx, bulk_id);
   }
   const RepairBy by{row[0][1].as<std::string>(), "", row[0][2].as<std::string>(), bulk_id};

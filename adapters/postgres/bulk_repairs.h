@@ -24,15 +24,15 @@
 namespace wsflow::pg {
 
 struct Canary {
-  int size = 1;                   // sagas in the first cohort
-  double max_failure_rate = 0.0;  // stop when more of the cohort than this fails (0..1)
+  int size = 1;                    // sagas in the first cohort
+  double max_failure_rate = 0.0;   // stop when more of the cohort than this fails (0..1)
   Millis wait{Millis(3'600'000)};  // how long to wait for the cohort to finish before stopping
 };
 
 struct BulkRequest {
-  std::string action;  // retry, cancel, pause, resume
+  std::string action;                                // retry, cancel, pause, resume
   nlohmann::json filter = nlohmann::json::object();  // as given, for the record
-  std::vector<std::string> saga_ids;                  // what the filter selected, in order
+  std::vector<std::string> saga_ids;                 // what the filter selected, in order
   RepairBy by;
   bool confirm = false;
   std::optional<Canary> canary;
@@ -43,8 +43,8 @@ using OnRepaired = std::function<void(pqxx::work&, const RepairOutcome&, const s
                                       const std::string& saga_id, const RepairBy& by)>;
 
 // One saga's repair by bulk action name. Throws DomainError as the repairs do.
-RepairOutcome apply_repair(pqxx::work& tx, const std::string& action, const std::string& saga_id,
-                           const RepairBy& by, bool confirm);
+RepairOutcome apply_repair(pqxx::work& tx, const std::string& action, const std::string& saga_id, const RepairBy& by,
+                           bool confirm);
 
 // Records the bulk action and applies it (to the cohort only, for a canary,
 // whose saga it starts on `canary_definition`). Returns {bulk_id, action,

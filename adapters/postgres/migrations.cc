@@ -260,7 +260,6 @@ CREATE INDEX invitations_pending_email ON wsflow.invitations (lower(email)) WHER
 CREATE INDEX invitations_workspace ON wsflow.invitations (workspace_id, created_at, id);
 )SQL";
 
-
 // Operators (issue "why a saga is stuck"): a paused state, the figures the
 // stuck reasons are computed from, and the indexes that find them without
 // scanning every saga.
@@ -386,8 +385,7 @@ const std::vector<Migration>& migrations() {
        "CREATE INDEX sagas_lease_token ON wsflow.sagas (lease_token) WHERE lease_token IS NOT NULL"},
       {4, "schedules", kSchedules},
       {5, "team model", kTeam},
-      {6, "environment status",
-       "ALTER TABLE wsflow.environments ADD COLUMN saga_id uuid, ADD COLUMN error text"},
+      {6, "environment status", "ALTER TABLE wsflow.environments ADD COLUMN saga_id uuid, ADD COLUMN error text"},
       {7, "downloadable exports",
        "ALTER TABLE wsflow.exports ADD COLUMN sha256 text, ADD COLUMN bytes bigint, ADD COLUMN expires_at timestamptz"},
       {8, "workspace record",
@@ -419,6 +417,12 @@ const std::vector<Migration>& migrations() {
        "DROP INDEX wsflow.sagas_runnable; "
        "CREATE INDEX sagas_runnable ON wsflow.sagas (priority, wake_at) "
        "WHERE state IN ('pending','running','waiting','compensating')"},
+      // Retention (adapters/postgres/retention.h): finished sagas keep their
+      // row (state, error, idempotency key) and lose their steps, events and
+      // signals after the retention period.
+      {15, "retention",
+       "ALTER TABLE wsflow.sagas ADD COLUMN pruned_at timestamptz; "
+       "CREATE INDEX sagas_prunable ON wsflow.sagas (finished_at) WHERE finished_at IS NOT NULL AND pruned_at IS NULL"},
   };
   return all;
 }

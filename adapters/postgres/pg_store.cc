@@ -230,10 +230,9 @@ StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const 
   // A concurrent start with the same key blocks on the unique index until the
   // first commits, then fails here: the caller's transaction is aborted and
   // its retry finds the first saga above.
-  auto inserted =
-      tx.exec_params(kInsertSaga, definition.name, definition.version, definition.hash, options.workspace_id,
-                     input.dump(), options.idempotency_key, deadline_ms, static_cast<long long>(options.delay.count()),
-                     static_cast<int>(definition.priority));
+  auto inserted = tx.exec_params(kInsertSaga, definition.name, definition.version, definition.hash,
+                                 options.workspace_id, input.dump(), options.idempotency_key, deadline_ms,
+                                 static_cast<long long>(options.delay.count()), static_cast<int>(definition.priority));
   const std::string id = inserted[0][0].as<std::string>();
   insert_event(tx, id, "created", "", "",
                {{"definition", definition.name}, {"version", definition.version}, {"hash", definition.hash}});

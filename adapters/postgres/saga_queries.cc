@@ -13,11 +13,12 @@ namespace wsflow::pg {
 namespace {
 
 // A saga row as operators see it; `x.stuck` comes from the lateral join below.
-#define WSF_SAGA_JSON                                                                                        \
-  "json_build_object('id', s.id, 'definition', s.definition, 'version', s.version, 'workspace_id', "         \
-  "s.workspace_id, 'state', s.state, 'error', s.error, 'wake_at', s.wake_at, 'lease_owner', s.lease_owner, " \
-  "'lease_until', s.lease_until, 'created_at', s.created_at, 'updated_at', s.updated_at, 'finished_at', "    \
-  "s.finished_at, 'progressed_at', s.progressed_at, 'pause_requested', s.pause_requested, 'rerun_of', "      \
+#define WSF_SAGA_JSON                                                                                                 \
+  "json_build_object('id', s.id, 'definition', s.definition, 'version', s.version, 'workspace_id', "                  \
+  "s.workspace_id, 'state', s.state, 'error', s.error, 'wake_at', s.wake_at, 'lease_owner', s.lease_owner, "          \
+  "'lease_until', s.lease_until, 'created_at', s.created_at, 'updated_at', s.updated_at, 'finished_at', "             \
+  "s.finished_at, 'pruned_at', s.pruned_at, 'progressed_at', s.progressed_at, 'pause_requested', s.pause_requested, " \
+  "'rerun_of', "                                                                                                      \
   "s.rerun_of, 'rerun_from_step', s.rerun_from_step, 'stuck', x.stuck)"
 
 #define WSF_STUCK_LATERAL                                                                                           \

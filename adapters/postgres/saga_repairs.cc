@@ -378,6 +378,11 @@ RepairOutcome rerun_from(pqxx::work& tx, const std::string& saga_id, const Repai
                       "step '" + step_name + "' is an http step: its request comes from its definition, not step_input",
                       "step_input");
   }
+  if (from > 0 &&
+      tx.exec_params1("SELECT pruned_at IS NOT NULL FROM wsflow.sagas WHERE id = $1::uuid", saga.id)[0].as<bool>()) {
+    throw DomainError(409, "history_pruned",
+                      "saga " + saga.id + "'s steps were deleted by retention; rerun it from its first step", "step");
+  }
   const std::vector<StepRow> rows = step_rows(tx, saga.id);
   // Every step before `from` must have done its work and kept it.
   for (int i = 0; i < from; ++i) {

@@ -69,7 +69,7 @@ RepairOutcome retry_saga(pqxx::work& tx, const std::string& saga_id, const Repai
 
 struct SkipRequest {
   std::string step;
-  std::optional<std::string> branch;  // unset: every unfinished branch
+  std::optional<std::string> branch;                  // unset: every unfinished branch
   nlohmann::json output = nlohmann::json::object();   // stored as the step's output
   nlohmann::json context = nlohmann::json::object();  // merged into the saga context for later steps
 };
@@ -79,14 +79,13 @@ RepairOutcome skip_step(pqxx::work& tx, const std::string& saga_id, const Repair
 // The compensations a cancel would run, in order, with their inputs and
 // what they undo; `from_step` limits them to that step and later ones.
 // With dry_run nothing is written; otherwise the saga is asked to cancel.
-RepairOutcome cancel_saga(pqxx::work& tx, const std::string& saga_id, const RepairBy& by,
-                          const std::string& from_step, bool dry_run);
+RepairOutcome cancel_saga(pqxx::work& tx, const std::string& saga_id, const RepairBy& by, const std::string& from_step,
+                          bool dry_run);
 
 // A failed saga's compensation that gave up was done by hand: it is marked
 // compensated with the note ({by, why, evidence}) and the saga compensates
 // on (ending compensated when nothing else is left).
-RepairOutcome resolve_saga(pqxx::work& tx, const std::string& saga_id, const RepairBy& by,
-                           const std::string& evidence);
+RepairOutcome resolve_saga(pqxx::work& tx, const std::string& saga_id, const RepairBy& by, const std::string& evidence);
 
 // A new saga on the same definition version that starts at `step`, the
 // steps before it carried over as completed (with their outputs), linked to
