@@ -19,9 +19,14 @@ void complete_after(const ActionCall& call, std::chrono::milliseconds delay, Com
       [timer, done = std::move(done), result = std::move(result)](const boost::system::error_code&) { done(result); });
 }
 
+// Adds input.context to the saga context; with input.branch_context NAME,
+// also NAME_<branch>: true (each for_each branch its own key).
 ActionResult succeed(const ActionCall& call) {
-  return ActionResult::success({{"branch", call.branch}, {"attempt", call.attempt}},
-                               call.input.value("context", nlohmann::json::object()));
+  nlohmann::json context = call.input.value("context", nlohmann::json::object());
+  if (call.input.contains("branch_context")) {
+    context[call.input["branch_context"].get<std::string>() + "_" + call.branch] = true;
+  }
+  return ActionResult::success({{"branch", call.branch}, {"attempt", call.attempt}}, context);
 }
 
 }  // namespace
@@ -57,11 +62,12 @@ void register_testing_actions(ActionRegistry& registry) {
   // A buggy action that blocks the engine's event loop for input.ms: the
   // engine can neither abandon it at its timeout nor renew leases meanwhile
   // (what a hung engine looks like to operators).
-  registry.add("testing.block_loop", {[](const ActionCall& call, Completion done) {
-                                        std::this_thread::sleep_for(std::chrono::milliseconds(call.input.value("ms", 0)));
-                                        done(succeed(call));
-                                      },
-                                      {}});
+  registry.add("testing.block_loop",
+               {[](const ActionCall& call, Completion done) {
+                  std::this_thread::sleep_for(std::chrono::milliseconds(call.input.value("ms", 0)));
+                  done(succeed(call));
+                },
+                {}});
 
   registry.add("testing.sleep", {[](const ActionCall& call, Completion done) {
                                    complete_after(call, std::chrono::milliseconds(call.input.value("ms", 0)),

@@ -252,6 +252,20 @@ steps:
   for (int i = 0; i < 4; ++i) EXPECT_EQ(order[i].rfind("attempt_started:", 0), 0u) << order[i];
 }
 
+TEST_F(EngineTest, ForEachBranchesCommittedTogetherKeepEveryContextUpdate) {
+  std::string branches;
+  for (int i = 0; i < 24; ++i) branches += (i ? ", b" : "b") + std::to_string(i);
+  const std::string id =
+      run_to_end(definition("saga: t.branch_context\nversion: 1\nsteps:\n  - name: fan\n"
+                            "    action: testing.succeed\n    for_each: [" +
+                            branches +
+                            "]\n"
+                            "    input: { branch_context: done }\n"));
+  ASSERT_EQ(final_state(id), SagaState::kCompleted);
+  const nlohmann::json context = client_.find_saga(id)->context;
+  for (int i = 0; i < 24; ++i) EXPECT_EQ(context.value("done_b" + std::to_string(i), false), true) << context.dump();
+}
+
 TEST_F(EngineTest, AnAttemptInFlightWhenItsProcessDiedIsCompensatedToo) {
   const auto def = definition(R"(saga: t.in_doubt
 version: 1

@@ -117,6 +117,7 @@ const std::pair<const char*, std::string> kStatements[] = {
 
 void prepare_all(pqxx::connection& conn) {
   for (const auto& [name, sql] : kStatements) conn.prepare(name, sql);
+  prepare_batch_statements(conn);
 }
 
 SagaRecord saga_from(const pqxx::row& r) {
@@ -470,32 +471,5 @@ CommitResult PgStore::commit(const Claim& claim, const Transition& t, const InTr
   return result;
 }
 
-std::vector<Store::BatchOutcome> PgStore::commit_batch(const std::vector<BatchItem>& items) {
-  std::vector<BatchOutcome> outcomes(items.size());
-  // Row locks are taken in saga-id order, so two batches never wait on each other in a cycle.
-  std::vector<std::size_t> order(items.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [&](std::size_t a, std::size_t b) { return items[a].claim.saga_id < items[b].claim.saga_id; });
-  try {
-    auto conn = pool_.acquire();
-    pqxx::work tx(*conn);
-    for (std::size_t i : order) {
-      const BatchItem& item = items[i];
-      const std::optional<CommitResult> fenced = fence(tx, item.claim);
-      if (!fenced) {
-        outcomes[i].error = std::make_exception_ptr(LeaseLost(item.claim.saga_id));
-        continue;
-      }
-      outcomes[i].result = *fenced;
-      apply_transition(tx, item.claim, item.transition, nullptr);
-    }
-    tx.commit();
-  } catch (...) {
-    const std::exception_ptr error = std::current_exception();
-    for (auto& outcome : outcomes) outcome.error = error;
-  }
-  return outcomes;
-}
 
 }  // namespace wsflow::pg
