@@ -110,6 +110,7 @@ struct ServeOptions {
   std::size_t max_connections = 4096, http_workers = 8;
   std::string idle_timeout = "30s", header_timeout = "10s", body_timeout = "10s";
   std::string retention = "30d";  // "off": keep every finished saga's history
+  std::string attempt_record_delay = "50ms";
 };
 
 // Where ${var.X} and ${secret.X} come from (adapters/outbound/runtime_values.h),
@@ -178,6 +179,7 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   options.lease = duration_option(serve_options.lease, "--lease");
   options.poll_interval = duration_option(serve_options.poll, "--poll");
   options.shutdown_grace = duration_option(serve_options.grace, "--shutdown-grace");
+  options.attempt_record_delay = duration_option(serve_options.attempt_record_delay, "--attempt-record-delay");
   const auto [host, port] = host_port(serve_options.listen);
 
   // Block SIGINT/SIGTERM in every thread; one thread waits for them.
@@ -474,6 +476,11 @@ int main(int argc, char** argv) {
   serve_cmd
       ->add_option("--stuck-grace", serve_options.stuck_grace,
                    "how long past an attempt's timeout, a lease's expiry or a due time before it is stuck")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--attempt-record-delay", serve_options.attempt_record_delay,
+                   "an idempotent step's attempt is recorded as started once it has run this long; a quicker one is "
+                   "recorded with its outcome, in one commit (0: always record first)")
       ->capture_default_str();
   serve_cmd
       ->add_option("--retention", serve_options.retention,

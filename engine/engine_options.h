@@ -16,7 +16,15 @@ struct EngineOptions {
   Millis error_backoff{Millis(2'000)};   // retry delay after an unexpected error driving a saga
   unsigned long long seed = 0;           // jitter RNG seed; 0 = random
   bool group_commit = true;              // batch ready transitions of many sagas into one transaction
-  EngineEvents events;                   // metrics hooks (engine/engine_events.h)
+  // An attempt of an idempotent step (and any in-transaction action) is
+  // recorded as started only when it is still running after this long; one
+  // that ends sooner is recorded with its outcome, in one commit instead of
+  // two. A process dying mid-attempt then leaves no trace of it, and the
+  // step runs again under the same idempotency key. Steps marked
+  // `idempotent: false` and compensations are always recorded first.
+  // Zero: always recorded first.
+  Millis attempt_record_delay{Millis(50)};
+  EngineEvents events;  // metrics hooks (engine/engine_events.h)
 };
 
 }  // namespace wsflow

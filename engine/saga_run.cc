@@ -438,14 +438,21 @@ class SagaRun {
     return call;
   }
 
-  asio::awaitable<ActionResult> invoke_async(const Action& action, const ActionCall& call, Millis timeout) {
+  // Runs the action until it completes or `timeout` passes. If it is still
+  // running after `slow_after`, awaits `on_slow` (which records its start)
+  // and goes on waiting.
+  asio::awaitable<ActionResult> invoke_async(const Action& action, const ActionCall& call, Millis timeout,
+                                             std::optional<Millis> slow_after,
+                                             const std::function<asio::awaitable<void>()>& on_slow) {
     struct Pending {
       explicit Pending(asio::io_context& io) : timer(io) {}
       asio::steady_timer timer;
       std::optional<ActionResult> result;
     };
     auto pending = std::make_shared<Pending>(rt_.io);
-    pending->timer.expires_after(timeout);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const bool may_be_slow = slow_after && *slow_after < timeout;
+    pending->timer.expires_after(may_be_slow ? *slow_after : timeout);
     asio::io_context& io = rt_.io;
     Completion done = [pending, &io](ActionResult result) {
       asio::post(io, [pending, result = std::move(result)]() mutable {
@@ -461,6 +468,13 @@ class SagaRun {
     }
     boost::system::error_code ec;
     co_await pending->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (!pending->result && may_be_slow) {
+      co_await on_slow();  // the action may complete meanwhile: its result is kept
+      if (!pending->result) {
+        pending->timer.expires_at(deadline);
+        co_await pending->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
+    }
     if (!pending->result) {
       pending->result = ActionResult::failure("timeout", "attempt abandoned after " + format_duration(timeout));
     }
@@ -507,16 +521,34 @@ class SagaRun {
       }
       Millis timeout = step.timeout;
       if (!mode.compensating && saga_.deadline_at) timeout = std::min(timeout, until(db_now(), *saga_.deadline_at));
-      {
-        Transition t;
-        t.step = write(mode.running);
-        (mode.compensating ? t.step->add_compensation_attempts : t.step->add_attempts) = 1;
-        t.step->attempt_timeout = timeout;
-        t.step->max_attempts = policy.max_attempts;
-        event(t, mode.started_event,
-              {{"attempt", attempt}, {"max_attempts", policy.max_attempts}, {"worker", rt_.options.owner}});
-        co_await commit(std::move(t));
-      }
+      Transition start;
+      start.step = write(mode.running);
+      (mode.compensating ? start.step->add_compensation_attempts : start.step->add_attempts) = 1;
+      start.step->attempt_timeout = timeout;
+      start.step->max_attempts = policy.max_attempts;
+      event(start, mode.started_event,
+            {{"attempt", attempt}, {"max_attempts", policy.max_attempts}, {"worker", rt_.options.owner}});
+      // The start is committed first, or (EngineOptions::attempt_record_delay)
+      // with the outcome when that comes soon enough: a transactional action
+      // takes effect only with its outcome's commit, and an idempotent one may
+      // run again after a crash.
+      const bool defer_start = !mode.compensating && action != nullptr &&
+                               (action->run_in_transaction || step.idempotent) &&
+                               rt_.options.attempt_record_delay > Millis(0);
+      bool start_recorded = false;
+      std::function<asio::awaitable<void>()> record_start = [&]() -> asio::awaitable<void> {
+        co_await commit(start);
+        start_recorded = true;
+      };
+      if (!defer_start) co_await record_start();
+      auto with_start = [&](Transition t) {
+        if (start_recorded) return t;
+        t.step->add_attempts += start.step->add_attempts;
+        t.step->add_compensation_attempts += start.step->add_compensation_attempts;
+        t.step->max_attempts = start.step->max_attempts;
+        t.prior_event = EventWrite{start.event, start.event_step, start.event_branch, start.event_detail};
+        return t;
+      };
       const ActionCall call = make_call(step, branch, attempt, mode.compensating, Clock::now() + timeout);
 
       const auto attempt_began = std::chrono::steady_clock::now();
@@ -535,18 +567,20 @@ class SagaRun {
         result = ActionResult::failure("unknown_action", "action '" + action_name + "' is not registered", false);
       } else if (action->run_in_transaction) {
         InTransaction in_tx = [&](pqxx::work& tx) { return action->run_in_transaction(call, tx); };
-        result = (co_await commit(success, in_tx, timeout)).action;
+        result = (co_await commit(with_start(success), in_tx, timeout)).action;
         if (result.ok) {
           report(true, false);
           co_return Outcome{};
         }
       } else {
-        result = co_await invoke_async(*action, call, timeout);
+        result = co_await invoke_async(*action, call, timeout,
+                                       defer_start ? std::optional(rt_.options.attempt_record_delay) : std::nullopt,
+                                       record_start);
         if (result.ok) {
           success.step->output = result.output;
           success.event_detail.update(result.detail);
           if (!mode.compensating) success.context_updates = result.context_updates;
-          co_await commit(std::move(success));
+          co_await commit(with_start(std::move(success)));
           report(true, false);
           co_return Outcome{};
         }
@@ -565,7 +599,7 @@ class SagaRun {
         t.step->error = error.code + ": " + error.message;
         event(t, "step_abandoned",
               {{"attempt", attempt}, {"code", error.code}, {"message", error.message}, {"optional", true}});
-        co_await commit(std::move(t));
+        co_await commit(with_start(std::move(t)));
         co_return Outcome{};
       }
       // The next retry's time is stored, for operators to see. A service's
@@ -584,7 +618,7 @@ class SagaRun {
              {"retryable", error.retryable}});
       t.event_detail.update(result.detail);
       if (!final && error.retry_after) t.event_detail["retry_after_ms"] = error.retry_after->count();
-      co_await commit(std::move(t));
+      co_await commit(with_start(std::move(t)));
       if (final) {
         co_return Outcome{Flow::kFailed, (mode.compensating ? "compensation of step " : "step ") + label +
                                              " failed after " + std::to_string(attempt) + " attempt(s): " + error.code +

@@ -134,8 +134,20 @@ struct StepWrite {
   std::optional<int> max_attempts;  // the retry policy's budget, shown to operators
 };
 
+// A saga_events row written with a commit.
+struct EventWrite {
+  std::string kind;
+  std::string step;
+  std::string branch;
+  nlohmann::json detail = nlohmann::json::object();
+};
+
 // Everything one commit changes. Applied atomically, with its event, or not at all.
 struct Transition {
+  // Recorded just before `event`, in the same commit: the start of an
+  // attempt whose outcome came before its start was committed on its own
+  // (EngineOptions::attempt_record_delay).
+  std::optional<EventWrite> prior_event;
   std::string event;  // saga_events.kind
   std::string event_step;
   std::string event_branch;

@@ -295,8 +295,8 @@ TEST(DefinitionExamples, EveryDocumentedExampleLoads) {
   ASSERT_EQ(schedules.schedules.count("example.nightly"), 1u);
   EXPECT_EQ(schedules.schedules.at("example.nightly").overlap, Overlap::kBufferOne);
   // The HTTP example lives apart: it names vars and secrets serve must be given.
-  DefinitionSet http = load_definitions(
-      std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions" / "examples" / "http", [](const std::string&) { return false; });
+  DefinitionSet http = load_definitions(std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions" / "examples" / "http",
+                                        [](const std::string&) { return false; });
   for (const auto& e : http.errors) ADD_FAILURE() << e.to_string();
   ASSERT_EQ(http.definitions.count("example.billing"), 1u);
   EXPECT_TRUE(http.definitions.at("example.billing").steps[1].is_http());

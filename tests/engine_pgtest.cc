@@ -266,6 +266,31 @@ TEST_F(EngineTest, ForEachBranchesCommittedTogetherKeepEveryContextUpdate) {
   for (int i = 0; i < 24; ++i) EXPECT_EQ(context.value("done_b" + std::to_string(i), false), true) << context.dump();
 }
 
+TEST_F(EngineTest, AQuickIdempotentAttemptIsRecordedWithItsOutcomeInOneCommit) {
+  const std::string id = run_to_end(definition(R"(saga: t.record
+version: 1
+steps:
+  - { name: quick, action: testing.succeed }
+  - { name: slow, action: testing.sleep, input: { ms: 400 } }
+  - { name: charge, action: testing.succeed, idempotent: false }
+)"));
+  ASSERT_EQ(final_state(id), SagaState::kCompleted);
+  // How many transactions wrote the step's attempt_started and step_completed.
+  auto commits = [&](const std::string& step) {
+    return scalar(dsn_, "SELECT count(DISTINCT xmin::text) FROM wsflow.saga_events WHERE saga_id = '" + id +
+                            "' AND step = '" + step + "' AND kind IN ('attempt_started', 'step_completed')");
+  };
+  EXPECT_EQ(commits("quick"), 1);
+  // Still running after attempt_record_delay (50 ms): its start was committed on its own.
+  EXPECT_EQ(commits("slow"), 2);
+  // Not idempotent: always recorded before it runs.
+  EXPECT_EQ(commits("charge"), 2);
+  EXPECT_EQ(
+      scalar(dsn_, "SELECT count(*) FROM wsflow.saga_events WHERE saga_id = '" + id + "' AND kind = 'attempt_started'"),
+      3);
+  for (const auto& [label, row] : steps_by_label(client_, id)) EXPECT_EQ(row.attempts, 1) << label;
+}
+
 TEST_F(EngineTest, AnAttemptInFlightWhenItsProcessDiedIsCompensatedToo) {
   const auto def = definition(R"(saga: t.in_doubt
 version: 1

@@ -5,8 +5,8 @@
 
 #include <gtest/gtest.h>
 
-#include "engine/text_file.h"
 #include "bench/fake_service.h"
+#include "engine/text_file.h"
 #include "tests/support/live_server.h"
 
 namespace wsflow {
@@ -75,7 +75,8 @@ TEST(HttpProvisioner, RunsAWorkspacesWholeLifeOnTheUsersService) {
   ASSERT_EQ(api.post("/v1/workspaces/" + ws + "/freeze", api.owner_key(ws)).status, 202);
   ASSERT_EQ(api.wait_status(ws, {"frozen"}), "frozen");
   calls = calls_for(service, ws);
-  for (const char* env : {"dev", "staging", "prod"}) EXPECT_EQ(count(calls, "POST " + std::string(env) + "/freeze"), 1u);
+  for (const char* env : {"dev", "staging", "prod"})
+    EXPECT_EQ(count(calls, "POST " + std::string(env) + "/freeze"), 1u);
   ASSERT_EQ(api.post("/v1/workspaces/" + ws + "/unfreeze", api.owner_key(ws)).status, 202);
   ASSERT_EQ(api.wait_status(ws, {"active"}), "active");
   EXPECT_EQ(count(calls_for(service, ws), "POST prod/unfreeze"), 1u);
@@ -96,7 +97,8 @@ TEST(HttpProvisioner, RunsAWorkspacesWholeLifeOnTheUsersService) {
   calls = calls_for(service, ws);
   for (const char* env : {"dev", "staging", "prod"}) EXPECT_EQ(count(calls, "DELETE " + std::string(env)), 1u);
   for (const FakeRequest& r : service.requests("DELETE", "/workspaces/" + ws)) {
-    EXPECT_NE(r.header("idempotency-key").find("/teardown_environments/"), std::string::npos) << r.header("idempotency-key");
+    EXPECT_NE(r.header("idempotency-key").find("/teardown_environments/"), std::string::npos)
+        << r.header("idempotency-key");
   }
 }
 

@@ -189,6 +189,9 @@ TEST_F(OperatorTest, ALeaseItsEngineStoppedRenewingIsLeaseExpired) {
 TEST_F(OperatorTest, AnAttemptPastItsTimeoutWhileTheEngineHangsIsOverdue) {
   EngineOptions options = testing::fast_options();
   options.lease = Millis(30'000);  // the lease outlives the hang: only the attempt is overdue
+  // A loop that hangs before a deferred start is recorded leaves no attempt
+  // to be overdue (the saga shows no progress instead): record it first.
+  options.attempt_record_delay = Millis(0);
   EngineHarness engine(dsn_, options);
   const std::string id = start(definition(R"(saga: t.hung
 version: 1

@@ -79,7 +79,11 @@ TEST(ScheduleProcesses, KillDashNineMidExpiryBatchThenRestartExpiresEachInvitati
   auto first = testing::start_serve(dsn, dir.path(), "first", dir.path() / "first.log", {"--lease", "2s"});
   ASSERT_TRUE(eventually(
       [&] {
-        return scalar(dsn, "SELECT count(*) FROM wsflow.saga_steps WHERE step = 'expire' AND state = 'running'") > 0;
+        // The expiry step runs in its outcome's transaction: its attempt is
+        // recorded with it, so a saga running (not yet expired) is in it.
+        return scalar(dsn,
+                      "SELECT count(*) FROM wsflow.sagas WHERE definition = 'invitations.expire' AND state = "
+                      "'running'") > 0;
       },
       30s, 5ms))
       << first->log();

@@ -134,6 +134,10 @@ void write_batch(pqxx::work& tx, const std::vector<const Store::BatchItem*>& fen
     if (t.saga_state) change.state = to_string(*t.saga_state);
     if (t.saga_error) change.error = t.saga_error;
     change.progressed = change.progressed || (t.step && progresses(t.step->state));
+    if (t.prior_event) {
+      const EventWrite& e = *t.prior_event;
+      events.add({id, e.kind, e.step, e.branch, e.detail.dump()});
+    }
     if (!t.event.empty()) events.add({id, t.event, t.event_step, t.event_branch, t.event_detail.dump()});
   }
   for (const auto& [id, change] : changes) {

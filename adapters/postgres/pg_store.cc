@@ -422,6 +422,10 @@ void apply_transition(pqxx::work& tx, const Claim& claim, const Transition& t, c
   if (t.saga_state) tx.exec_prepared("set_saga_state", claim.saga_id, to_string(*t.saga_state));
   if (t.saga_error) tx.exec_prepared("set_saga_error", claim.saga_id, *t.saga_error);
   if (t.consume_signal) tx.exec_prepared("consume_signal", *t.consume_signal, claim.saga_id);
+  if (t.prior_event) {
+    const EventWrite& e = *t.prior_event;
+    tx.exec_prepared("insert_event", claim.saga_id, e.kind, e.step, e.branch, e.detail.dump());
+  }
   if (!t.event.empty()) {
     tx.exec_prepared("insert_event", claim.saga_id, t.event, t.event_step, t.event_branch, t.event_detail.dump());
   }
@@ -470,6 +474,5 @@ CommitResult PgStore::commit(const Claim& claim, const Transition& t, const InTr
   tx.commit();
   return result;
 }
-
 
 }  // namespace wsflow::pg
