@@ -220,9 +220,10 @@ Throughput run_throughput(const BenchRun& run, const ThroughputOptions& options,
   }
   {
     pqxx::read_transaction tx(conn);
-    result.seconds = tx.exec_params("SELECT extract(epoch from max(finished_at) - $1::timestamptz) FROM wsflow.sagas "
-                                    "WHERE definition = $2",
-                                    db_begin, definition->name)[0][0]
+    result.seconds = tx.exec_params(
+                           "SELECT extract(epoch from max(finished_at) - $1::timestamptz) FROM wsflow.sagas "
+                           "WHERE definition = $2",
+                           db_begin, definition->name)[0][0]
                          .as<double>();
   }
   result.sagas = options.sagas;

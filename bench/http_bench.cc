@@ -6,6 +6,11 @@
 //
 //   wsflow_http_bench --url http://127.0.0.1:8080 --key "$KEY"
 //       --path /healthz --path /v1/workspaces/$ID --idle 500 --trickling 500 --keep-alive 200
+//
+// With --post-rate, instead: POST /v1/workspaces (an operator key) at that
+// rate over kept-alive connections, each request's latency from when it was
+// due (scripts/bench runs this against a fresh serve):
+//   wsflow_http_bench --url http://127.0.0.1:8080 --key "$KEY" --post-rate 200 --seconds 10
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -14,6 +19,7 @@
 
 #include "adapters/os/open_files.h"
 #include "bench/hostile_clients.h"
+#include "bench/paced_posts.h"
 
 int main(int argc, char** argv) {
   using namespace wsflow::bench;
@@ -34,6 +40,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cli.add_option("--probes", probes, "requests measured")->capture_default_str();
   cli.add_option("--warmup", warmup_seconds, "seconds between opening the load and probing")->capture_default_str();
+  double post_rate = 0;
+  int seconds = 10, connections = 8;
+  cli.add_option("--post-rate", post_rate, "POST /v1/workspaces per second over kept-alive connections (instead)");
+  cli.add_option("--seconds", seconds, "how long --post-rate runs")->capture_default_str()->check(CLI::Range(1, 3600));
+  cli.add_option("--connections", connections, "kept-alive connections of --post-rate")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   CLI11_PARSE(cli, argc, argv);
   if (key.empty() && std::getenv("WSFLOW_API_KEY")) key = std::getenv("WSFLOW_API_KEY");
   if (paths.empty()) paths = {"/healthz"};
@@ -44,6 +57,27 @@ int main(int argc, char** argv) {
   }
   const std::string host = m[1];
   const int port = std::stoi(m[2]);
+  if (post_rate > 0) {
+    const std::string run = std::to_string(std::chrono::system_clock::now().time_since_epoch().count() % 1000000007);
+    PacedLoad paced{"/v1/workspaces",
+                    key,
+                    [&](long n) {
+                      const std::string name = "Bench " + run + " " + std::to_string(n);
+                      return R"({"name":")" + name + R"(","owner":{"user_id":"u-)" + run + "-" + std::to_string(n) +
+                             R"(","email":"o)" + std::to_string(n) + R"(@example.com"}})";
+                    },
+                    post_rate,
+                    seconds,
+                    connections,
+                    202};
+    const PacedResult posted = paced_posts(host, port, paced);
+    std::printf("wsflow_http_bench: POST /v1/workspaces at %.0f/s for %d s over %d kept-alive connections\n", post_rate,
+                seconds, connections);
+    std::printf("  latency ms (from when due) : p50 %.1f  p99 %.1f  max %.1f  (%ld sent, %d failed, %ld reconnects)\n",
+                posted.latencies.quantile(0.5), posted.latencies.quantile(0.99), posted.latencies.quantile(1.0),
+                posted.sent, posted.latencies.failures, posted.reconnects);
+    return posted.latencies.failures == 0 ? 0 : 1;
+  }
   wsflow::os::raise_open_file_limit(load.idle + load.trickling + load.keep_alive + 256);
 
   HostileClients hostile(host, port, load);
