@@ -187,8 +187,7 @@ int run_all(const Options& o) {
     progress(std::to_string(o.processes) + " engine processes on one database");
     ThroughputOptions multi = throughput;
     multi.processes = o.processes;
-    multi.concurrency = std::max(1, o.concurrency / o.processes);
-    multi.worker_command = worker_command(o, multi.concurrency);
+    multi.worker_command = worker_command(o, o.concurrency);  // each as one `serve` would be
     const Throughput t = run_throughput(run, multi, "processes");
     report.add(ratio_figure("durable steps/s, " + std::to_string(o.processes) + " processes", t.steps_per_second,
                             step_unit, pg16, std::nullopt));

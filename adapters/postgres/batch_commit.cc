@@ -13,6 +13,7 @@
 #include <map>
 
 #include "adapters/postgres/pg_store.h"
+#include "adapters/postgres/sql_time.h"
 
 namespace wsflow::pg {
 namespace {
@@ -56,19 +57,24 @@ const char* kWriteSteps =
     "WHERE NOT EXISTS (SELECT 1 FROM updated d WHERE d.saga_id = u.saga_id AND d.step = u.step AND d.branch = "
     "u.branch)";
 
-// Progress (a step finished, or any state change) is a stuck reason's clock.
+// Progress (a step finished, or any state change) is a stuck reason's clock
+// (minutes, by default): a step's progress moves it only when it is a second
+// old, so a saga's quick steps do not each write a new version of its row
+// (and an entry in each of its indexes).
 const char* kUpdateSagas =
     "UPDATE wsflow.sagas s SET "
     "context = CASE WHEN u.context = '' THEN s.context ELSE s.context || u.context::jsonb END, "
     "state = coalesce(NULLIF(u.state, ''), s.state), "
-    "progressed_at = CASE WHEN u.progressed OR u.state <> '' THEN now() ELSE s.progressed_at END, "
+    "progressed_at = CASE WHEN u.state <> '' OR (u.progressed AND s.progressed_at < now() - " WSF_PROGRESS_GRAIN
+    ") THEN now() ELSE s.progressed_at END, "
     "pause_requested = s.pause_requested AND (u.state = '' OR u.state <> 'paused'), "
     "finished_at = CASE WHEN u.state = '' THEN s.finished_at "
     "WHEN u.state IN ('completed','compensated','failed','cancelled') THEN now() END, "
     "error = CASE WHEN u.has_error THEN NULLIF(u.error, '') ELSE s.error END, "
     "updated_at = CASE WHEN u.context <> '' OR u.state <> '' OR u.has_error THEN now() ELSE s.updated_at END "
     "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[], $5::bool[], $6::text[]) "
-    "AS u(id, context, state, progressed, has_error, error) WHERE s.id = u.id";
+    "AS u(id, context, state, progressed, has_error, error) WHERE s.id = u.id "
+    "AND (u.context <> '' OR u.state <> '' OR u.has_error OR s.progressed_at < now() - " WSF_PROGRESS_GRAIN ")";
 
 const char* kInsertEvents =
     "INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) "
@@ -187,10 +193,11 @@ std::vector<Store::BatchOutcome> PgStore::commit_batch(const std::vector<BatchIt
   try {
     auto conn = pool_.acquire();
     pqxx::work tx(*conn);
-    // A plan for these statements' sizes and the tables' sizes now: a generic
-    // plan made while the tables were small (a new database) joins by
-    // scanning them whole, and would be kept as they grow.
-    tx.exec("SET LOCAL plan_cache_mode = force_custom_plan");
+    // Every row these statements touch is found by its key: a plan that
+    // scans a table, made while it was small (a new database) and cached
+    // for good as it grows, would make each batch slower than the last.
+    // Planning each batch afresh instead cost a fifth of the database's time.
+    tx.exec("SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off");
     std::vector<std::string> ids, tokens;
     for (std::size_t i : order) {
       ids.push_back(items[i].claim.saga_id);

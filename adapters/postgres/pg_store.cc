@@ -95,7 +95,8 @@ const std::pair<const char*, std::string> kStatements[] = {
      "max_attempts = coalesce(EXCLUDED.max_attempts, s.max_attempts), "
      "finished_at = EXCLUDED.finished_at, updated_at = now() RETURNING 1) "
      "UPDATE wsflow.sagas SET progressed_at = now() "
-     "WHERE id = $1::uuid AND $5 IN ('completed','skipped','compensated') AND EXISTS (SELECT 1 FROM up)"},
+     "WHERE id = $1::uuid AND $5 IN ('completed','skipped','compensated') AND EXISTS (SELECT 1 FROM up) "
+     "AND progressed_at < now() - " WSF_PROGRESS_GRAIN},
     {"set_saga_state",
      "UPDATE wsflow.sagas SET state = $2, updated_at = now(), progressed_at = now(), "
      "pause_requested = pause_requested AND $2 <> 'paused', "

@@ -12,6 +12,11 @@
 // SQL: a bigint parameter of epoch milliseconds as a timestamptz.
 #define WSF_TS(param) "('epoch'::timestamptz + " param "::bigint * interval '1 ms')"
 
+// SQL: how stale sagas.progressed_at (the clock of the no-progress stuck
+// reasons) may get before a finished step moves it: a saga's quick steps
+// then leave its row, and its indexes, alone.
+#define WSF_PROGRESS_GRAIN "interval '1 second'"
+
 namespace wsflow::pg {
 
 inline std::optional<std::chrono::system_clock::time_point> time_of(const pqxx::field& f) {
