@@ -275,6 +275,7 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
     int received = 0;
     sigwait(&signals, &received);
     log_info(std::string("received ") + (received == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
+    scheduler.stop();  // first: a run it fires now is left for the engine (or the next process), not lost
     engine.stop();
   });
   log_info("serving " + std::to_string(definitions.sagas.definitions.size()) + " saga definition(s) and " +

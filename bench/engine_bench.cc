@@ -108,17 +108,29 @@ long long duplicate_commits(pqxx::connection& conn, const std::string& name) {
 }  // namespace
 
 void wait_for_sagas(pqxx::connection& conn, const SagaDefinition& definition, long long expected,
-                    const std::string& states, std::chrono::seconds limit) {
+                    const std::string& until, std::chrono::seconds limit) {
   const auto give_up = Clock::now() + limit;
-  const std::string sql = "SELECT count(*) FROM wsflow.sagas WHERE definition = $1 AND state IN (" + states + ")";
+  const std::string pending =
+      until == "waiting" ? "'pending','running'" : "'pending','running','waiting','compensating'";
+  bool all_started = false;
   for (;;) {
-    const long long done = count_of(conn, sql, definition.name);
-    if (done >= expected) return;
-    if (Clock::now() > give_up) {
-      throw std::runtime_error(definition.name + ": only " + std::to_string(done) + " of " + std::to_string(expected) +
-                               " sagas reached " + states + " within " + std::to_string(limit.count()) + " s");
+    all_started = all_started || count_of(conn, "SELECT count(*) FROM wsflow.sagas WHERE definition = $1",
+                                          definition.name) >= expected;
+    const long long left =
+        count_of(conn, "SELECT count(*) FROM wsflow.sagas WHERE definition = $1 AND state IN (" + pending + ")",
+                 definition.name);
+    if (all_started && left == 0) {
+      if (until == "completed" &&
+          count_of(conn, "SELECT count(*) FROM wsflow.sagas WHERE definition = $1 AND state <> 'completed'",
+                   definition.name) > 0) {
+        throw std::runtime_error(definition.name + ": some sagas did not complete (failed or compensated)");
+      }
+      return;
     }
-    // Not faster: the count is a scan of the run's sagas, on the same two cores.
+    if (Clock::now() > give_up) {
+      throw std::runtime_error(definition.name + ": " + std::to_string(left) + " of " + std::to_string(expected) +
+                               " sagas not yet " + until + " after " + std::to_string(limit.count()) + " s");
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }
@@ -205,13 +217,13 @@ Throughput run_throughput(const BenchRun& run, const ThroughputOptions& options,
   const auto limit = std::chrono::seconds(60 + options.sagas * options.steps / 200);
   if (options.processes <= 1) {
     EngineUnderTest engine(run, engine_options(run, options.concurrency, options.group_commit));
-    wait_for_sagas(conn, *definition, options.sagas, "'completed'", limit);
+    wait_for_sagas(conn, *definition, options.sagas, "completed", limit);
     result.engine_errors = engine.errors();
   } else {
     WorkerProcesses workers(options.worker_command, run.dsn, options.processes);
     std::exception_ptr failure;
     try {
-      wait_for_sagas(conn, *definition, options.sagas, "'completed'", limit);
+      wait_for_sagas(conn, *definition, options.sagas, "completed", limit);
     } catch (...) {
       failure = std::current_exception();
     }
@@ -242,7 +254,7 @@ StepToStep run_step_to_step(const BenchRun& run, int concurrency, int sagas, int
   result.concurrency = concurrency;
   {
     EngineUnderTest engine(run, engine_options(run, concurrency, true));
-    wait_for_sagas(conn, *definition, sagas, "'completed'", std::chrono::seconds(120 + sagas * steps / 100));
+    wait_for_sagas(conn, *definition, sagas, "completed", std::chrono::seconds(120 + sagas * steps / 100));
     result.engine_errors = engine.errors();
   }
   // Event times are their transactions' start: the gap between two
@@ -274,7 +286,7 @@ Lateness run_timers(const BenchRun& run, int sagas, Millis delay, double backgro
       store.start_saga(*definition, nlohmann::json::object(), {});
       std::this_thread::sleep_for(interval);
     }
-    wait_for_sagas(conn, *definition, sagas, "'completed'", std::chrono::seconds(120));
+    wait_for_sagas(conn, *definition, sagas, "completed", std::chrono::seconds(120));
     result.engine_errors = engine.errors();
   }
   result.late = quantiles_of(conn,
@@ -297,12 +309,12 @@ Lateness run_signals(const BenchRun& run, int sagas) {
     pg::PgStore store(run.dsn, 1);
     std::vector<std::string> ids;
     for (int i = 0; i < sagas; ++i) ids.push_back(store.start_saga(*definition, nlohmann::json::object(), {}).saga_id);
-    wait_for_sagas(conn, *definition, sagas, "'waiting'", std::chrono::seconds(60));
+    wait_for_sagas(conn, *definition, sagas, "waiting", std::chrono::seconds(60));
     for (const std::string& id : ids) {
       store.deliver_signal(id, "go", nlohmann::json::object());
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    wait_for_sagas(conn, *definition, sagas, "'completed'", std::chrono::seconds(60));
+    wait_for_sagas(conn, *definition, sagas, "completed", std::chrono::seconds(60));
     result.engine_errors = engine.errors();
   }
   result.late = quantiles_of(conn,
@@ -327,13 +339,13 @@ Lateness run_fairness(const BenchRun& run, int backlog, int probes) {
       store.start_saga(*urgent, nlohmann::json::object(), {});
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    wait_for_sagas(conn, *urgent, probes, "'completed'", std::chrono::seconds(60));
+    wait_for_sagas(conn, *urgent, probes, "completed", std::chrono::seconds(60));
     const long long bulk_left =
         count_of(conn, "SELECT count(*) FROM wsflow.sagas WHERE definition = $1 AND state <> 'completed'", bulk->name);
     if (bulk_left == 0)
       std::fprintf(stderr,
                    "wsflow_bench: the fairness backlog drained before the probes ended; raise --fairness-backlog\n");
-    wait_for_sagas(conn, *bulk, backlog, "'completed'", std::chrono::seconds(60 + backlog / 100));
+    wait_for_sagas(conn, *bulk, backlog, "completed", std::chrono::seconds(60 + backlog / 100));
     result.engine_errors = engine.errors();
   }
   result.late =

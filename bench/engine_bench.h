@@ -103,10 +103,13 @@ class WorkerProcesses {
   std::vector<std::string> logs_;
 };
 
-// Waits until every saga of `definition` is in one of `states` (an SQL
-// list, e.g. "'completed'"). Throws std::runtime_error after `limit`.
+// Waits until none of the `expected` sagas of `definition` is pending or
+// running (with `until` "waiting": parked on a timer or signal) or, with
+// "completed", until none is unfinished. Throws std::runtime_error after
+// `limit`. The count reads only unfinished sagas (a partial index), so
+// polling costs little however many have finished.
 void wait_for_sagas(pqxx::connection& conn, const SagaDefinition& definition, long long expected,
-                    const std::string& states, std::chrono::seconds limit);
+                    const std::string& until, std::chrono::seconds limit);
 
 // Starts `count` sagas of `definition` with empty input, 5,000 per batch start.
 void start_many(const BenchRun& run, const SagaDefinition& definition, long long count);

@@ -72,7 +72,7 @@ TimerScale run_timer_scale(const BenchRun& run, int sagas, const std::vector<std
   start_many(run, *finished, 1000);
   {
     WorkerProcesses engine(worker_command, run.dsn, 1);
-    wait_for_sagas(conn, *finished, 1000, "'completed'", std::chrono::seconds(120));
+    wait_for_sagas(conn, *finished, 1000, "completed", std::chrono::seconds(120));
     result.engine_errors += engine.stop();
   }
   measure_storage(conn, finished->name, result);
@@ -87,7 +87,7 @@ TimerScale run_timer_scale(const BenchRun& run, int sagas, const std::vector<std
   {
     const auto park_begin = Clock::now();
     WorkerProcesses engine(worker_command, run.dsn, 1);
-    wait_for_sagas(conn, *parked, sagas, "'waiting'", std::chrono::seconds(120 + sagas / 200));
+    wait_for_sagas(conn, *parked, sagas, "waiting", std::chrono::seconds(120 + sagas / 200));
     result.park_seconds = std::chrono::duration<double>(Clock::now() - park_begin).count();
     const int pid = engine.pids().front();
     std::this_thread::sleep_for(std::chrono::seconds(1));  // the last commits' frames are freed
@@ -100,6 +100,11 @@ TimerScale run_timer_scale(const BenchRun& run, int sagas, const std::vector<std
     result.engine_errors += engine.stop();
   }
   pqxx::work tx(conn);
+  for (const char* table : {"wsflow.saga_steps", "wsflow.saga_events"}) {
+    tx.exec_params(
+        std::string("DELETE FROM ") + table + " WHERE saga_id IN (SELECT id FROM wsflow.sagas WHERE definition = $1)",
+        parked->name);
+  }
   tx.exec_params("DELETE FROM wsflow.sagas WHERE definition = $1", parked->name);
   tx.commit();
   return result;
