@@ -132,13 +132,14 @@ int run_all(const Options& o) {
   report.add(plain("pgbench -N -M prepared, 1 client, latency", pg1.latency_ms, "ms"));
   report.add(plain("pgbench -N -M prepared, 16 clients", pg16.tps, "tps"));
   const std::string step_unit = "steps/s";
-  double saturation_sagas_per_second = 0;
+  double saturation_sagas_per_second = 0, one_process_steps_per_second = 0;
 
   ThroughputOptions throughput{o.sagas, o.steps, o.concurrency, true, 1, {}};
   if (o.wants("throughput")) {
     progress("throughput, group commit on");
     const Throughput on = run_throughput(run, throughput, "throughput");
     saturation_sagas_per_second = on.sagas_per_second;
+    one_process_steps_per_second = on.steps_per_second;
     report.add(ratio_figure("durable steps/s, group commit", on.steps_per_second, step_unit, pg16, 2.0));
     progress("throughput, group commit off");
     ThroughputOptions off_options = throughput;
@@ -191,6 +192,13 @@ int run_all(const Options& o) {
     const Throughput t = run_throughput(run, multi, "processes");
     report.add(ratio_figure("durable steps/s, " + std::to_string(o.processes) + " processes", t.steps_per_second,
                             step_unit, pg16, std::nullopt));
+    if (one_process_steps_per_second > 0) {
+      Figure f = plain(std::to_string(o.processes) + " processes / one process", t.steps_per_second, step_unit);
+      f.reference = one_process_steps_per_second;
+      f.reference_name = "1 process steps/s";
+      f.target = 1.0;
+      report.add(f);
+    }
     report.add(absolute("duplicated step commits, " + std::to_string(o.processes) + " processes",
                         static_cast<double>(t.duplicate_commits), "count", 0));
     engine_errors += t.engine_errors;

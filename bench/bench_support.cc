@@ -1,16 +1,49 @@
 #include "bench/bench_support.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
 namespace wsflow::bench {
+
+namespace {
+
+// Held while an interrupted run removes its cluster: the main thread, ending
+// meanwhile (its database gone), waits in exit() instead of cutting it short.
+std::mutex g_removing;
+
+// Waits for SIGINT or SIGTERM, then removes `root`'s cluster and exits.
+void remove_cluster_on_interrupt(const std::string& root) {
+  static const bool registered = std::atexit([] { std::lock_guard wait_for_removal(g_removing); }) == 0;
+  (void)registered;
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread([signals, root] {
+    int received = 0;
+    sigwait(&signals, &received);
+    std::lock_guard removing(g_removing);  // held until _Exit
+    std::fprintf(stderr, "wsflow_bench: interrupted; removing the throwaway cluster\n");
+    pg::EmbeddedCluster::remove_abandoned(root);
+    std::_Exit(130);
+  }).detach();
+}
+
+}  // namespace
 
 std::unique_ptr<pg::EmbeddedCluster> throwaway_cluster(std::initializer_list<const char*> databases) {
   std::string root = (std::filesystem::temp_directory_path() / "wsflow-bench-XXXXXX").string();
   if (!mkdtemp(root.data())) throw std::runtime_error("mkdtemp failed");
+  remove_cluster_on_interrupt(root);
   auto cluster = pg::EmbeddedCluster::start({root, /*ephemeral=*/true, /*unsafe_fast=*/false, 300});
   for (const char* database : databases) cluster->ensure_database(database);
   return cluster;

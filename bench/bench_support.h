@@ -11,7 +11,10 @@
 namespace wsflow::bench {
 
 // Starts an ephemeral cluster under a fresh temporary directory and creates
-// `databases` in it. Throws std::runtime_error when it cannot.
+// `databases` in it. Throws std::runtime_error when it cannot. On SIGINT or
+// SIGTERM (blocked in this process from the first call on, and waited for on
+// a thread of its own) the cluster is stopped and removed and the process
+// exits 130: an interrupted bench leaves no server behind.
 std::unique_ptr<pg::EmbeddedCluster> throwaway_cluster(std::initializer_list<const char*> databases);
 
 // Runs a shell command and returns its standard output (and error). Throws

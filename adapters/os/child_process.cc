@@ -1,6 +1,7 @@
 #include "adapters/os/child_process.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +29,11 @@ pid_t spawn_logged(std::vector<std::string> argv, const std::string& log_path, b
     if (devnull >= 0) dup2(devnull, STDIN_FILENO);
     // A server started from here must not hold our sockets or a test runner's pipes.
     for (int fd = 3; fd < 1024; ++fd) close(fd);
+    // Nor inherit the signals a parent blocks to wait for them on one thread
+    // (serve, wsflow_bench): a child must stop on SIGTERM.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     execvp(args[0], args.data());
     _exit(127);
   }

@@ -12,7 +12,7 @@ namespace wsflow::os {
 
 // Starts argv[0] (looked up in PATH) with stdout and stderr going to
 // `log_path` (appended to, or truncated first), stdin from /dev/null and no
-// other inherited descriptors. Throws std::runtime_error if fork fails; a
+// other inherited descriptors, and no blocked signals. Throws std::runtime_error if fork fails; a
 // program that cannot be executed exits 127.
 pid_t spawn_logged(std::vector<std::string> argv, const std::string& log_path, bool append);
 
