@@ -208,6 +208,8 @@ int run_all(const Options& o) {
     progress("scale: " + std::to_string(o.timer_sagas) + " sagas parked on timers");
     const TimerScale scale = run_timer_scale(run, o.timer_sagas, worker_command(o, o.concurrency));
     report.add(absolute("batch start", scale.start_per_second, "sagas/s", 5000, false));
+    report.add(absolute("sagas parked on their timer per second (one engine)", scale.sagas / scale.park_seconds,
+                        "sagas/s", std::nullopt, false));
     report.add(absolute("engine RSS, " + std::to_string(o.timer_sagas) + " sagas on timers", scale.rss_mb, "MB", 200));
     report.add(absolute("engine CPU while they wait", scale.cpu_percent, "% core", 1));
     report.add(absolute("storage per finished 5-step saga", scale.bytes_per_finished_saga, "bytes", std::nullopt, true,

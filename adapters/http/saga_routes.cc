@@ -52,8 +52,9 @@ namespace {
 StartRequest start_request(const nlohmann::json& item, const std::string& prefix, const std::string& key_id,
                            const std::string& key) {
   const nlohmann::json input = item.value("input", nlohmann::json::object());
-  if (!input.is_object())
+  if (!input.is_object()) {
     throw ApiError(400, "invalid_field", "'" + prefix + "input' must be an object", prefix + "input");
+  }
   const std::string workspace = string_field(item, "workspace_id", 36, false, prefix).value_or("");
   if (!workspace.empty() && !pg::is_uuid(workspace)) {
     throw ApiError(400, "invalid_field", "'" + prefix + "workspace_id' must be a UUID", prefix + "workspace_id");
@@ -91,11 +92,10 @@ Reply start_batch(RequestContext& ctx, const nlohmann::json& body, const SagaDef
   std::vector<StartRequest> requests;
   requests.reserve(items.size());
   for (std::size_t i = 0; i < items.size(); ++i) {
-    const std::string prefix = "sagas[" + std::to_string(i) + "].";
+    const std::string name = "sagas[" + std::to_string(i) + "]";
+    const std::string prefix = name + ".";
     const nlohmann::json& item = items[i];
-    if (!item.is_object())
-      throw ApiError(400, "invalid_field", "'" + prefix.substr(0, prefix.size() - 1) + "' must be an object",
-                     prefix.substr(0, prefix.size() - 1));
+    if (!item.is_object()) throw ApiError(400, "invalid_field", "'" + name + "' must be an object", name);
     for (const auto& [field, value] : item.items()) {
       if (field != "input" && field != "workspace_id" && field != "idempotency_key") {
         throw ApiError(400, "unknown_field", "unknown field '" + prefix + field + "'", prefix + field);
