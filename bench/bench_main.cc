@@ -15,7 +15,6 @@
 //   wsflow_bench --quick         every scenario, small (under a minute; CI's smoke test)
 //   wsflow_bench --json out.json
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>

@@ -1,7 +1,6 @@
 #include "bench/engine_bench.h"
 
 #include <signal.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
