@@ -599,6 +599,7 @@ int main(int argc, char** argv) {
       if (!batch_path.empty()) {
         const std::vector<StartRequest> requests = app::read_batch_file(batch_path, it->second);
         const app::BatchStartSummary summary = app::start_batch(store, it->second, requests, std::cout);
+        std::cout.flush();  // the ids before the summary, when both go to a terminal
         std::cerr << "started " << summary.created << " saga(s), " << summary.existing
                   << " already started under the same key, in " << summary.seconds << " s\n";
         return 0;
