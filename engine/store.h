@@ -251,8 +251,10 @@ class Store {
                               const InTransaction& in_transaction = nullptr,
                               std::optional<Millis> statement_timeout = std::nullopt) = 0;
 
-  // Group commit: applies transitions of several sagas (at most one per
-  // saga) in one database transaction, each as if committed alone: a stale
+  // Group commit: applies transitions of several sagas (a saga's for_each
+  // branches may each bring one: they apply in the items' order, on
+  // different step rows) in one database transaction, each as if committed
+  // alone: a stale
   // claim's transition is skipped (its outcome holds LeaseLost) without
   // affecting the others. Returns one outcome per item, in order; if the
   // transaction itself fails, every outcome holds that error.
