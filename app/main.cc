@@ -180,6 +180,9 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   options.poll_interval = duration_option(serve_options.poll, "--poll");
   options.shutdown_grace = duration_option(serve_options.grace, "--shutdown-grace");
   options.attempt_record_delay = duration_option(serve_options.attempt_record_delay, "--attempt-record-delay");
+  // Checked before anything starts, like every other option.
+  const bool prune = serve_options.retention != "off";
+  const Millis retention = prune ? duration_option(serve_options.retention, "--retention") : Millis(0);
   const auto [host, port] = host_port(serve_options.listen);
 
   // Block SIGINT/SIGTERM in every thread; one thread waits for them.
@@ -251,8 +254,7 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   std::thread scheduler_thread;
   if (serve_options.run_engine) scheduler_thread = std::thread([&] { scheduler.run(); });
   std::unique_ptr<pg::Pruner> pruner;
-  if (serve_options.run_engine && serve_options.retention != "off") {
-    const Millis retention = duration_option(serve_options.retention, "--retention");
+  if (serve_options.run_engine && prune) {
     pruner = std::make_unique<pg::Pruner>(db.dsn, retention, std::clamp(retention / 4, Millis(1000), Millis(600'000)));
   }
   const ScheduleCommands schedule_commands(store, definitions.schedules.schedules, definitions.sagas.definitions,
@@ -303,7 +305,7 @@ int prune_command(const Common& common, Millis older_than) {
   pqxx::connection conn(db.dsn);
   pg::migrate(conn);
   const std::atomic<bool> never{false};
-  const pg::PruneResult pruned = pg::prune_all(conn, older_than, 500, Millis(0), never);
+  const pg::PruneResult pruned = pg::prune_all(conn, older_than, pg::kPruneBatch, Millis(0), never);
   std::cout << "pruned the history of " << pruned.sagas << " saga(s): " << pruned.steps << " steps, " << pruned.events
             << " events\n";
   return 0;

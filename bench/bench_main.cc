@@ -49,7 +49,6 @@ struct Options {
   int fairness_backlog = 5'000;
   std::vector<std::string> only;
   std::string worker_dsn;
-  bool no_group_commit_worker = false;
 
   bool wants(const std::string& scenario) const {
     return only.empty() || std::find(only.begin(), only.end(), scenario) != only.end();
@@ -258,13 +257,11 @@ int main(int argc, char** argv) {
   cli.add_option("--only", o.only, "scenarios: throughput latency timers signals fairness processes scale")
       ->check(CLI::IsMember({"throughput", "latency", "timers", "signals", "fairness", "processes", "scale"}));
   cli.add_option("--worker", o.worker_dsn, "internal: run an engine on this database until SIGTERM")->group("");
-  cli.add_flag("--no-group-commit-worker", o.no_group_commit_worker)->group("");
   CLI11_PARSE(cli, argc, argv);
   set_log_level(LogLevel::kWarn);
   try {
     if (!o.worker_dsn.empty()) {
-      std::printf("engine_errors %lld\n",
-                  run_worker(o.worker_dsn, o.concurrency, o.blocking_threads, !o.no_group_commit_worker));
+      std::printf("engine_errors %lld\n", run_worker(o.worker_dsn, o.concurrency, o.blocking_threads));
       return 0;
     }
     if (o.quick) {

@@ -360,13 +360,13 @@ namespace {
 std::atomic<bool> g_worker_stop{false};
 }
 
-long long run_worker(const std::string& dsn, int concurrency, int blocking_threads, bool group_commit) {
+long long run_worker(const std::string& dsn, int concurrency, int blocking_threads) {
   BenchRun run(dsn, blocking_threads);
   std::signal(SIGTERM, [](int) { g_worker_stop = true; });
   std::signal(SIGINT, [](int) { g_worker_stop = true; });
   long long errors = 0;
   {
-    EngineUnderTest engine(run, engine_options(run, concurrency, group_commit));
+    EngineUnderTest engine(run, engine_options(run, concurrency, true));
     while (!g_worker_stop) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     errors = engine.errors();
   }

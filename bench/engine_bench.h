@@ -116,6 +116,6 @@ void start_many(const BenchRun& run, const SagaDefinition& definition, long long
 
 // What a worker process (wsflow_bench --worker) runs: an engine on `dsn`
 // until SIGTERM or SIGINT; returns the engine errors it saw.
-long long run_worker(const std::string& dsn, int concurrency, int blocking_threads, bool group_commit);
+long long run_worker(const std::string& dsn, int concurrency, int blocking_threads);
 
 }  // namespace wsflow::bench

@@ -73,9 +73,12 @@ struct Engine::Impl {
     co_return sleep;
   }
 
+  void count_error(const std::string& what) {
+    if (rt.options.events.engine_error) rt.options.events.engine_error(what);
+  }
   void report_error(const std::string& what) {
     log_warn(what);
-    if (rt.options.events.engine_error) rt.options.events.engine_error(what);
+    count_error(what);
   }
 
   asio::awaitable<void> poller() {
@@ -120,7 +123,7 @@ struct Engine::Impl {
       log_warn(e.what(), {saga_id, "", "", "", 0});
     } catch (const std::exception& e) {
       error = e.what();
-      if (rt.options.events.engine_error) rt.options.events.engine_error("saga " + saga_id + ": " + error);
+      count_error("saga " + saga_id + ": " + error);
       log_error("saga " + saga_id + ": " + error + "; will retry in " + format_duration(rt.options.error_backoff),
                 {saga_id, "", "", "", 0});
       give_back = true;

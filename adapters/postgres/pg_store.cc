@@ -212,6 +212,14 @@ void check_start(const SagaDefinition& definition, const nlohmann::json& input, 
   }
 }
 
+long long deadline_ms(const SagaDefinition& definition) {
+  return definition.deadline ? static_cast<long long>(definition.deadline->count()) : -1;
+}
+
+nlohmann::json created_event_detail(const SagaDefinition& definition) {
+  return {{"definition", definition.name}, {"version", definition.version}, {"hash", definition.hash}};
+}
+
 void store_definition(pqxx::work& tx, const SagaDefinition& definition) {
   tx.exec_params(
       "INSERT INTO wsflow.definitions (hash, name, version, source) VALUES ($1, $2, $3, $4) "
@@ -228,16 +236,14 @@ StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const 
     if (!existing.empty()) return {existing[0][0].as<std::string>(), false};
   }
   store_definition(tx, definition);
-  const long long deadline_ms = definition.deadline ? definition.deadline->count() : -1;
   // A concurrent start with the same key blocks on the unique index until the
   // first commits, then fails here: the caller's transaction is aborted and
   // its retry finds the first saga above.
   auto inserted = tx.exec_params(kInsertSaga, definition.name, definition.version, definition.hash,
-                                 options.workspace_id, input.dump(), options.idempotency_key, deadline_ms,
+                                 options.workspace_id, input.dump(), options.idempotency_key, deadline_ms(definition),
                                  static_cast<long long>(options.delay.count()), static_cast<int>(definition.priority));
   const std::string id = inserted[0][0].as<std::string>();
-  insert_event(tx, id, "created", "", "",
-               {{"definition", definition.name}, {"version", definition.version}, {"hash", definition.hash}});
+  insert_event(tx, id, "created", "", "", created_event_detail(definition));
   notify_runnable(tx, id);
   return {id, true};
 }
@@ -369,12 +375,11 @@ std::optional<Millis> PgStore::next_wake_in() {
 
 int PgStore::renew_leases(const std::vector<Claim>& claims, Millis lease) {
   if (claims.empty()) return 0;
-  std::string tokens = "{";
-  for (const Claim& c : claims) tokens += (tokens.size() > 1 ? "," : "") + c.lease_token;
-  tokens += "}";
+  std::vector<std::string> tokens;
+  for (const Claim& c : claims) tokens.push_back(c.lease_token);
   auto conn = pool_.acquire();
   pqxx::work tx(*conn);
-  auto result = tx.exec_prepared("renew", tokens, static_cast<long long>(lease.count()));
+  auto result = tx.exec_prepared("renew", text_array(tokens), static_cast<long long>(lease.count()));
   tx.commit();
   return static_cast<int>(result.affected_rows());
 }

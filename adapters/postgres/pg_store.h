@@ -75,6 +75,11 @@ void check_start(const SagaDefinition& definition, const nlohmann::json& input, 
 // Stores the definition's version (once, by hash) in the caller's transaction.
 void store_definition(pqxx::work& tx, const SagaDefinition& definition);
 
+// What a start writes for every saga: its deadline in ms from its start
+// (-1: none), and the detail of its `created` event.
+long long deadline_ms(const SagaDefinition& definition);
+nlohmann::json created_event_detail(const SagaDefinition& definition);
+
 // Appends an event to the saga's history, in the caller's transaction.
 void insert_event(pqxx::work& tx, const std::string& saga_id, const std::string& kind, const std::string& step,
                   const std::string& branch, const nlohmann::json& detail);

@@ -58,7 +58,7 @@ void Pruner::loop() {
   while (!stop_) {
     try {
       if (!conn || !conn->is_open()) conn = std::make_unique<pqxx::connection>(dsn_);
-      const PruneResult pruned = prune_all(*conn, retention_, 500, Millis(100), stop_);
+      const PruneResult pruned = prune_all(*conn, retention_, kPruneBatch, Millis(100), stop_);
       if (pruned.sagas > 0) {
         log_info("retention: pruned the history of " + std::to_string(pruned.sagas) + " saga(s) finished over " +
                  format_duration(retention_) + " ago (" + std::to_string(pruned.steps) + " steps, " +

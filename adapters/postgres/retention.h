@@ -17,6 +17,9 @@
 
 namespace wsflow::pg {
 
+// Sagas per pruning transaction: short enough never to hold up the engine.
+inline constexpr int kPruneBatch = 500;
+
 struct PruneResult {
   long long sagas = 0;
   long long steps = 0;

@@ -66,12 +66,10 @@ std::vector<StartResult> insert_sagas(pqxx::work& tx, const SagaDefinition& defi
   }
   if (!inserted_index.empty()) {
     store_definition(tx, definition);
-    const nlohmann::json created = {
-        {"definition", definition.name}, {"version", definition.version}, {"hash", definition.hash}};
     const auto ids = tx.exec_params(kInsertSagas, text_array(inputs), text_array(new_keys), text_array(workspaces),
                                     text_array(delays), definition.name, definition.version, definition.hash,
-                                    definition.deadline ? static_cast<long long>(definition.deadline->count()) : -1LL,
-                                    static_cast<int>(definition.priority), created.dump());
+                                    deadline_ms(definition), static_cast<int>(definition.priority),
+                                    created_event_detail(definition).dump());
     for (std::size_t row = 0; row < inserted_index.size(); ++row) {
       results[inserted_index[row]] = {ids[static_cast<int>(row)][0].as<std::string>(), true};
     }
