@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <utility>
 
 #include "engine/definition_loader.h"
 #include "engine/log.h"
@@ -74,6 +76,12 @@ class SagaRun {
           } else if (pause_requested_) {
             co_await pause();
             co_return;
+          } else if (rt_.options.attempt_record_delay > Millis(0)) {
+            // Recorded with the first step's commit (EngineOptions::
+            // attempt_record_delay): a saga that stops before then starts
+            // again from pending, having written nothing.
+            deferred_start_ = state_transition(SagaEvent::kStart, "started", {});
+            saga_.state = *deferred_start_->saga_state;
           } else {
             co_await change_state(SagaEvent::kStart, "started", {});
             if (rt_.options.events.saga_started) rt_.options.events.saga_started(def_->name);
@@ -160,13 +168,23 @@ class SagaRun {
   asio::awaitable<CommitResult> commit(Transition t, InTransaction in_tx = nullptr,
                                        std::optional<Millis> timeout = std::nullopt) {
     t.signals_seen_up_to = signals_seen_;
+    std::optional<Transition> start = std::exchange(deferred_start_, std::nullopt);
+    if (start) {
+      t.prior_events.insert(t.prior_events.begin(),
+                            EventWrite{start->event, start->event_step, start->event_branch, start->event_detail});
+      if (!t.saga_state) t.saga_state = start->saga_state;
+    }
     CommitResult result;
     if (in_tx || !rt_.options.group_commit) {
       result = co_await rt_.on_pool([&] { return rt_.store.commit(claim_, t, in_tx, timeout); });
     } else {
       result = co_await rt_.group_commit(claim_, t);
     }
-    if (in_tx && !result.action.ok) co_return result;  // nothing was written
+    if (in_tx && !result.action.ok) {  // nothing was written
+      deferred_start_ = std::move(start);
+      co_return result;
+    }
+    if (start && rt_.options.events.saga_started) rt_.options.events.saga_started(def_->name);
     cancel_requested_ = cancel_requested_ || result.cancel_requested;
     pause_requested_ = pause_requested_ || result.pause_requested;
     if (t.saga_state) saga_.state = *t.saga_state;
@@ -546,7 +564,7 @@ class SagaRun {
         t.step->add_attempts += start.step->add_attempts;
         t.step->add_compensation_attempts += start.step->add_compensation_attempts;
         t.step->max_attempts = start.step->max_attempts;
-        t.prior_event = EventWrite{start.event, start.event_step, start.event_branch, start.event_detail};
+        t.prior_events.push_back({start.event, start.event_step, start.event_branch, start.event_detail});
         return t;
       };
       const ActionCall call = make_call(step, branch, attempt, mode.compensating, Clock::now() + timeout);
@@ -676,6 +694,8 @@ class SagaRun {
   bool cancel_requested_;
   bool pause_requested_;
   std::int64_t signals_seen_ = 0;
+  // The saga's start, while it waits to be recorded with the next commit.
+  std::optional<Transition> deferred_start_;
   std::int64_t local_completion_seq_ = 1LL << 62;  // orders steps completed in this run after loaded ones
 };
 

@@ -144,10 +144,10 @@ struct EventWrite {
 
 // Everything one commit changes. Applied atomically, with its event, or not at all.
 struct Transition {
-  // Recorded just before `event`, in the same commit: the start of an
-  // attempt whose outcome came before its start was committed on its own
-  // (EngineOptions::attempt_record_delay).
-  std::optional<EventWrite> prior_event;
+  // Recorded just before `event`, in order, in the same commit: records that
+  // waited for this one (EngineOptions::attempt_record_delay), such as the
+  // saga's start and the start of an attempt whose outcome came first.
+  std::vector<EventWrite> prior_events;
   std::string event;  // saga_events.kind
   std::string event_step;
   std::string event_branch;

@@ -291,6 +291,62 @@ steps:
   for (const auto& [label, row] : steps_by_label(client_, id)) EXPECT_EQ(row.attempts, 1) << label;
 }
 
+TEST_F(EngineTest, ASagaStartIsRecordedWithItsFirstCommit) {
+  // The transaction that wrote the saga's `started` event, and the kinds of
+  // the events it wrote, in order.
+  auto first_commit = [&](const std::string& id) {
+    const std::string started_in =
+        "(SELECT xmin::text FROM wsflow.saga_events WHERE saga_id = '" + id + "' AND kind = 'started')";
+    return testing::column(dsn_, "SELECT kind || ':' || step FROM wsflow.saga_events WHERE saga_id = '" + id +
+                                     "' AND xmin::text = " + started_in + " ORDER BY id");
+  };
+  const std::string quick = run_to_end(definition(R"(saga: t.start_quick
+version: 1
+steps:
+  - { name: one, action: testing.succeed }
+  - { name: two, action: testing.succeed }
+)"));
+  ASSERT_EQ(final_state(quick), SagaState::kCompleted);
+  EXPECT_EQ(first_commit(quick), (std::vector<std::string>{"started:", "attempt_started:one", "step_completed:one"}));
+
+  // A step recorded before it runs carries the start with its own.
+  const std::string charge = run_to_end(definition(R"(saga: t.start_charge
+version: 1
+steps:
+  - { name: charge, action: testing.succeed, idempotent: false }
+)"));
+  ASSERT_EQ(final_state(charge), SagaState::kCompleted);
+  EXPECT_EQ(first_commit(charge), (std::vector<std::string>{"started:", "attempt_started:charge"}));
+
+  // An in-transaction action that fails writes nothing: the start waits for
+  // the failure's own commit.
+  const std::string refused = run_to_end(definition(R"(saga: t.start_refused
+version: 1
+steps:
+  - name: gate
+    action: testing.fail_until
+    input: { flag: never-set }
+    retry: { max_attempts: 1 }
+)"));
+  ASSERT_EQ(final_state(refused), SagaState::kCompensated);
+  EXPECT_EQ(first_commit(refused), (std::vector<std::string>{"started:", "attempt_started:gate", "step_failed:gate"}));
+
+  // Without the delay the start is a commit of its own.
+  EngineOptions eager = testing::fast_options();
+  eager.attempt_record_delay = Millis(0);
+  const auto eager_def = definition(R"(saga: t.start_eager
+version: 1
+steps:
+  - { name: one, action: testing.succeed }
+)");
+  const std::string id = start(eager_def);
+  {
+    EngineHarness engine(dsn_, eager);
+    wait_terminal(client_, id);
+  }
+  EXPECT_EQ(first_commit(id), (std::vector<std::string>{"started:"}));
+}
+
 TEST_F(EngineTest, AnAttemptInFlightWhenItsProcessDiedIsCompensatedToo) {
   const auto def = definition(R"(saga: t.in_doubt
 version: 1

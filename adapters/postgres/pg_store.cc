@@ -7,6 +7,7 @@
 
 #include "adapters/postgres/saga_repairs.h"
 #include "adapters/postgres/sql_time.h"
+#include "adapters/postgres/transition_writes.h"
 
 namespace wsflow::pg {
 namespace {
@@ -39,8 +40,6 @@ const std::pair<const char*, std::string> kStatements[] = {
     {"events_of", "SELECT id, kind, step, branch, detail::text, " WSF_MS("at") " FROM wsflow.saga_events "
                                                                                "WHERE saga_id = $1::uuid ORDER BY id"},
     {"notify_runnable", std::string("SELECT pg_notify('") + kRunnableChannel + "', $1)"},
-    {"insert_event",
-     "INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) VALUES ($1::uuid, $2, $3, $4, $5::jsonb)"},
     {"lock_saga", "SELECT state, cancel_requested FROM wsflow.sagas WHERE id = $1::uuid FOR UPDATE"},
     {"insert_signal",
      "INSERT INTO wsflow.signals (saga_id, name, payload) VALUES ($1::uuid, $2, $3::jsonb) RETURNING id"},
@@ -75,50 +74,13 @@ const std::pair<const char*, std::string> kStatements[] = {
      "UPDATE"},
     {"fence_nolock", "SELECT 1 FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid"},
     {"db_now", "SELECT " WSF_MS("now()")},
-    // Progress (a stuck reason's clock) is a step finished, or any saga state change.
-    {"upsert_step",
-     "WITH up AS (INSERT INTO wsflow.saga_steps AS s (saga_id, step, branch, step_index, state, attempts, "
-     "compensation_attempts, output, error, wake_at, completed_seq, finished_at, attempt_deadline_at, max_attempts) "
-     "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8::jsonb, NULLIF($9, ''), "
-     "CASE WHEN $10::bigint < 0 THEN NULL ELSE now() + $10::bigint * interval '1 ms' END, "
-     "CASE WHEN $5 = 'completed' THEN nextval('wsflow.step_completion_seq') END, "
-     "CASE WHEN $5 IN ('completed','skipped','failed','compensated','compensation_failed') THEN now() END, "
-     "CASE WHEN $13::bigint < 0 THEN NULL ELSE now() + $13::bigint * interval '1 ms' END, $14::integer) "
-     "ON CONFLICT (saga_id, step, branch) DO UPDATE SET "
-     "state = EXCLUDED.state, attempts = s.attempts + $6, "
-     "compensation_attempts = s.compensation_attempts + $7, "
-     "output = CASE WHEN $11 THEN EXCLUDED.output ELSE s.output END, "
-     "error = CASE WHEN $12 THEN EXCLUDED.error ELSE s.error END, "
-     "wake_at = CASE WHEN $10::bigint < 0 THEN s.wake_at ELSE EXCLUDED.wake_at END, "
-     "completed_seq = coalesce(EXCLUDED.completed_seq, s.completed_seq), "
-     "attempt_deadline_at = EXCLUDED.attempt_deadline_at, "
-     "max_attempts = coalesce(EXCLUDED.max_attempts, s.max_attempts), "
-     "finished_at = EXCLUDED.finished_at, updated_at = now() RETURNING 1) "
-     "UPDATE wsflow.sagas SET progressed_at = now() "
-     "WHERE id = $1::uuid AND $5 IN ('completed','skipped','compensated') AND EXISTS (SELECT 1 FROM up) "
-     "AND progressed_at < now() - " WSF_PROGRESS_GRAIN},
-    {"set_saga_state",
-     "UPDATE wsflow.sagas SET state = $2, updated_at = now(), progressed_at = now(), "
-     "pause_requested = pause_requested AND $2 <> 'paused', "
-     "finished_at = CASE WHEN $2 IN ('completed','compensated','failed','cancelled') THEN now() END "
-     "WHERE id = $1::uuid"},
-    {"set_saga_error", "UPDATE wsflow.sagas SET error = NULLIF($2, ''), updated_at = now() WHERE id = $1::uuid"},
-    {"merge_context", "UPDATE wsflow.sagas SET context = context || $2::jsonb, updated_at = now() WHERE id = $1::uuid"},
-    {"consume_signal",
-     "UPDATE wsflow.signals SET consumed_at = now() WHERE id = $1 AND saga_id = $2::uuid AND consumed_at IS NULL"},
-    {"release",
-     "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, updated_at = now(), "
-     "wake_at = CASE WHEN state IN ('completed','compensated','failed','cancelled','paused') THEN NULL "
-     "WHEN cancel_requested OR EXISTS (SELECT 1 FROM wsflow.signals g WHERE g.saga_id = $1::uuid "
-     "AND g.consumed_at IS NULL AND g.id > $3::bigint) THEN now() "
-     "WHEN $2::bigint < 0 THEN deadline_at "
-     "ELSE LEAST(now() + $2::bigint * interval '1 ms', deadline_at) END WHERE id = $1::uuid"},
     {"definition_source", "SELECT source FROM wsflow.definitions WHERE hash = $1"},
 };
 
 void prepare_all(pqxx::connection& conn) {
   for (const auto& [name, sql] : kStatements) conn.prepare(name, sql);
   prepare_batch_statements(conn);
+  prepare_transition_statements(conn);
 }
 
 SagaRecord saga_from(const pqxx::row& r) {
@@ -408,40 +370,6 @@ SagaSnapshot PgStore::load(const Claim& claim) {
 
 namespace {
 
-// Everything a transition writes after the fence (and after the
-// in-transaction action, whose result supplies output and context updates).
-void apply_transition(pqxx::work& tx, const Claim& claim, const Transition& t, const ActionResult* action) {
-  if (t.step) {
-    const StepWrite& w = *t.step;
-    // A transactional action's output is only known now.
-    const bool has_output = w.output.has_value() || action != nullptr;
-    const nlohmann::json output = w.output ? *w.output : action ? action->output : nullptr;
-    tx.exec_prepared("upsert_step", claim.saga_id, w.step, w.branch, w.step_index, to_string(w.state), w.add_attempts,
-                     w.add_compensation_attempts, output.dump(), w.error.value_or(""),
-                     static_cast<long long>(w.wake_in ? w.wake_in->count() : -1), has_output, w.error.has_value(),
-                     static_cast<long long>(w.attempt_timeout ? w.attempt_timeout->count() : -1),
-                     w.max_attempts ? std::optional<int>(*w.max_attempts) : std::nullopt);
-  }
-  nlohmann::json context_updates = t.context_updates.is_object() ? t.context_updates : nlohmann::json::object();
-  if (action && action->context_updates.is_object()) context_updates.update(action->context_updates);
-  if (!context_updates.empty()) tx.exec_prepared("merge_context", claim.saga_id, context_updates.dump());
-  if (t.saga_state) tx.exec_prepared("set_saga_state", claim.saga_id, to_string(*t.saga_state));
-  if (t.saga_error) tx.exec_prepared("set_saga_error", claim.saga_id, *t.saga_error);
-  if (t.consume_signal) tx.exec_prepared("consume_signal", *t.consume_signal, claim.saga_id);
-  if (t.prior_event) {
-    const EventWrite& e = *t.prior_event;
-    tx.exec_prepared("insert_event", claim.saga_id, e.kind, e.step, e.branch, e.detail.dump());
-  }
-  if (!t.event.empty()) {
-    tx.exec_prepared("insert_event", claim.saga_id, t.event, t.event_step, t.event_branch, t.event_detail.dump());
-  }
-  if (t.release) {
-    tx.exec_prepared("release", claim.saga_id,
-                     static_cast<long long>(t.release_wake_in ? t.release_wake_in->count() : -1),
-                     static_cast<long long>(t.signals_seen_up_to));
-  }
-}
-
 // Locks the saga row if `claim` still holds its lease, and reads what
 // operators asked of the saga meanwhile; nullopt if the lease is lost.
 std::optional<CommitResult> fence(pqxx::work& tx, const Claim& claim) {
@@ -476,7 +404,7 @@ CommitResult PgStore::commit(const Claim& claim, const Transition& t, const InTr
     tx.exec("RELEASE SAVEPOINT wsflow_action");
     if (statement_timeout) tx.exec("SET LOCAL statement_timeout = 0");
   }
-  apply_transition(tx, claim, t, in_transaction ? &result.action : nullptr);
+  write_transitions(tx, {{&claim.saga_id, &t, in_transaction ? &result.action : nullptr}});
   tx.commit();
   return result;
 }

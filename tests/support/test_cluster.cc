@@ -83,6 +83,14 @@ long long scalar(const std::string& dsn, const std::string& sql) {
   return value;
 }
 
+std::vector<std::string> column(const std::string& dsn, const std::string& sql) {
+  pqxx::connection conn(dsn);
+  pqxx::read_transaction tx(conn);
+  std::vector<std::string> values;
+  for (const auto& row : tx.exec(sql)) values.push_back(row[0].is_null() ? "" : row[0].as<std::string>());
+  return values;
+}
+
 int run_sql_file(const std::string& dsn, const std::string& file, std::string& output) {
   const Output out = run_command(
       {(pg::server_bin_dir() / "psql").string(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", file});

@@ -4,6 +4,7 @@
 // test.
 
 #include <string>
+#include <vector>
 
 #include <pqxx/connection>
 
@@ -22,6 +23,9 @@ std::string fresh_unmigrated_database();
 // The first column of the first row of `sql` on `dsn`, as a number (run in
 // its own committed transaction, so `… RETURNING 1` statements work too).
 long long scalar(const std::string& dsn, const std::string& sql);
+
+// The first column of every row of `sql` on `dsn`, as text (NULL as "").
+std::vector<std::string> column(const std::string& dsn, const std::string& sql);
 
 // Runs the SQL file `file` on `dsn` with psql (stopping at the first error),
 // e.g. to restore a dump; the exit status 0 means it all ran.

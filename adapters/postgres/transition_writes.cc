@@ -1,0 +1,249 @@
+#include "adapters/postgres/transition_writes.h"
+
+#include <map>
+
+#include "adapters/postgres/pg_store.h"
+#include "adapters/postgres/sql_time.h"
+
+namespace wsflow::pg {
+namespace {
+
+struct Column {
+  const char* name;
+  const char* type;
+};
+
+const std::vector<Column> kStepColumns = {{"saga_id", "uuid"},
+                                          {"step", "text"},
+                                          {"branch", "text"},
+                                          {"step_index", "int"},
+                                          {"state", "text"},
+                                          {"add_attempts", "int"},
+                                          {"add_compensation_attempts", "int"},
+                                          {"output", "text"},
+                                          {"has_output", "bool"},
+                                          {"error", "text"},
+                                          {"has_error", "bool"},
+                                          {"wake_in", "bigint"},
+                                          {"attempt_timeout", "bigint"},
+                                          {"max_attempts", "int"}};
+
+const std::vector<Column> kSagaColumns = {
+    {"id", "uuid"},         {"context", "text"},           {"state", "text"},
+    {"progressed", "bool"}, {"has_error", "bool"},         {"error", "text"},
+    {"release", "bool"},    {"release_wake_in", "bigint"}, {"signals_seen", "bigint"}};
+
+const std::vector<Column> kEventColumns = {
+    {"saga_id", "uuid"}, {"kind", "text"}, {"step", "text"}, {"branch", "text"}, {"detail", "text"}};
+
+// The statements read their rows from `u`: one row of parameters (a single
+// transition's, each statement a lookup by primary key), or one array
+// parameter per column (many transitions').
+std::string rows_from(const std::vector<Column>& columns, bool arrays) {
+  std::string params, names;
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    if (i > 0) {
+      params += ", ";
+      names += ", ";
+    }
+    params += "$" + std::to_string(i + 1) + "::" + columns[i].type + (arrays ? "[]" : "");
+    names += columns[i].name;
+  }
+  return (arrays ? "unnest(" + params + ")" : "(VALUES (" + params + "))") + " AS u(" + names + ")";
+}
+
+const char* kStepStateEnds = "('completed','skipped','failed','compensated','compensation_failed')";
+
+// Existing step rows are updated, the others inserted; the sagas are
+// fenced, so no one else writes these rows meanwhile.
+std::string write_steps_sql(bool arrays) {
+  return std::string("WITH u AS (SELECT * FROM ") + rows_from(kStepColumns, arrays) +
+         "), updated AS (UPDATE wsflow.saga_steps s SET state = u.state, attempts = s.attempts + u.add_attempts, "
+         "compensation_attempts = s.compensation_attempts + u.add_compensation_attempts, "
+         "output = CASE WHEN u.has_output THEN u.output::jsonb ELSE s.output END, "
+         "error = CASE WHEN u.has_error THEN NULLIF(u.error, '') ELSE s.error END, "
+         "wake_at = CASE WHEN u.wake_in < 0 THEN s.wake_at ELSE now() + u.wake_in * interval '1 ms' END, "
+         "completed_seq = coalesce(CASE WHEN u.state = 'completed' THEN nextval('wsflow.step_completion_seq') END, "
+         "s.completed_seq), "
+         "attempt_deadline_at = CASE WHEN u.attempt_timeout < 0 THEN NULL "
+         "ELSE now() + u.attempt_timeout * interval '1 ms' END, "
+         "max_attempts = coalesce(NULLIF(u.max_attempts, -1), s.max_attempts), "
+         "finished_at = CASE WHEN u.state IN " +
+         kStepStateEnds +
+         " THEN now() END, updated_at = now() "
+         "FROM u WHERE s.saga_id = u.saga_id AND s.step = u.step AND s.branch = u.branch "
+         "RETURNING s.saga_id, s.step, s.branch) "
+         "INSERT INTO wsflow.saga_steps (saga_id, step, branch, step_index, state, attempts, compensation_attempts, "
+         "output, error, wake_at, completed_seq, finished_at, attempt_deadline_at, max_attempts) "
+         "SELECT u.saga_id, u.step, u.branch, u.step_index, u.state, u.add_attempts, u.add_compensation_attempts, "
+         "u.output::jsonb, NULLIF(u.error, ''), "
+         "CASE WHEN u.wake_in < 0 THEN NULL ELSE now() + u.wake_in * interval '1 ms' END, "
+         "CASE WHEN u.state = 'completed' THEN nextval('wsflow.step_completion_seq') END, "
+         "CASE WHEN u.state IN " +
+         kStepStateEnds +
+         " THEN now() END, "
+         "CASE WHEN u.attempt_timeout < 0 THEN NULL ELSE now() + u.attempt_timeout * interval '1 ms' END, "
+         "NULLIF(u.max_attempts, -1) FROM u "
+         "WHERE NOT EXISTS (SELECT 1 FROM updated d WHERE d.saga_id = u.saga_id AND d.step = u.step "
+         "AND d.branch = u.branch)";
+}
+
+// Progress (a step finished, or any state change) is a stuck reason's clock
+// (minutes, by default): a step's progress moves it only when it is a second
+// old, so a saga's quick steps do not each write a new version of its row
+// (and an entry in each of its indexes). A released saga becomes runnable
+// again: never by time once it is over or paused; now if a cancel or a
+// signal the engine had not seen arrived while it was leased; else when it
+// asked, or at its deadline.
+std::string update_sagas_sql(bool arrays) {
+  const std::string new_state = "coalesce(NULLIF(u.state, ''), s.state)";
+  return "UPDATE wsflow.sagas s SET "
+         "context = CASE WHEN u.context = '' THEN s.context ELSE s.context || u.context::jsonb END, "
+         "state = " +
+         new_state +
+         ", progressed_at = CASE WHEN u.state <> '' OR (u.progressed AND s.progressed_at < now() - " WSF_PROGRESS_GRAIN
+         ") THEN now() ELSE s.progressed_at END, "
+         "pause_requested = s.pause_requested AND (u.state = '' OR u.state <> 'paused'), "
+         "finished_at = CASE WHEN u.state = '' THEN s.finished_at "
+         "WHEN u.state IN ('completed','compensated','failed','cancelled') THEN now() END, "
+         "error = CASE WHEN u.has_error THEN NULLIF(u.error, '') ELSE s.error END, "
+         "updated_at = CASE WHEN u.context <> '' OR u.state <> '' OR u.has_error OR u.release THEN now() "
+         "ELSE s.updated_at END, "
+         "lease_owner = CASE WHEN u.release THEN NULL ELSE s.lease_owner END, "
+         "lease_token = CASE WHEN u.release THEN NULL ELSE s.lease_token END, "
+         "lease_until = CASE WHEN u.release THEN NULL ELSE s.lease_until END, "
+         "wake_at = CASE WHEN NOT u.release THEN s.wake_at "
+         "WHEN " +
+         new_state +
+         " IN ('completed','compensated','failed','cancelled','paused') THEN NULL "
+         "WHEN s.cancel_requested OR EXISTS (SELECT 1 FROM wsflow.signals g WHERE g.saga_id = s.id "
+         "AND g.consumed_at IS NULL AND g.id > u.signals_seen) THEN now() "
+         "WHEN u.release_wake_in < 0 THEN s.deadline_at "
+         "ELSE LEAST(now() + u.release_wake_in * interval '1 ms', s.deadline_at) END "
+         "FROM " +
+         rows_from(kSagaColumns, arrays) +
+         " WHERE s.id = u.id AND (u.context <> '' OR u.state <> '' OR u.has_error OR u.release "
+         "OR s.progressed_at < now() - " WSF_PROGRESS_GRAIN ")";
+}
+
+std::string insert_events_sql() {
+  return "INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) "
+         "SELECT saga_id, kind, step, branch, detail::jsonb FROM " +
+         rows_from(kEventColumns, true);
+}
+
+const char* flag(bool value) { return value ? "t" : "f"; }
+
+bool progresses(StepState state) {
+  return state == StepState::kCompleted || state == StepState::kSkipped || state == StepState::kCompensated;
+}
+
+// The rows of one statement, column by column.
+struct Columns {
+  explicit Columns(std::size_t count) : values(count) {}
+  void add(std::initializer_list<std::string> row) {
+    std::size_t i = 0;
+    for (const std::string& value : row) values[i++].push_back(value);
+  }
+  std::size_t rows() const { return values.front().size(); }
+  std::vector<std::string> row(std::size_t r) const {
+    std::vector<std::string> out;
+    for (const auto& column : values) out.push_back(column[r]);
+    return out;
+  }
+  std::vector<std::string> arrays() const {
+    std::vector<std::string> out;
+    for (const auto& column : values) out.push_back(text_array(column));
+    return out;
+  }
+  std::vector<std::vector<std::string>> values;
+};
+
+// `name` + "_1" reads one row of parameters, `name` + "_n" arrays.
+void exec_rows(pqxx::work& tx, const std::string& name, const Columns& rows) {
+  if (rows.rows() == 0) return;
+  if (rows.rows() == 1) {
+    tx.exec_prepared(name + "_1", pqxx::prepare::make_dynamic_params(rows.row(0)));
+  } else {
+    tx.exec_prepared(name + "_n", pqxx::prepare::make_dynamic_params(rows.arrays()));
+  }
+}
+
+std::string millis_or_none(const std::optional<Millis>& value) { return std::to_string(value ? value->count() : -1); }
+
+// A saga's changes among the writes, merged in order: an UPDATE ... FROM
+// meeting the same row twice would apply only one of them.
+struct SagaChange {
+  nlohmann::json context = nlohmann::json::object();
+  std::string state;
+  std::optional<std::string> error;
+  bool progressed = false;
+  bool release = false;
+  std::optional<Millis> release_wake_in;
+  std::int64_t signals_seen_up_to = 0;
+
+  bool any() const { return !context.empty() || !state.empty() || error || progressed || release; }
+};
+
+}  // namespace
+
+void prepare_transition_statements(pqxx::connection& conn) {
+  conn.prepare("write_steps_1", write_steps_sql(false));
+  conn.prepare("write_steps_n", write_steps_sql(true));
+  conn.prepare("update_sagas_1", update_sagas_sql(false));
+  conn.prepare("update_sagas_n", update_sagas_sql(true));
+  conn.prepare("insert_events_n", insert_events_sql());
+  conn.prepare("consume_signal",
+               "UPDATE wsflow.signals SET consumed_at = now() WHERE id = $1 AND saga_id = $2::uuid "
+               "AND consumed_at IS NULL");
+}
+
+void prefer_key_lookups(pqxx::work& tx) {
+  tx.exec("SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off");
+}
+
+void write_transitions(pqxx::work& tx, const std::vector<TransitionWrite>& writes) {
+  Columns steps(kStepColumns.size()), sagas(kSagaColumns.size()), events(kEventColumns.size());
+  std::map<std::string, SagaChange> changes;
+  for (const TransitionWrite& write : writes) {
+    const std::string& id = *write.saga_id;
+    const Transition& t = *write.transition;
+    // Consumed before the saga row is released: the release looks for
+    // signals still unconsumed.
+    if (t.consume_signal) tx.exec_prepared("consume_signal", *t.consume_signal, id);
+    if (t.step) {
+      const StepWrite& w = *t.step;
+      // An in-transaction action's output is only known now.
+      const bool has_output = w.output.has_value() || write.action != nullptr;
+      const nlohmann::json output = w.output ? *w.output : write.action ? write.action->output : nullptr;
+      steps.add({id, w.step, w.branch, std::to_string(w.step_index), to_string(w.state), std::to_string(w.add_attempts),
+                 std::to_string(w.add_compensation_attempts), output.dump(), flag(has_output), w.error.value_or(""),
+                 flag(w.error.has_value()), millis_or_none(w.wake_in), millis_or_none(w.attempt_timeout),
+                 std::to_string(w.max_attempts.value_or(-1))});
+    }
+    SagaChange& change = changes[id];
+    if (t.context_updates.is_object()) change.context.update(t.context_updates);
+    if (write.action && write.action->context_updates.is_object()) change.context.update(write.action->context_updates);
+    if (t.saga_state) change.state = to_string(*t.saga_state);
+    if (t.saga_error) change.error = t.saga_error;
+    change.progressed = change.progressed || (t.step && progresses(t.step->state));
+    if (t.release) {
+      change.release = true;
+      change.release_wake_in = t.release_wake_in;
+      change.signals_seen_up_to = t.signals_seen_up_to;
+    }
+    for (const EventWrite& e : t.prior_events) events.add({id, e.kind, e.step, e.branch, e.detail.dump()});
+    if (!t.event.empty()) events.add({id, t.event, t.event_step, t.event_branch, t.event_detail.dump()});
+  }
+  for (const auto& [id, change] : changes) {
+    if (!change.any()) continue;
+    sagas.add({id, change.context.empty() ? "" : change.context.dump(), change.state, flag(change.progressed),
+               flag(change.error.has_value()), change.error.value_or(""), flag(change.release),
+               millis_or_none(change.release_wake_in), std::to_string(change.signals_seen_up_to)});
+  }
+  exec_rows(tx, "write_steps", steps);
+  exec_rows(tx, "update_sagas", sagas);
+  if (events.rows() > 0) tx.exec_prepared("insert_events_n", pqxx::prepare::make_dynamic_params(events.arrays()));
+}
+
+}  // namespace wsflow::pg
