@@ -431,6 +431,17 @@ const std::vector<Migration>& migrations() {
       {16, "history without per-row foreign key checks",
        "ALTER TABLE wsflow.saga_steps DROP CONSTRAINT saga_steps_saga_id_fkey; "
        "ALTER TABLE wsflow.saga_events DROP CONSTRAINT saga_events_saga_id_fkey"},
+      // Every new version of a saga row (its claim, its first step, its end)
+      // is written into each of its indexes. These served no query a
+      // remaining index does not: leases are renewed by saga id and released
+      // at shutdown through sagas_lease_until (every leased row), a time
+      // range of updated_at comes with a state or with the created_at order,
+      // and sagas without an idempotency key need no entry in its index.
+      {17, "fewer saga indexes",
+       "DROP INDEX wsflow.sagas_lease_owner; DROP INDEX wsflow.sagas_lease_token; DROP INDEX wsflow.sagas_updated; "
+       "ALTER TABLE wsflow.sagas DROP CONSTRAINT sagas_idempotency_key_key; "
+       "CREATE UNIQUE INDEX sagas_idempotency_key ON wsflow.sagas (idempotency_key) "
+       "WHERE idempotency_key IS NOT NULL"},
   };
   return all;
 }

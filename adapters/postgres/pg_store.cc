@@ -59,16 +59,16 @@ const std::pair<const char*, std::string> kStatements[] = {
     // a heartbeat and a group commit over the same sagas never wait on each
     // other in a cycle (a plain UPDATE locks them in scan order).
     {"renew",
-     "UPDATE wsflow.sagas s SET lease_until = now() + $2::bigint * interval '1 ms' "
-     "FROM (SELECT id FROM wsflow.sagas WHERE lease_token = ANY($1::uuid[]) ORDER BY id FOR UPDATE) locked "
-     "WHERE s.id = locked.id"},
+     "UPDATE wsflow.sagas s SET lease_until = now() + $3::bigint * interval '1 ms' "
+     "FROM (SELECT id FROM wsflow.sagas WHERE id = ANY($1::uuid[]) AND lease_token = ANY($2::uuid[]) "
+     "ORDER BY id FOR UPDATE) locked WHERE s.id = locked.id"},
     {"next_wake",
      "SELECT ceil(extract(epoch from min(next) - now()) * 1000)::bigint FROM (VALUES (0), (1), (2)) p(priority), "
      "LATERAL (SELECT min(wake_at) AS next FROM wsflow.sagas s WHERE s.priority = p.priority::smallint "
      "AND state IN ('pending','running','waiting','compensating') AND wake_at > now()) n"},
     {"release_all",
      "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, "
-     "wake_at = CASE WHEN wake_at IS NULL THEN NULL ELSE now() END WHERE lease_owner = $1"},
+     "wake_at = CASE WHEN wake_at IS NULL THEN NULL ELSE now() END WHERE lease_token IS NOT NULL AND lease_owner = $1"},
     {"fence",
      "SELECT cancel_requested, pause_requested FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid FOR "
      "UPDATE"},
@@ -337,11 +337,16 @@ std::optional<Millis> PgStore::next_wake_in() {
 
 int PgStore::renew_leases(const std::vector<Claim>& claims, Millis lease) {
   if (claims.empty()) return 0;
-  std::vector<std::string> tokens;
-  for (const Claim& c : claims) tokens.push_back(c.lease_token);
+  std::vector<std::string> ids, tokens;
+  for (const Claim& c : claims) {
+    ids.push_back(c.saga_id);
+    tokens.push_back(c.lease_token);
+  }
   auto conn = pool_.acquire();
   pqxx::work tx(*conn);
-  auto result = tx.exec_prepared("renew", text_array(tokens), static_cast<long long>(lease.count()));
+  // Tokens are unique to one lease: a row whose id and token are both
+  // among these is held by one of the claims.
+  auto result = tx.exec_prepared("renew", text_array(ids), text_array(tokens), static_cast<long long>(lease.count()));
   tx.commit();
   return static_cast<int>(result.affected_rows());
 }
