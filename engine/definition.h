@@ -46,8 +46,8 @@ struct ConfigReference {
 
 struct Step {
   std::string name;
-  std::string action;                               // empty for a wait step; kHttpAction for http:
-  std::string compensate;                           // empty when the step has no compensation
+  std::string action;      // empty for a wait step; kHttpAction for http:
+  std::string compensate;  // empty when the step has no compensation
   // Static arguments for the action; an http step's normalized request(s)
   // (engine/http_step.h).
   nlohmann::json input = nlohmann::json::object();

@@ -84,7 +84,7 @@ struct Engine::Impl {
   asio::awaitable<void> poller() {
     while (!rt.stopping) {
       const int free = rt.options.max_active_sagas - static_cast<int>(active.size());
-      std::vector<Claim> claims;
+      std::vector<ClaimedSaga> claims;
       if (free > 0) {
         try {
           claims = co_await rt.on_pool([&] { return rt.store.claim(rt.options.owner, rt.options.lease, free); });
@@ -92,9 +92,9 @@ struct Engine::Impl {
           report_error(std::string("claiming runnable sagas failed: ") + e.what());
         }
       }
-      for (Claim& claim : claims) {
-        active.emplace(claim.lease_token, claim.saga_id);
-        asio::co_spawn(rt.io, drive(std::move(claim)), asio::detached);
+      for (ClaimedSaga& claimed : claims) {
+        active.emplace(claimed.claim.lease_token, claimed.claim.saga_id);
+        asio::co_spawn(rt.io, drive(std::move(claimed)), asio::detached);
       }
       if (!claims.empty() && static_cast<int>(claims.size()) == free) continue;  // maybe more are due
       if (poll_requested) {
@@ -112,13 +112,14 @@ struct Engine::Impl {
     }
   }
 
-  asio::awaitable<void> drive(Claim claim) {
+  asio::awaitable<void> drive(ClaimedSaga claimed) {
+    const Claim claim = claimed.claim;
     const std::string token = claim.lease_token;
     const std::string saga_id = claim.saga_id;
     bool give_back = false;  // co_await is not allowed inside a handler
     std::string error;
     try {
-      co_await detail::drive_saga(rt, claim);
+      co_await detail::drive_saga(rt, std::move(claimed));
     } catch (const LeaseLost& e) {
       log_warn(e.what(), {saga_id, "", "", "", 0});
     } catch (const std::exception& e) {

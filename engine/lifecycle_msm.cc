@@ -201,7 +201,7 @@ constexpr SagaEvent kAllEvents[] = {SagaEvent::kStart,
 
 constexpr SagaState kAllStates[] = {SagaState::kPending,      SagaState::kRunning,   SagaState::kWaiting,
                                     SagaState::kCompensating, SagaState::kCompleted, SagaState::kCompensated,
-                                    SagaState::kFailed,       SagaState::kCancelled,     SagaState::kPaused};
+                                    SagaState::kFailed,       SagaState::kCancelled, SagaState::kPaused};
 
 }  // namespace
 

@@ -60,7 +60,7 @@ class SagaRun {
         signals_(std::move(snapshot.signals)),
         def_(std::move(def)),
         db_now_at_load_(snapshot.db_now),
-        loaded_at_(std::chrono::steady_clock::now()),
+        loaded_at_(snapshot.read_at),
         cancel_requested_(saga_.cancel_requested),
         pause_requested_(saga_.pause_requested) {
     for (auto& s : snapshot.steps) rows_[{s.step, s.branch}] = std::move(s);
@@ -716,8 +716,9 @@ asio::awaitable<std::shared_ptr<const SagaDefinition>> definition_for(Runtime& r
 
 }  // namespace
 
-asio::awaitable<void> drive_saga(Runtime& rt, Claim claim) {
-  SagaSnapshot snapshot = co_await rt.on_pool([&] { return rt.store.load(claim); });
+asio::awaitable<void> drive_saga(Runtime& rt, ClaimedSaga claimed) {
+  Claim claim = std::move(claimed.claim);
+  SagaSnapshot snapshot = std::move(claimed.snapshot);
   if (rt.options.events.claimed && snapshot.saga.wake_at) {
     rt.options.events.claimed(
         std::max(Millis(0), std::chrono::duration_cast<Millis>(snapshot.db_now - *snapshot.saga.wake_at)),

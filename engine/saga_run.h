@@ -13,6 +13,6 @@ namespace wsflow::detail {
 
 // Throws LeaseLost when another process took the saga over; other exceptions
 // (database down, a bug) propagate with the saga still leased.
-boost::asio::awaitable<void> drive_saga(Runtime& runtime, Claim claim);
+boost::asio::awaitable<void> drive_saga(Runtime& runtime, ClaimedSaga claimed);
 
 }  // namespace wsflow::detail

@@ -107,8 +107,15 @@ struct Claim {
 struct SagaSnapshot {
   SagaRecord saga;
   std::vector<StepRecord> steps;
-  std::vector<SignalRecord> signals;  // delivered, not yet consumed, oldest first
-  TimePoint db_now;                   // the database clock, which all durable times use
+  std::vector<SignalRecord> signals;              // delivered, not yet consumed, oldest first
+  TimePoint db_now;                               // the database clock, which all durable times use
+  std::chrono::steady_clock::time_point read_at;  // when db_now was read, on this process's clock
+};
+
+// A saga just leased, as it was when its lease was taken.
+struct ClaimedSaga {
+  Claim claim;
+  SagaSnapshot snapshot;
 };
 
 class LeaseLost : public std::runtime_error {
@@ -230,8 +237,10 @@ class Store {
   virtual std::optional<std::string> definition_source(const std::string& hash) = 0;
 
   // --- executor ---
-  // Leases up to `limit` runnable sagas (due, and not leased or lease expired).
-  virtual std::vector<Claim> claim(const std::string& owner, Millis lease, int limit) = 0;
+  // Leases up to `limit` runnable sagas (due, and not leased or lease
+  // expired), highest priority first, and reads each of them, in one
+  // transaction: what a process needs to start driving them.
+  virtual std::vector<ClaimedSaga> claim(const std::string& owner, Millis lease, int limit) = 0;
   // How long until the earliest future wake time of a saga that may run (a
   // timer, a retry, a jittered start); nullopt when none has one. The poller
   // sleeps no longer than that, so a timer fires on time with any poll.
@@ -242,8 +251,6 @@ class Store {
   virtual int renew_leases(const std::vector<Claim>& claims, Millis lease) = 0;
   // Gives up every lease `owner` holds, making those sagas runnable now.
   virtual void release_all(const std::string& owner) = 0;
-  // Throws LeaseLost if the claim is stale.
-  virtual SagaSnapshot load(const Claim& claim) = 0;
   // Applies `transition` atomically, after running `in_transaction` (if set)
   // in the same transaction. If that returns a failure, nothing is written and
   // the failure is returned. Throws LeaseLost if the claim is stale.

@@ -594,7 +594,7 @@ TEST_F(EngineTest, LeaseRenewalAndGroupCommitsOverTheSameSagasNeverDeadlock) {
   const auto def = definition("saga: t.locks\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n");
   for (int i = 0; i < 300; ++i) start(def);
   pg::PgStore store(dsn_, 4);
-  const std::vector<Claim> claims = store.claim("locker", Millis(60'000), 300);
+  const std::vector<Claim> claims = testing::lease_sagas(store, "locker", Millis(60'000), 300);
   ASSERT_EQ(claims.size(), 300u);
   std::vector<Store::BatchItem> batch;
   for (const Claim& claim : claims) {
@@ -890,16 +890,16 @@ TEST_F(EngineTest, RetentionDeletesTheHistoryOfSagasFinishedLongAgoAndKeepsTheir
 TEST_F(EngineTest, StaleClaimIsFencedOff) {
   const auto def = definition(kApproval);
   const std::string id = start(def);
-  const std::vector<Claim> first = client_.claim("process-a", Millis(60'000), 10);
+  const std::vector<Claim> first = testing::lease_sagas(client_, "process-a", Millis(60'000), 10);
   ASSERT_EQ(first.size(), 1u);
-  EXPECT_TRUE(client_.claim("process-b", Millis(60'000), 10).empty());  // leased: not claimable
+  EXPECT_TRUE(testing::lease_sagas(client_, "process-b", Millis(60'000), 10).empty());  // leased: not claimable
   {
     pqxx::connection conn(dsn_);
     pqxx::work tx(conn);
     tx.exec("UPDATE wsflow.sagas SET lease_until = now() - interval '1 second'");  // process-a went silent
     tx.commit();
   }
-  const std::vector<Claim> second = client_.claim("process-b", Millis(60'000), 10);
+  const std::vector<Claim> second = testing::lease_sagas(client_, "process-b", Millis(60'000), 10);
   ASSERT_EQ(second.size(), 1u);
   Transition t;
   t.saga_state = SagaState::kRunning;
@@ -912,17 +912,49 @@ TEST_F(EngineTest, StaleClaimIsFencedOff) {
     return ActionResult::success();
   };
   EXPECT_THROW(client_.commit(first[0], t, effect), LeaseLost);
-  EXPECT_THROW(client_.load(first[0]), LeaseLost);
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 0);
   EXPECT_NO_THROW(client_.commit(second[0], t, effect));
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 1);
+}
+
+TEST_F(EngineTest, AClaimReadsEverySagaItLeased) {
+  const auto def = definition(kApproval);
+  const std::string waiting = start(def);
+  {
+    EngineHarness engine(dsn_);
+    ASSERT_TRUE(wait_state(client_, waiting, SagaState::kWaiting));
+  }
+  const std::string fresh = start(def);
+  ASSERT_TRUE(client_.deliver_signal(waiting, "approved", {{"by", "ops"}}));
+  ASSERT_TRUE(client_.deliver_signal(waiting, "noise", nlohmann::json::object()));
+  const auto before = std::chrono::system_clock::now();
+  std::vector<ClaimedSaga> claimed = client_.claim("process-a", Millis(60'000), 10);
+  ASSERT_EQ(claimed.size(), 2u);
+  std::map<std::string, SagaSnapshot> by_id;
+  for (ClaimedSaga& c : claimed) {
+    EXPECT_EQ(c.snapshot.saga.id, c.claim.saga_id);
+    by_id[c.claim.saga_id] = std::move(c.snapshot);
+  }
+  const SagaSnapshot& w = by_id.at(waiting);
+  EXPECT_EQ(w.saga.state, SagaState::kWaiting);
+  std::vector<std::string> steps, signals;
+  for (const StepRecord& step : w.steps) steps.push_back(step.step + ":" + to_string(step.state));
+  for (const SignalRecord& signal : w.signals) signals.push_back(signal.name + ":" + signal.payload.dump());
+  EXPECT_EQ(steps, (std::vector<std::string>{"prepare:completed", "approval:waiting"}));
+  EXPECT_EQ(signals, (std::vector<std::string>{R"(approved:{"by":"ops"})", "noise:{}"}));
+  const SagaSnapshot& f = by_id.at(fresh);
+  EXPECT_EQ(f.saga.state, SagaState::kPending);
+  EXPECT_TRUE(f.steps.empty());
+  EXPECT_TRUE(f.signals.empty());
+  // The database's clock, read as the leases began (same machine: within a second).
+  EXPECT_LT(std::chrono::abs(f.db_now - before), std::chrono::seconds(1));
 }
 
 TEST_F(EngineTest, HeartbeatRenewsOnlyTheLeasesNamed) {
   const auto def = definition(kApproval);
   start(def);
   start(def);
-  const std::vector<Claim> claims = client_.claim("process-a", Millis(1000), 10);
+  const std::vector<Claim> claims = testing::lease_sagas(client_, "process-a", Millis(1000), 10);
   ASSERT_EQ(claims.size(), 2u);
   EXPECT_EQ(client_.renew_leases({claims[0]}, Millis(600'000)), 1);
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.sagas WHERE lease_until > now() + interval '5 minutes'"), 1);
@@ -932,7 +964,7 @@ TEST_F(EngineTest, HeartbeatRenewsOnlyTheLeasesNamed) {
 TEST_F(EngineTest, GroupCommitSkipsOnlyTheStaleClaim) {
   const auto def = definition(kApproval);
   const std::string a = start(def), b = start(def);
-  std::vector<Claim> claims = client_.claim("process-a", Millis(60'000), 10);
+  std::vector<Claim> claims = testing::lease_sagas(client_, "process-a", Millis(60'000), 10);
   ASSERT_EQ(claims.size(), 2u);
   {
     pqxx::connection conn(dsn_);
@@ -981,7 +1013,7 @@ steps:
 TEST_F(EngineTest, ExpiredLeaseOfADeadProcessIsTakenOver) {
   const auto def = definition("saga: t.takeover\nversion: 1\nsteps:\n  - name: a\n    action: testing.effect\n");
   const std::string id = start(def);
-  ASSERT_EQ(client_.claim("dead-process", Millis(800), 10).size(), 1u);  // and then it died
+  ASSERT_EQ(testing::lease_sagas(client_, "dead-process", Millis(800), 10).size(), 1u);  // and then it died
   EngineHarness engine(dsn_);
   ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 1);

@@ -179,7 +179,7 @@ TEST_F(OperatorTest, ALeaseItsEngineStoppedRenewingIsLeaseExpired) {
   const std::string id =
       start(definition("saga: t.orphan\nversion: 1\nsteps:\n  - name: one\n    action: testing.succeed\n"));
   // An engine claims the saga and dies before doing anything (kill -9 leaves exactly this).
-  const auto claims = client_.claim("dead-engine", Millis(100), 10);
+  const auto claims = testing::lease_sagas(client_, "dead-engine", Millis(100), 10);
   ASSERT_EQ(claims.size(), 1u);
   const nlohmann::json stuck = wait_stuck(id, "lease_expired");
   EXPECT_EQ(stuck["detail"]["lease_owner"], "dead-engine");

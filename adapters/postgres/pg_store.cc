@@ -3,6 +3,7 @@
 #include <pqxx/pqxx>
 
 #include <algorithm>
+#include <map>
 #include <regex>
 
 #include "adapters/postgres/saga_repairs.h"
@@ -72,8 +73,15 @@ const std::pair<const char*, std::string> kStatements[] = {
     {"fence",
      "SELECT cancel_requested, pause_requested FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid FOR "
      "UPDATE"},
-    {"fence_nolock", "SELECT 1 FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid"},
-    {"db_now", "SELECT " WSF_MS("now()")},
+    // What a claim reads of the sagas it leased; a row's saga id comes last.
+    {"claimed_sagas", std::string("SELECT ") + kSagaColumns + " FROM wsflow.sagas WHERE id = ANY($1::uuid[])"},
+    {"claimed_steps", std::string("SELECT ") + kStepColumns +
+                          ", saga_id::text FROM wsflow.saga_steps WHERE saga_id = ANY($1::uuid[]) "
+                          "ORDER BY saga_id, step_index, branch"},
+    {"claimed_signals",
+     "SELECT id, name, payload::text, saga_id::text FROM wsflow.signals WHERE saga_id = ANY($1::uuid[]) "
+     "AND consumed_at IS NULL ORDER BY id"},
+    {"clock_now", "SELECT " WSF_MS("clock_timestamp()")},
     {"definition_source", "SELECT source FROM wsflow.definitions WHERE hash = $1"},
 };
 
@@ -106,23 +114,29 @@ SagaRecord saga_from(const pqxx::row& r) {
   return s;
 }
 
+StepRecord step_from(const pqxx::row& r) {
+  StepRecord s;
+  s.step = r[0].as<std::string>();
+  s.branch = r[1].as<std::string>();
+  s.step_index = r[2].as<int>();
+  s.state = step_state_from_string(r[3].as<std::string>()).value_or(StepState::kFailed);
+  s.attempts = r[4].as<int>();
+  s.compensation_attempts = r[5].as<int>();
+  s.output = nlohmann::json::parse(r[6].as<std::string>());
+  s.error = r[7].as<std::string>();
+  s.wake_at = time_of(r[8]);
+  s.completed_seq = r[9].as<long long>();
+  return s;
+}
+
 std::vector<StepRecord> steps_from(const pqxx::result& rows) {
   std::vector<StepRecord> steps;
-  for (const auto& r : rows) {
-    StepRecord s;
-    s.step = r[0].as<std::string>();
-    s.branch = r[1].as<std::string>();
-    s.step_index = r[2].as<int>();
-    s.state = step_state_from_string(r[3].as<std::string>()).value_or(StepState::kFailed);
-    s.attempts = r[4].as<int>();
-    s.compensation_attempts = r[5].as<int>();
-    s.output = nlohmann::json::parse(r[6].as<std::string>());
-    s.error = r[7].as<std::string>();
-    s.wake_at = time_of(r[8]);
-    s.completed_seq = r[9].as<long long>();
-    steps.push_back(std::move(s));
-  }
+  for (const auto& r : rows) steps.push_back(step_from(r));
   return steps;
+}
+
+SignalRecord signal_from(const pqxx::row& r) {
+  return {r[0].as<long long>(), r[1].as<std::string>(), nlohmann::json::parse(r[2].as<std::string>())};
 }
 
 std::string terminal_states_array() { return "{completed,compensated,failed,cancelled}"; }
@@ -310,21 +324,46 @@ std::optional<std::string> PgStore::definition_source(const std::string& hash) {
   return rows[0][0].as<std::string>();
 }
 
-std::vector<Claim> PgStore::claim(const std::string& owner, Millis lease, int limit) {
+std::vector<ClaimedSaga> PgStore::claim(const std::string& owner, Millis lease, int limit) {
   if (limit <= 0) return {};
   auto conn = pool_.acquire();
   pqxx::work tx(*conn);
-  std::vector<Claim> claims;
+  prefer_key_lookups(tx);
+  std::vector<ClaimedSaga> claimed;
+  std::map<std::string, SagaSnapshot*> by_id;
+  std::vector<std::string> ids;
   for (const Priority priority : {Priority::kHigh, Priority::kNormal, Priority::kLow}) {
-    const int left = limit - static_cast<int>(claims.size());
+    const int left = limit - static_cast<int>(claimed.size());
     if (left <= 0) break;
     for (const auto& r :
          tx.exec_prepared("claim", owner, static_cast<long long>(lease.count()), left, static_cast<int>(priority))) {
-      claims.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<bool>()});
+      claimed.push_back({{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<bool>()}, {}});
+      ids.push_back(claimed.back().claim.saga_id);
     }
   }
+  if (claimed.empty()) return {};  // nothing written: the transaction rolls back
+  for (ClaimedSaga& c : claimed) by_id[c.claim.saga_id] = &c.snapshot;
+  // Every claimed saga's rows, in three statements whatever their number.
+  const std::string id_array = text_array(ids);
+  for (const auto& r : tx.exec_prepared("claimed_sagas", id_array))
+    by_id.at(r[0].as<std::string>())->saga = saga_from(r);
+  for (const auto& r : tx.exec_prepared("claimed_steps", id_array)) {
+    by_id.at(r[10].as<std::string>())->steps.push_back(step_from(r));
+  }
+  for (const auto& r : tx.exec_prepared("claimed_signals", id_array)) {
+    by_id.at(r[3].as<std::string>())->signals.push_back(signal_from(r));
+  }
   tx.commit();
-  return claims;
+  // The database's clock as the leases start, for the sagas' timers and
+  // deadlines (read after the commit, which waits for the disk).
+  pqxx::nontransaction clock(*conn);
+  const TimePoint db_now = *time_of(clock.exec_prepared("clock_now")[0][0]);
+  const auto read_at = std::chrono::steady_clock::now();
+  for (ClaimedSaga& c : claimed) {
+    c.snapshot.db_now = db_now;
+    c.snapshot.read_at = read_at;
+  }
+  return claimed;
 }
 
 std::optional<Millis> PgStore::next_wake_in() {
@@ -356,21 +395,6 @@ void PgStore::release_all(const std::string& owner) {
   pqxx::work tx(*conn);
   tx.exec_prepared("release_all", owner);
   tx.commit();
-}
-
-SagaSnapshot PgStore::load(const Claim& claim) {
-  auto conn = pool_.acquire();
-  pqxx::read_transaction tx(*conn);
-  if (tx.exec_prepared("fence_nolock", claim.saga_id, claim.lease_token).empty()) throw LeaseLost(claim.saga_id);
-  SagaSnapshot snapshot;
-  snapshot.saga = saga_from(tx.exec_prepared("saga_by_id", claim.saga_id)[0]);
-  snapshot.steps = steps_from(tx.exec_prepared("steps_of", claim.saga_id));
-  for (const auto& r : tx.exec_prepared("signals_of", claim.saga_id)) {
-    snapshot.signals.push_back(
-        {r[0].as<long long>(), r[1].as<std::string>(), nlohmann::json::parse(r[2].as<std::string>())});
-  }
-  snapshot.db_now = *time_of(tx.exec_prepared("db_now")[0][0]);
-  return snapshot;
 }
 
 namespace {

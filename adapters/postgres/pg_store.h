@@ -32,11 +32,10 @@ class PgStore final : public Store {
   std::vector<EventRecord> events(const std::string& saga_id) override;
   std::optional<std::string> definition_source(const std::string& hash) override;
 
-  std::vector<Claim> claim(const std::string& owner, Millis lease, int limit) override;
+  std::vector<ClaimedSaga> claim(const std::string& owner, Millis lease, int limit) override;
   std::optional<Millis> next_wake_in() override;
   int renew_leases(const std::vector<Claim>& claims, Millis lease) override;
   void release_all(const std::string& owner) override;
-  SagaSnapshot load(const Claim& claim) override;
   CommitResult commit(const Claim& claim, const Transition& transition, const InTransaction& in_transaction = nullptr,
                       std::optional<Millis> statement_timeout = std::nullopt) override;
   std::vector<BatchOutcome> commit_batch(const std::vector<BatchItem>& items) override;

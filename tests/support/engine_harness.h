@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "adapters/postgres/notify_listener.h"
 #include "adapters/postgres/pg_store.h"
@@ -40,6 +41,10 @@ class EngineHarness {
   std::unique_ptr<pg::NotifyListener> listener_;
   std::thread thread_;
 };
+
+// Leases up to `limit` runnable sagas as process `owner` would (Store::claim),
+// for a test that plays that process; returns the leases alone.
+std::vector<Claim> lease_sagas(Store& store, const std::string& owner, Millis lease, int limit);
 
 // Polls until the saga reaches a terminal state or `timeout` passes; returns
 // its last state.

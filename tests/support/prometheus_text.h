@@ -57,7 +57,8 @@ inline Exposition parse_exposition(const std::string& text) {
     std::string family = m[1];
     for (const char* suffix : {"_bucket", "_sum", "_count"}) {
       const std::string s = suffix;
-      if (!out.types.count(family) && family.size() > s.size() && family.compare(family.size() - s.size(), s.size(), s) == 0) {
+      if (!out.types.count(family) && family.size() > s.size() &&
+          family.compare(family.size() - s.size(), s.size(), s) == 0) {
         family = family.substr(0, family.size() - s.size());
       }
     }
