@@ -39,7 +39,7 @@ nlohmann::json mint_audited_key(pqxx::work& tx, const KeyOwner& owner, const std
   return {{"id", key.id}, {"key", key.key}, {"prefix", key.prefix}, {"scopes", scopes}, {"user_id", owner.user_id}};
 }
 
-std::optional<Principal> authenticate(pqxx::work& tx, const std::string& key) {
+std::optional<Principal> authenticate(pqxx::transaction_base& tx, const std::string& key) {
   static const std::regex kShape("wsf_[0-9a-f]{8}_[0-9a-f]{40}");
   if (!std::regex_match(key, kShape)) return std::nullopt;
   auto rows = tx.exec_params(
@@ -60,13 +60,6 @@ std::optional<Principal> authenticate(pqxx::work& tx, const std::string& key) {
   p.is_operator = p.workspace_id.empty();
   p.scopes = sagas::expand_scopes(nlohmann::json::parse(r[5].as<std::string>()).get<std::vector<std::string>>());
   if (!p.is_operator && p.user_id.empty()) return std::nullopt;  // its member was removed
-  tx.exec_params("UPDATE wsflow.api_keys SET last_used_at = now() WHERE id = $1::uuid", p.key_id);
-  if (!p.member_id.empty()) {
-    tx.exec_params(
-        "UPDATE wsflow.members SET last_active_at = now(), request_count = request_count + 1 "
-        "WHERE id = $1::uuid",
-        p.member_id);
-  }
   return p;
 }
 

@@ -62,7 +62,8 @@ nlohmann::json mint_audited_key(pqxx::work& tx, const KeyOwner& owner, const std
                                 const nlohmann::json& audit_detail = nlohmann::json::object());
 
 // The principal of a valid, unrevoked key whose member still belongs to the
-// workspace (recording its use), or nullopt.
-std::optional<Principal> authenticate(pqxx::work& tx, const std::string& key);
+// workspace, or nullopt. Reads only: the caller records the use
+// (usage_recorder.h).
+std::optional<Principal> authenticate(pqxx::transaction_base& tx, const std::string& key);
 
 }  // namespace wsflow::http

@@ -151,7 +151,8 @@ Reply handle(const ApiDependencies& deps, const Handler& handler, const Principa
 
 // Authenticates (Auth::kApiKey), applies Idempotency-Key, runs the handler
 // and turns every failure into the error format.
-HttpResponse serve(const ApiDependencies& deps, const Handler& handler, Auth auth, const HttpRequest& req) {
+HttpResponse serve(const ApiDependencies& deps, UsageRecorder& usage, const Handler& handler, Auth auth,
+                   const HttpRequest& req) {
   Reply reply;
   bool replayed = false;
   try {
@@ -165,13 +166,13 @@ HttpResponse serve(const ApiDependencies& deps, const Handler& handler, Auth aut
     } else {
       std::optional<Principal> principal;
       {
-        pqxx::work tx(*conn);
+        pqxx::read_transaction tx(*conn);
         principal = authenticate(tx, bearer_token(req));
-        tx.commit();
       }
       if (!principal) {
         throw ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer <key>)");
       }
+      usage.record(principal->key_id, principal->member_id);
       std::optional<IdempotentRequest> idempotent;
       if (req.method == "POST" && req.has_header("Idempotency-Key")) {
         const std::string key = req.get_header_value("Idempotency-Key");
@@ -331,7 +332,7 @@ sagas::Caller team_caller(const RequestContext& ctx) {
   return {ctx.principal.actor(), ctx.principal.user_id, ctx.principal.role};
 }
 
-ApiServer::ApiServer(ApiDependencies deps) : deps_(deps) {
+ApiServer::ApiServer(ApiDependencies deps) : deps_(deps), usage_(deps_.db) {
   routes();
   HttpLimits limits = deps_.http_limits;
   limits.max_body_bytes = deps_.max_body_bytes;
@@ -377,9 +378,9 @@ void ApiServer::routes() {
                        [this, handle = route.handle](const HttpRequest&) { return handle(deps_); }, !route.blocks});
   }
   add_all_routes([this](const std::string& method, const std::string& pattern, Handler handler, Auth auth) {
-    routes_.push_back({method, std::regex(pattern),
-                       [this, handler, auth](const HttpRequest& req) { return serve(deps_, handler, auth, req); },
-                       false});
+    routes_.push_back(
+        {method, std::regex(pattern),
+         [this, handler, auth](const HttpRequest& req) { return serve(deps_, usage_, handler, auth, req); }, false});
   });
 }
 
@@ -421,7 +422,10 @@ int ApiServer::start(const std::string& host, int port) {
   return bound;
 }
 
-void ApiServer::stop() { server_->stop(); }
+void ApiServer::stop() {
+  server_->stop();
+  usage_.stop();
+}
 
 std::size_t ApiServer::connections() const { return server_->connections(); }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "adapters/http/http_server.h"
+#include "adapters/http/usage_recorder.h"
 #include "adapters/metrics/metrics.h"
 #include "adapters/postgres/connection_pool.h"
 #include "adapters/postgres/saga_queries.h"
@@ -67,6 +68,7 @@ class ApiServer {
   Routed dispatch(HttpRequest& req) const;
 
   ApiDependencies deps_;
+  UsageRecorder usage_;
   std::vector<Route> routes_;
   std::unique_ptr<HttpServer> server_;
 };
