@@ -325,7 +325,8 @@ Lateness run_signals(const BenchRun& run, int sagas) {
 }
 
 Lateness run_fairness(const BenchRun& run, int backlog, int probes) {
-  const auto bulk = run.define("fairness_backlog", noop_steps(5));
+  // Long enough sagas that the backlog outlasts the probes, however fast the engine.
+  const auto bulk = run.define("fairness_backlog", noop_steps(20));
   const auto urgent = run.define("fairness_urgent", "priority: high\n" + noop_steps(1));
   pqxx::connection conn(run.dsn);
   start_many(run, *bulk, backlog);

@@ -60,19 +60,6 @@ struct Engine::Impl {
     });
   }
 
-  // How long the poller may sleep: until the earliest due time the database
-  // knows of (another process's timers and retries included), at most a poll.
-  asio::awaitable<Millis> poll_sleep() {
-    Millis sleep = rt.options.poll_interval;
-    try {
-      const std::optional<Millis> next = co_await rt.on_pool([&] { return rt.store.next_wake_in(); });
-      if (next) sleep = std::clamp(*next, Millis(0), sleep);
-    } catch (const std::exception& e) {
-      report_error(std::string("reading the next due time failed: ") + e.what());
-    }
-    co_return sleep;
-  }
-
   void count_error(const std::string& what) {
     if (rt.options.events.engine_error) rt.options.events.engine_error(what);
   }
@@ -81,31 +68,34 @@ struct Engine::Impl {
     count_error(what);
   }
 
+  // Claims what is due while there is room, then sleeps until the earliest
+  // due time the database knows of (another process's timers and retries
+  // included), at most a poll, or until woken (NOTIFY, a local timer, a
+  // saga finishing when the engine was full).
   asio::awaitable<void> poller() {
     while (!rt.stopping) {
       const int free = rt.options.max_active_sagas - static_cast<int>(active.size());
-      std::vector<ClaimedSaga> claims;
+      Millis sleep = rt.options.poll_interval;
       if (free > 0) {
         try {
-          claims = co_await rt.on_pool([&] { return rt.store.claim(rt.options.owner, rt.options.lease, free); });
+          ClaimResult found =
+              co_await rt.on_pool([&] { return rt.store.claim(rt.options.owner, rt.options.lease, free); });
+          const bool full = static_cast<int>(found.sagas.size()) == free;
+          for (ClaimedSaga& claimed : found.sagas) {
+            active.emplace(claimed.claim.lease_token, claimed.claim.saga_id);
+            asio::co_spawn(rt.io, drive(std::move(claimed)), asio::detached);
+          }
+          if (full) continue;  // maybe more are due
+          if (found.next_wake_in) sleep = std::clamp(*found.next_wake_in, Millis(0), sleep);
         } catch (const std::exception& e) {
           report_error(std::string("claiming runnable sagas failed: ") + e.what());
         }
       }
-      for (ClaimedSaga& claimed : claims) {
-        active.emplace(claimed.claim.lease_token, claimed.claim.saga_id);
-        asio::co_spawn(rt.io, drive(std::move(claimed)), asio::detached);
-      }
-      if (!claims.empty() && static_cast<int>(claims.size()) == free) continue;  // maybe more are due
-      if (poll_requested) {
-        poll_requested = false;
-        continue;
-      }
-      poll_timer.expires_after(co_await poll_sleep());
       if (poll_requested) {  // a wake-up came while the database answered
         poll_requested = false;
         continue;
       }
+      poll_timer.expires_after(sleep);
       boost::system::error_code ec;
       co_await poll_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       poll_requested = false;

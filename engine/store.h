@@ -118,6 +118,16 @@ struct ClaimedSaga {
   SagaSnapshot snapshot;
 };
 
+// What a claim found.
+struct ClaimResult {
+  std::vector<ClaimedSaga> sagas;
+  // Set when fewer sagas than asked were due: how long until the earliest
+  // future wake time of a saga that may run (a timer, a retry, a jittered
+  // start; nullopt when none has one). The poller sleeps no longer than
+  // that, so a timer fires on time with any poll interval.
+  std::optional<Millis> next_wake_in;
+};
+
 class LeaseLost : public std::runtime_error {
  public:
   explicit LeaseLost(const std::string& saga_id)
@@ -237,14 +247,11 @@ class Store {
   virtual std::optional<std::string> definition_source(const std::string& hash) = 0;
 
   // --- executor ---
-  // Leases up to `limit` runnable sagas (due, and not leased or lease
+  // Leases up to `limit` (> 0) runnable sagas (due, and not leased or lease
   // expired), highest priority first, and reads each of them, in one
-  // transaction: what a process needs to start driving them.
-  virtual std::vector<ClaimedSaga> claim(const std::string& owner, Millis lease, int limit) = 0;
-  // How long until the earliest future wake time of a saga that may run (a
-  // timer, a retry, a jittered start); nullopt when none has one. The poller
-  // sleeps no longer than that, so a timer fires on time with any poll.
-  virtual std::optional<Millis> next_wake_in() = 0;
+  // transaction: what a process needs to start driving them, and when to
+  // look again.
+  virtual ClaimResult claim(const std::string& owner, Millis lease, int limit) = 0;
   // Extends the leases named by `claims` (a process's sagas in flight; a
   // saga it let go of after an error is not renewed, so its lease expires
   // and it runs again). Returns how many were still held.

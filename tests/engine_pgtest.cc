@@ -928,7 +928,7 @@ TEST_F(EngineTest, AClaimReadsEverySagaItLeased) {
   ASSERT_TRUE(client_.deliver_signal(waiting, "approved", {{"by", "ops"}}));
   ASSERT_TRUE(client_.deliver_signal(waiting, "noise", nlohmann::json::object()));
   const auto before = std::chrono::system_clock::now();
-  std::vector<ClaimedSaga> claimed = client_.claim("process-a", Millis(60'000), 10);
+  std::vector<ClaimedSaga> claimed = client_.claim("process-a", Millis(60'000), 10).sagas;
   ASSERT_EQ(claimed.size(), 2u);
   std::map<std::string, SagaSnapshot> by_id;
   for (ClaimedSaga& c : claimed) {

@@ -324,13 +324,16 @@ std::optional<std::string> PgStore::definition_source(const std::string& hash) {
   return rows[0][0].as<std::string>();
 }
 
-std::vector<ClaimedSaga> PgStore::claim(const std::string& owner, Millis lease, int limit) {
-  if (limit <= 0) return {};
+ClaimResult PgStore::claim(const std::string& owner, Millis lease, int limit) {
   auto conn = pool_.acquire();
   pqxx::work tx(*conn);
-  prefer_key_lookups(tx);
-  std::vector<ClaimedSaga> claimed;
-  std::map<std::string, SagaSnapshot*> by_id;
+  // A lease need not reach the disk before the sagas run: if the database
+  // loses it in a crash, the lease never existed, and this process's first
+  // commit under it is refused by the fence (LeaseLost); that commit, being
+  // durable, makes the lease durable first (the log is written in order).
+  tx.exec(std::string("SET LOCAL synchronous_commit = off; ") + kPreferKeyLookups);
+  ClaimResult result;
+  std::vector<ClaimedSaga>& claimed = result.sagas;
   std::vector<std::string> ids;
   for (const Priority priority : {Priority::kHigh, Priority::kNormal, Priority::kLow}) {
     const int left = limit - static_cast<int>(claimed.size());
@@ -341,7 +344,12 @@ std::vector<ClaimedSaga> PgStore::claim(const std::string& owner, Millis lease, 
       ids.push_back(claimed.back().claim.saga_id);
     }
   }
-  if (claimed.empty()) return {};  // nothing written: the transaction rolls back
+  if (static_cast<int>(claimed.size()) < limit) {
+    const pqxx::field next = tx.exec_prepared("next_wake")[0][0];
+    if (!next.is_null()) result.next_wake_in = Millis(next.as<long long>());
+  }
+  if (claimed.empty()) return result;  // nothing written: the transaction rolls back
+  std::map<std::string, SagaSnapshot*> by_id;
   for (ClaimedSaga& c : claimed) by_id[c.claim.saga_id] = &c.snapshot;
   // Every claimed saga's rows, in three statements whatever their number.
   const std::string id_array = text_array(ids);
@@ -355,7 +363,7 @@ std::vector<ClaimedSaga> PgStore::claim(const std::string& owner, Millis lease, 
   }
   tx.commit();
   // The database's clock as the leases start, for the sagas' timers and
-  // deadlines (read after the commit, which waits for the disk).
+  // deadlines.
   pqxx::nontransaction clock(*conn);
   const TimePoint db_now = *time_of(clock.exec_prepared("clock_now")[0][0]);
   const auto read_at = std::chrono::steady_clock::now();
@@ -363,15 +371,7 @@ std::vector<ClaimedSaga> PgStore::claim(const std::string& owner, Millis lease, 
     c.snapshot.db_now = db_now;
     c.snapshot.read_at = read_at;
   }
-  return claimed;
-}
-
-std::optional<Millis> PgStore::next_wake_in() {
-  auto conn = pool_.acquire();
-  pqxx::read_transaction tx(*conn);
-  const pqxx::field next = tx.exec_prepared("next_wake")[0][0];
-  if (next.is_null()) return std::nullopt;
-  return Millis(next.as<long long>());
+  return result;
 }
 
 int PgStore::renew_leases(const std::vector<Claim>& claims, Millis lease) {
@@ -383,6 +383,7 @@ int PgStore::renew_leases(const std::vector<Claim>& claims, Millis lease) {
   }
   auto conn = pool_.acquire();
   pqxx::work tx(*conn);
+  tx.exec("SET LOCAL synchronous_commit = off");  // as for a claim: a lost renewal is a lost lease, fenced off
   // Tokens are unique to one lease: a row whose id and token are both
   // among these is held by one of the claims.
   auto result = tx.exec_prepared("renew", text_array(ids), text_array(tokens), static_cast<long long>(lease.count()));

@@ -32,8 +32,7 @@ class PgStore final : public Store {
   std::vector<EventRecord> events(const std::string& saga_id) override;
   std::optional<std::string> definition_source(const std::string& hash) override;
 
-  std::vector<ClaimedSaga> claim(const std::string& owner, Millis lease, int limit) override;
-  std::optional<Millis> next_wake_in() override;
+  ClaimResult claim(const std::string& owner, Millis lease, int limit) override;
   int renew_leases(const std::vector<Claim>& claims, Millis lease) override;
   void release_all(const std::string& owner) override;
   CommitResult commit(const Claim& claim, const Transition& transition, const InTransaction& in_transaction = nullptr,

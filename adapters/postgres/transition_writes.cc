@@ -198,9 +198,10 @@ void prepare_transition_statements(pqxx::connection& conn) {
                "AND consumed_at IS NULL");
 }
 
-void prefer_key_lookups(pqxx::work& tx) {
-  tx.exec("SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off");
-}
+const char* const kPreferKeyLookups =
+    "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;";
+
+void prefer_key_lookups(pqxx::work& tx) { tx.exec(kPreferKeyLookups); }
 
 void write_transitions(pqxx::work& tx, const std::vector<TransitionWrite>& writes) {
   Columns steps(kStepColumns.size()), sagas(kSagaColumns.size()), events(kEventColumns.size());

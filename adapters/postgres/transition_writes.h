@@ -37,6 +37,8 @@ void prepare_transition_statements(pqxx::connection& conn);
 // each batch afresh instead cost a fifth of the database's time). Call this
 // first in a transaction that writes several transitions.
 void prefer_key_lookups(pqxx::work& tx);
+// The same settings, as SQL to run with others in one round trip.
+extern const char* const kPreferKeyLookups;
 
 // Writes `writes` in the caller's transaction. The for_each branches of one
 // saga may be among them: their saga-row changes are merged in the order
