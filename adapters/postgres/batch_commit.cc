@@ -44,7 +44,6 @@ std::vector<Store::BatchOutcome> PgStore::commit_batch(const std::vector<BatchIt
   try {
     auto conn = pool_.acquire();
     pqxx::work tx(*conn);
-    prefer_key_lookups(tx);
     std::vector<std::string> ids, tokens;
     for (std::size_t i : order) {
       ids.push_back(items[i].claim.saga_id);

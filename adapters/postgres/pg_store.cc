@@ -89,6 +89,7 @@ void prepare_all(pqxx::connection& conn) {
   for (const auto& [name, sql] : kStatements) conn.prepare(name, sql);
   prepare_batch_statements(conn);
   prepare_transition_statements(conn);
+  prefer_key_lookups(conn);
 }
 
 SagaRecord saga_from(const pqxx::row& r) {
@@ -331,7 +332,7 @@ ClaimResult PgStore::claim(const std::string& owner, Millis lease, int limit) {
   // loses it in a crash, the lease never existed, and this process's first
   // commit under it is refused by the fence (LeaseLost); that commit, being
   // durable, makes the lease durable first (the log is written in order).
-  tx.exec(std::string("SET LOCAL synchronous_commit = off; ") + kPreferKeyLookups);
+  tx.exec("SET LOCAL synchronous_commit = off");
   ClaimResult result;
   std::vector<ClaimedSaga>& claimed = result.sagas;
   std::vector<std::string> ids;

@@ -198,10 +198,10 @@ void prepare_transition_statements(pqxx::connection& conn) {
                "AND consumed_at IS NULL");
 }
 
-const char* const kPreferKeyLookups =
-    "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;";
-
-void prefer_key_lookups(pqxx::work& tx) { tx.exec(kPreferKeyLookups); }
+void prefer_key_lookups(pqxx::connection& conn) {
+  pqxx::nontransaction session(conn);
+  session.exec("SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off");
+}
 
 void write_transitions(pqxx::work& tx, const std::vector<TransitionWrite>& writes) {
   Columns steps(kStepColumns.size()), sagas(kSagaColumns.size()), events(kEventColumns.size());

@@ -30,15 +30,14 @@ struct TransitionWrite {
 // Prepares the statements of write_transitions on a pooled connection.
 void prepare_transition_statements(pqxx::connection& conn);
 
-// Every row these writes (and a batch's fence) touch is found by its key.
-// A multi-row statement joins arrays against the tables, and a plan that
-// scans a table, made while it was small (a new database) and cached for
-// good as it grows, would make each batch slower than the last (planning
-// each batch afresh instead cost a fifth of the database's time). Call this
-// first in a transaction that writes several transitions.
-void prefer_key_lookups(pqxx::work& tx);
-// The same settings, as SQL to run with others in one round trip.
-extern const char* const kPreferKeyLookups;
+// Every row the store's statements touch is found by its key (or a small
+// index range). A multi-row statement joins arrays against the tables, and a
+// plan that scans a table, made while it was small (a new database) and
+// cached for good as it grows, would make each batch slower than the last
+// (planning each batch afresh instead cost a fifth of the database's time).
+// Run once on each of the store's connections: its sessions never plan a
+// table scan or a hash or merge join where a key lookup will do.
+void prefer_key_lookups(pqxx::connection& conn);
 
 // Writes `writes` in the caller's transaction. The for_each branches of one
 // saga may be among them: their saga-row changes are merged in the order
