@@ -36,29 +36,42 @@ const std::vector<Column> kSagaColumns = {
 const std::vector<Column> kEventColumns = {
     {"saga_id", "uuid"}, {"kind", "text"}, {"step", "text"}, {"branch", "text"}, {"detail", "text"}};
 
-// The statements read their rows from `u`: one row of parameters (a single
-// transition's, each statement a lookup by primary key), or one array
-// parameter per column (many transitions').
-std::string rows_from(const std::vector<Column>& columns, bool arrays) {
+// `columns` as rows `u`, from one array parameter per column, numbered from
+// `first_param`.
+std::string rows_from(const std::vector<Column>& columns, std::size_t first_param) {
   std::string params, names;
   for (std::size_t i = 0; i < columns.size(); ++i) {
     if (i > 0) {
       params += ", ";
       names += ", ";
     }
-    params += "$" + std::to_string(i + 1) + "::" + columns[i].type + (arrays ? "[]" : "");
+    params += "$" + std::to_string(first_param + i) + "::" + columns[i].type + "[]";
     names += columns[i].name;
   }
-  return (arrays ? "unnest(" + params + ")" : "(VALUES (" + params + "))") + " AS u(" + names + ")";
+  return "unnest(" + params + ") AS u(" + names + ")";
 }
 
 const char* kStepStateEnds = "('completed','skipped','failed','compensated','compensation_failed')";
 
-// Existing step rows are updated, the others inserted; the sagas are
-// fenced, so no one else writes these rows meanwhile.
-std::string write_steps_sql(bool arrays) {
-  return std::string("WITH u AS (SELECT * FROM ") + rows_from(kStepColumns, arrays) +
-         "), updated AS (UPDATE wsflow.saga_steps s SET state = u.state, attempts = s.attempts + u.add_attempts, "
+// One statement, so one round trip, whatever the transitions write:
+//   - step rows: existing ones updated, the others inserted (the sagas are
+//     fenced, so no one else writes these rows meanwhile);
+//   - saga rows: progress (a step finished, or any state change) is a stuck
+//     reason's clock (minutes, by default), so a step's progress moves it only
+//     when it is a second old, and a saga's quick steps do not each write a new
+//     version of its row (and an entry in each of its indexes). A released
+//     saga becomes runnable again: never by time once it is over or paused;
+//     now if a cancel or a signal the engine had not seen arrived while it was
+//     leased; else when it asked, or at its deadline;
+//   - events.
+// Its parts see one snapshot and write different tables; the signals a
+// release looks at were consumed by an earlier statement.
+std::string write_transitions_sql() {
+  const std::size_t saga_params = 1 + kStepColumns.size();
+  const std::size_t event_params = saga_params + kSagaColumns.size();
+  const std::string new_state = "coalesce(NULLIF(u.state, ''), s.state)";
+  return std::string("WITH step_rows AS (SELECT * FROM ") + rows_from(kStepColumns, 1) +
+         "), step_updates AS (UPDATE wsflow.saga_steps s SET state = u.state, attempts = s.attempts + u.add_attempts, "
          "compensation_attempts = s.compensation_attempts + u.add_compensation_attempts, "
          "output = CASE WHEN u.has_output THEN u.output::jsonb ELSE s.output END, "
          "error = CASE WHEN u.has_error THEN NULLIF(u.error, '') ELSE s.error END, "
@@ -71,10 +84,11 @@ std::string write_steps_sql(bool arrays) {
          "finished_at = CASE WHEN u.state IN " +
          kStepStateEnds +
          " THEN now() END, updated_at = now() "
-         "FROM u WHERE s.saga_id = u.saga_id AND s.step = u.step AND s.branch = u.branch "
-         "RETURNING s.saga_id, s.step, s.branch) "
-         "INSERT INTO wsflow.saga_steps (saga_id, step, branch, step_index, state, attempts, compensation_attempts, "
-         "output, error, wake_at, completed_seq, finished_at, attempt_deadline_at, max_attempts) "
+         "FROM step_rows u WHERE s.saga_id = u.saga_id AND s.step = u.step AND s.branch = u.branch "
+         "RETURNING s.saga_id, s.step, s.branch), "
+         "step_inserts AS (INSERT INTO wsflow.saga_steps (saga_id, step, branch, step_index, state, attempts, "
+         "compensation_attempts, output, error, wake_at, completed_seq, finished_at, attempt_deadline_at, "
+         "max_attempts) "
          "SELECT u.saga_id, u.step, u.branch, u.step_index, u.state, u.add_attempts, u.add_compensation_attempts, "
          "u.output::jsonb, NULLIF(u.error, ''), "
          "CASE WHEN u.wake_in < 0 THEN NULL ELSE now() + u.wake_in * interval '1 ms' END, "
@@ -83,21 +97,10 @@ std::string write_steps_sql(bool arrays) {
          kStepStateEnds +
          " THEN now() END, "
          "CASE WHEN u.attempt_timeout < 0 THEN NULL ELSE now() + u.attempt_timeout * interval '1 ms' END, "
-         "NULLIF(u.max_attempts, -1) FROM u "
-         "WHERE NOT EXISTS (SELECT 1 FROM updated d WHERE d.saga_id = u.saga_id AND d.step = u.step "
-         "AND d.branch = u.branch)";
-}
-
-// Progress (a step finished, or any state change) is a stuck reason's clock
-// (minutes, by default): a step's progress moves it only when it is a second
-// old, so a saga's quick steps do not each write a new version of its row
-// (and an entry in each of its indexes). A released saga becomes runnable
-// again: never by time once it is over or paused; now if a cancel or a
-// signal the engine had not seen arrived while it was leased; else when it
-// asked, or at its deadline.
-std::string update_sagas_sql(bool arrays) {
-  const std::string new_state = "coalesce(NULLIF(u.state, ''), s.state)";
-  return "UPDATE wsflow.sagas s SET "
+         "NULLIF(u.max_attempts, -1) FROM step_rows u "
+         "WHERE NOT EXISTS (SELECT 1 FROM step_updates d WHERE d.saga_id = u.saga_id AND d.step = u.step "
+         "AND d.branch = u.branch)), "
+         "saga_updates AS (UPDATE wsflow.sagas s SET "
          "context = CASE WHEN u.context = '' THEN s.context ELSE s.context || u.context::jsonb END, "
          "state = " +
          new_state +
@@ -121,15 +124,13 @@ std::string update_sagas_sql(bool arrays) {
          "WHEN u.release_wake_in < 0 THEN s.deadline_at "
          "ELSE LEAST(now() + u.release_wake_in * interval '1 ms', s.deadline_at) END "
          "FROM " +
-         rows_from(kSagaColumns, arrays) +
+         rows_from(kSagaColumns, saga_params) +
          " WHERE s.id = u.id AND (u.context <> '' OR u.state <> '' OR u.has_error OR u.release "
-         "OR s.progressed_at < now() - " WSF_PROGRESS_GRAIN ")";
-}
-
-std::string insert_events_sql() {
-  return "INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) "
+         "OR s.progressed_at < now() - " WSF_PROGRESS_GRAIN
+         ")) "
+         "INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) "
          "SELECT saga_id, kind, step, branch, detail::jsonb FROM " +
-         rows_from(kEventColumns, true);
+         rows_from(kEventColumns, event_params);
 }
 
 const char* flag(bool value) { return value ? "t" : "f"; }
@@ -146,11 +147,6 @@ struct Columns {
     for (const std::string& value : row) values[i++].push_back(value);
   }
   std::size_t rows() const { return values.front().size(); }
-  std::vector<std::string> row(std::size_t r) const {
-    std::vector<std::string> out;
-    for (const auto& column : values) out.push_back(column[r]);
-    return out;
-  }
   std::vector<std::string> arrays() const {
     std::vector<std::string> out;
     for (const auto& column : values) out.push_back(text_array(column));
@@ -158,16 +154,6 @@ struct Columns {
   }
   std::vector<std::vector<std::string>> values;
 };
-
-// `name` + "_1" reads one row of parameters, `name` + "_n" arrays.
-void exec_rows(pqxx::work& tx, const std::string& name, const Columns& rows) {
-  if (rows.rows() == 0) return;
-  if (rows.rows() == 1) {
-    tx.exec_prepared(name + "_1", pqxx::prepare::make_dynamic_params(rows.row(0)));
-  } else {
-    tx.exec_prepared(name + "_n", pqxx::prepare::make_dynamic_params(rows.arrays()));
-  }
-}
 
 std::string millis_or_none(const std::optional<Millis>& value) { return std::to_string(value ? value->count() : -1); }
 
@@ -188,11 +174,7 @@ struct SagaChange {
 }  // namespace
 
 void prepare_transition_statements(pqxx::connection& conn) {
-  conn.prepare("write_steps_1", write_steps_sql(false));
-  conn.prepare("write_steps_n", write_steps_sql(true));
-  conn.prepare("update_sagas_1", update_sagas_sql(false));
-  conn.prepare("update_sagas_n", update_sagas_sql(true));
-  conn.prepare("insert_events_n", insert_events_sql());
+  conn.prepare("write_transitions", write_transitions_sql());
   conn.prepare("consume_signal",
                "UPDATE wsflow.signals SET consumed_at = now() WHERE id = $1 AND saga_id = $2::uuid "
                "AND consumed_at IS NULL");
@@ -200,7 +182,9 @@ void prepare_transition_statements(pqxx::connection& conn) {
 
 void prefer_key_lookups(pqxx::connection& conn) {
   pqxx::nontransaction session(conn);
-  session.exec("SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off");
+  session.exec(
+      "SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off; "
+      "SET plan_cache_mode = force_generic_plan");
 }
 
 void write_transitions(pqxx::work& tx, const std::vector<TransitionWrite>& writes) {
@@ -242,9 +226,12 @@ void write_transitions(pqxx::work& tx, const std::vector<TransitionWrite>& write
                flag(change.error.has_value()), change.error.value_or(""), flag(change.release),
                millis_or_none(change.release_wake_in), std::to_string(change.signals_seen_up_to)});
   }
-  exec_rows(tx, "write_steps", steps);
-  exec_rows(tx, "update_sagas", sagas);
-  if (events.rows() > 0) tx.exec_prepared("insert_events_n", pqxx::prepare::make_dynamic_params(events.arrays()));
+  if (steps.rows() == 0 && sagas.rows() == 0 && events.rows() == 0) return;
+  std::vector<std::string> params = steps.arrays();
+  for (const auto* table : {&sagas, &events}) {
+    for (std::string& column : table->arrays()) params.push_back(std::move(column));
+  }
+  tx.exec_prepared("write_transitions", pqxx::prepare::make_dynamic_params(params));
 }
 
 }  // namespace wsflow::pg

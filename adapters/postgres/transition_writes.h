@@ -1,9 +1,8 @@
 #pragma once
 // Internal to the Postgres adapter: the rows a committed transition writes,
 // for PgStore::commit (one transition) and PgStore::commit_batch (many), in
-// one implementation. Whatever the number of transitions, they cost at most
-// four statements:
-//   - the signals they consume;
+// one implementation. Whatever the number of transitions, they cost one
+// statement (one round trip), plus one per signal they consume (few do):
 //   - one write of every step row (updated if it exists, else inserted);
 //   - one update per saga row: context, state, error, progress and the
 //     lease's release merged, so one new row version per saga;
@@ -36,7 +35,10 @@ void prepare_transition_statements(pqxx::connection& conn);
 // cached for good as it grows, would make each batch slower than the last
 // (planning each batch afresh instead cost a fifth of the database's time).
 // Run once on each of the store's connections: its sessions never plan a
-// table scan or a hash or merge join where a key lookup will do.
+// table scan or a hash or merge join where a key lookup will do, and plan
+// each prepared statement once (a custom plan per execution, which Postgres
+// keeps choosing when it knows an array's length but not in general, would
+// cost more than the statement).
 void prefer_key_lookups(pqxx::connection& conn);
 
 // Writes `writes` in the caller's transaction. The for_each branches of one
