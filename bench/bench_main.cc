@@ -133,7 +133,13 @@ int run_all(const Options& o) {
   double saturation_sagas_per_second = 0, one_process_steps_per_second = 0;
 
   ThroughputOptions throughput{o.sagas, o.steps, o.concurrency, true, 1, {}};
-  if (o.wants("throughput")) {
+  // Each scenario starts on a settled database.
+  auto scenario = [&](const std::string& name) {
+    if (!o.wants(name)) return false;
+    settle(dsn);
+    return true;
+  };
+  if (scenario("throughput")) {
     progress("throughput, group commit on");
     const Throughput on = run_throughput(run, throughput, "throughput");
     saturation_sagas_per_second = on.sagas_per_second;
@@ -147,7 +153,7 @@ int run_all(const Options& o) {
     engine_errors += on.engine_errors + off.engine_errors;
     duplicates += on.duplicate_commits + off.duplicate_commits;
   }
-  if (o.wants("latency")) {
+  if (scenario("latency")) {
     for (int concurrency : {1, 4}) {
       progress("step-to-step latency, concurrency " + std::to_string(concurrency));
       const StepToStep l = run_step_to_step(run, concurrency, o.quick ? 20 : 200, o.steps);
@@ -157,7 +163,7 @@ int run_all(const Options& o) {
       engine_errors += l.engine_errors;
     }
   }
-  if (o.wants("timers")) {
+  if (scenario("timers")) {
     progress("timer lateness, idle");
     const Lateness idle = run_timers(run, o.quick ? 50 : 500, Millis(o.quick ? 500 : 2000), 0);
     report.add(absolute("timer lateness p99 ms, idle", idle.late.p99, "ms", 10, true, lateness_note(idle.late)));
@@ -168,21 +174,21 @@ int run_all(const Options& o) {
         absolute("timer lateness p99 ms, 50% load", loaded.late.p99, "ms", 10, true, lateness_note(loaded.late)));
     engine_errors += idle.engine_errors + loaded.engine_errors;
   }
-  if (o.wants("signals")) {
+  if (scenario("signals")) {
     progress("signal to next step");
     const Lateness signals = run_signals(run, o.quick ? 50 : 500);
     report.add(absolute("signal to next step committed p99 ms", signals.late.p99, "ms", 10, true,
                         lateness_note(signals.late)));
     engine_errors += signals.engine_errors;
   }
-  if (o.wants("fairness")) {
+  if (scenario("fairness")) {
     progress("fairness: high priority behind a backlog of " + std::to_string(o.fairness_backlog));
     const Lateness fair = run_fairness(run, o.fairness_backlog, o.quick ? 10 : 40);
     report.add(
         absolute("high-priority saga to first step p99 ms", fair.late.p99, "ms", 250, true, lateness_note(fair.late)));
     engine_errors += fair.engine_errors;
   }
-  if (o.wants("processes") && o.processes > 1) {
+  if (o.processes > 1 && scenario("processes")) {
     progress(std::to_string(o.processes) + " engine processes on one database");
     ThroughputOptions multi = throughput;
     multi.processes = o.processes;
@@ -202,7 +208,7 @@ int run_all(const Options& o) {
     engine_errors += t.engine_errors;
     duplicates += t.duplicate_commits;
   }
-  if (o.wants("scale")) {
+  if (scenario("scale")) {
     progress("scale: " + std::to_string(o.timer_sagas) + " sagas parked on timers");
     const TimerScale scale = run_timer_scale(run, o.timer_sagas, worker_command(o, o.concurrency));
     report.add(absolute("batch start", scale.start_per_second, "sagas/s", 5000, false));

@@ -91,4 +91,15 @@ long long deadlocks(pqxx::connection& conn) {
   return tx.exec("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")[0][0].as<long long>();
 }
 
+void settle(const std::string& dsn) {
+  pqxx::connection conn(dsn);
+  pqxx::nontransaction tx(conn);
+  tx.exec("VACUUM (ANALYZE)");
+  try {
+    tx.exec("CHECKPOINT");
+  } catch (const pqxx::sql_error&) {
+    // not a superuser nor pg_checkpoint: the vacuum alone
+  }
+}
+
 }  // namespace wsflow::bench
