@@ -42,9 +42,10 @@ Quantiles quantiles_of(pqxx::connection& conn, const std::string& sql, const std
 // statistics were reset. Statistics reach the view up to a second late.
 long long deadlocks(pqxx::connection& conn);
 
-// Lets the database catch up before a scenario: vacuums what earlier ones
-// wrote and checkpoints, so that their autovacuum or checkpoint does not land
-// in this one's figures. A role that may not checkpoint skips that part.
+// Lets the database catch up before a scenario: vacuums pgbench's tables and
+// checkpoints, so that pgbench's autovacuum or an earlier scenario's
+// checkpoint does not land in this one's figures. A role that may not
+// checkpoint skips that part.
 void settle(const std::string& dsn);
 
 }  // namespace wsflow::bench
