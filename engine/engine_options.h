@@ -21,7 +21,8 @@ struct EngineOptions {
   // that ends sooner is recorded with its outcome, in one commit instead of
   // two. A process dying mid-attempt then leaves no trace of it, and the
   // step runs again under the same idempotency key. Steps marked
-  // `idempotent: false` and compensations are always recorded first.
+  // `idempotent: false` and compensations are always recorded first. A
+  // saga's start (pending to running) likewise waits for its first commit.
   // Zero: always recorded first.
   Millis attempt_record_delay{Millis(50)};
   EngineEvents events;  // metrics hooks (engine/engine_events.h)

@@ -2,8 +2,11 @@
 // Internal to the engine: drives one claimed saga from its last commit until
 // it finishes, must wait (timer, signal) or the process stops, committing
 // every step and saga transition (with its event) before the next action
-// starts. The claim is given up in the last commit, except when the lease was
-// lost, in which case nothing more is written.
+// starts; the saga's start and a quick idempotent attempt's start are the
+// exceptions, written with the commit after them
+// (EngineOptions::attempt_record_delay). The claim is given up in the last
+// commit, except when the lease was lost, in which case nothing more is
+// written.
 
 #include <boost/asio/awaitable.hpp>
 

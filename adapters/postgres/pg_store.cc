@@ -35,9 +35,6 @@ const std::pair<const char*, std::string> kStatements[] = {
     {"saga_by_id", std::string("SELECT ") + kSagaColumns + " FROM wsflow.sagas WHERE id = $1::uuid"},
     {"steps_of", std::string("SELECT ") + kStepColumns +
                      " FROM wsflow.saga_steps WHERE saga_id = $1::uuid ORDER BY step_index, branch"},
-    {"signals_of",
-     "SELECT id, name, payload::text FROM wsflow.signals WHERE saga_id = $1::uuid AND consumed_at IS NULL "
-     "ORDER BY id"},
     {"events_of", "SELECT id, kind, step, branch, detail::text, " WSF_MS("at") " FROM wsflow.saga_events "
                                                                                "WHERE saga_id = $1::uuid ORDER BY id"},
     {"notify_runnable", std::string("SELECT pg_notify('") + kRunnableChannel + "', $1)"},
