@@ -15,7 +15,7 @@ namespace wsflow::pg {
 namespace {
 
 const char* kFenceAll =
-    "SELECT s.id::text, s.cancel_requested, s.pause_requested "
+    "SELECT s.cancel_requested, s.pause_requested, s.id::text "
     "FROM unnest($1::uuid[], $2::uuid[]) AS c(id, token) JOIN wsflow.sagas s ON s.id = c.id AND s.lease_token = "
     "c.token "
     "ORDER BY s.id FOR UPDATE OF s";
@@ -51,10 +51,7 @@ std::vector<Store::BatchOutcome> PgStore::commit_batch(const std::vector<BatchIt
     }
     std::map<std::string, CommitResult> held;
     for (const auto& row : tx.exec_prepared("batch_fence", text_array(ids), text_array(tokens))) {
-      CommitResult requests;
-      requests.cancel_requested = row[1].as<bool>();
-      requests.pause_requested = row[2].as<bool>();
-      held.emplace(row[0].as<std::string>(), requests);
+      held.emplace(row[2].as<std::string>(), fence_requests(row));
     }
     std::vector<TransitionWrite> fenced;
     for (std::size_t i : order) {

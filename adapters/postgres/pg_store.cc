@@ -146,6 +146,13 @@ bool is_uuid(const std::string& text) {
   return std::regex_match(text, kUuid);
 }
 
+CommitResult fence_requests(const pqxx::row& row) {
+  CommitResult requests;
+  requests.cancel_requested = row[0].as<bool>();
+  requests.pause_requested = row[1].as<bool>();
+  return requests;
+}
+
 void insert_event(pqxx::work& tx, const std::string& saga_id, const std::string& kind, const std::string& step,
                   const std::string& branch, const nlohmann::json& detail) {
   tx.exec_params(
@@ -332,14 +339,12 @@ ClaimResult PgStore::claim(const std::string& owner, Millis lease, int limit) {
   tx.exec("SET LOCAL synchronous_commit = off");
   ClaimResult result;
   std::vector<ClaimedSaga>& claimed = result.sagas;
-  std::vector<std::string> ids;
   for (const Priority priority : {Priority::kHigh, Priority::kNormal, Priority::kLow}) {
     const int left = limit - static_cast<int>(claimed.size());
     if (left <= 0) break;
     for (const auto& r :
          tx.exec_prepared("claim", owner, static_cast<long long>(lease.count()), left, static_cast<int>(priority))) {
       claimed.push_back({{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<bool>()}, {}});
-      ids.push_back(claimed.back().claim.saga_id);
     }
   }
   if (static_cast<int>(claimed.size()) < limit) {
@@ -348,7 +353,11 @@ ClaimResult PgStore::claim(const std::string& owner, Millis lease, int limit) {
   }
   if (claimed.empty()) return result;  // nothing written: the transaction rolls back
   std::map<std::string, SagaSnapshot*> by_id;
-  for (ClaimedSaga& c : claimed) by_id[c.claim.saga_id] = &c.snapshot;
+  std::vector<std::string> ids;
+  for (ClaimedSaga& c : claimed) {
+    by_id[c.claim.saga_id] = &c.snapshot;
+    ids.push_back(c.claim.saga_id);
+  }
   // Every claimed saga's rows, in three statements whatever their number.
   const std::string id_array = text_array(ids);
   for (const auto& r : tx.exec_prepared("claimed_sagas", id_array))
@@ -401,12 +410,9 @@ namespace {
 // Locks the saga row if `claim` still holds its lease, and reads what
 // operators asked of the saga meanwhile; nullopt if the lease is lost.
 std::optional<CommitResult> fence(pqxx::work& tx, const Claim& claim) {
-  auto row = tx.exec_prepared("fence", claim.saga_id, claim.lease_token);
-  if (row.empty()) return std::nullopt;
-  CommitResult requests;
-  requests.cancel_requested = row[0][0].as<bool>();
-  requests.pause_requested = row[0][1].as<bool>();
-  return requests;
+  auto rows = tx.exec_prepared("fence", claim.saga_id, claim.lease_token);
+  if (rows.empty()) return std::nullopt;
+  return fence_requests(rows[0]);
 }
 
 }  // namespace

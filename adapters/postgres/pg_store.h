@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include <pqxx/row>
+
 #include "adapters/postgres/connection_pool.h"
 #include "engine/store.h"
 
@@ -77,6 +79,10 @@ void store_definition(pqxx::work& tx, const SagaDefinition& definition);
 // (-1: none), and the detail of its `created` event.
 long long deadline_ms(const SagaDefinition& definition);
 nlohmann::json created_event_detail(const SagaDefinition& definition);
+
+// What operators asked of a saga, from a fence row whose first two columns
+// are its cancel_requested and pause_requested.
+CommitResult fence_requests(const pqxx::row& row);
 
 // Appends an event to the saga's history, in the caller's transaction.
 void insert_event(pqxx::work& tx, const std::string& saga_id, const std::string& kind, const std::string& step,
