@@ -64,6 +64,7 @@ class SagaRun {
         cancel_requested_(saga_.cancel_requested),
         pause_requested_(saga_.pause_requested) {
     for (auto& s : snapshot.steps) rows_[{s.step, s.branch}] = std::move(s);
+    signals_seen_ = saga_.last_signal_id;
     for (const auto& signal : signals_) signals_seen_ = std::max(signals_seen_, signal.id);
   }
 

@@ -64,6 +64,7 @@ struct SagaRecord {
   int compensate_from = -1;      // a cancel undoes only steps from this index on; -1: all
   // An operator's replacement of steps' static `input:`, by step name (a rerun's).
   nlohmann::json step_inputs = nlohmann::json::object();
+  std::int64_t last_signal_id = 0;  // every signal delivered to it has an id up to this one
   TimePoint created_at;
   TimePoint updated_at;
 };

@@ -911,10 +911,82 @@ TEST_F(EngineTest, StaleClaimIsFencedOff) {
         "VALUES ('k', gen_random_uuid(), 's', '', false)");
     return ActionResult::success();
   };
+  EXPECT_THROW(client_.commit(first[0], t), LeaseLost);  // one statement, no transaction: fenced the same
   EXPECT_THROW(client_.commit(first[0], t, effect), LeaseLost);
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 0);
   EXPECT_NO_THROW(client_.commit(second[0], t, effect));
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 1);
+}
+
+// A commit is one statement whose snapshot is taken before it waits for the
+// saga's row lock; a signal committed meanwhile must still wake the saga it
+// releases.
+TEST_F(EngineTest, ASignalDeliveredWhileAReleaseWaitsForTheRowWakesTheSaga) {
+  const auto def = definition(kApproval);
+  const std::string id = start(def);
+  {
+    EngineHarness engine(dsn_);
+    ASSERT_TRUE(wait_state(client_, id, SagaState::kWaiting));
+  }
+  scalar(dsn_, "WITH u AS (UPDATE wsflow.sagas SET wake_at = now() RETURNING 1) SELECT count(*) FROM u");  // due
+  const std::vector<Claim> claims = testing::lease_sagas(client_, "process-a", Millis(60'000), 10);
+  ASSERT_EQ(claims.size(), 1u);
+  pqxx::connection holder(dsn_);
+  pqxx::work lock(holder);
+  lock.exec_params("SELECT 1 FROM wsflow.sagas WHERE id = $1::uuid FOR UPDATE", id);
+  Transition release;  // still waiting for `approved`, for up to an hour
+  release.release = true;
+  release.release_wake_in = Millis(3'600'000);
+  std::thread committer([&] { client_.commit(claims[0], release); });
+  // Until the commit's statement waits for the row.
+  for (int i = 0; i < 500 && scalar(dsn_,
+                                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                    "AND query LIKE '%fenced AS%'") == 0;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  // What deliver_signal writes, committed while the commit waits.
+  const auto signal = lock.exec_params(
+      "INSERT INTO wsflow.signals (saga_id, name, payload) VALUES ($1::uuid, 'approved', '{}') RETURNING id", id);
+  lock.exec_params("UPDATE wsflow.sagas SET wake_at = now(), last_signal_id = $2 WHERE id = $1::uuid", id,
+                   signal[0][0].as<long long>());
+  lock.commit();
+  committer.join();
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.sagas WHERE lease_token IS NULL AND wake_at <= now()"), 1);
+  EngineHarness engine(dsn_);
+  EXPECT_EQ(wait_terminal(client_, id, std::chrono::seconds(10)), SagaState::kCompleted);
+}
+
+// The other side: signals consumed under an earlier lease are not news, so a
+// saga waiting for another one goes back to sleep until its timeout.
+TEST_F(EngineTest, ASagaWaitingAfterConsumingASignalSleepsUntilItsTimeout) {
+  const auto def = definition(R"(saga: t.two_gates
+version: 1
+steps:
+  - name: first
+    wait: { signal: one, timeout: 1h }
+  - name: second
+    wait: { signal: two, timeout: 1h }
+)");
+  const std::string id = start(def);
+  const std::string asleep =
+      "SELECT count(*) FROM wsflow.sagas WHERE lease_token IS NULL AND wake_at > now() + interval '30 minutes'";
+  const auto sleeps = [&] {
+    for (int i = 0; i < 100; ++i) {
+      if (scalar(dsn_, asleep) == 1) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+  EngineHarness engine(dsn_);
+  ASSERT_TRUE(wait_state(client_, id, SagaState::kWaiting));
+  ASSERT_TRUE(client_.deliver_signal(id, "one", nlohmann::json::object()));
+  for (int i = 0; i < 100 && client_.steps(id).size() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(sleeps());
+  scalar(dsn_, "WITH u AS (UPDATE wsflow.sagas SET wake_at = now() RETURNING 1) SELECT count(*) FROM u");  // re-claimed
+  EXPECT_TRUE(sleeps());
+  EXPECT_EQ(client_.find_saga(id)->state, SagaState::kWaiting);
 }
 
 TEST_F(EngineTest, AClaimReadsEverySagaItLeased) {

@@ -442,6 +442,14 @@ const std::vector<Migration>& migrations() {
        "ALTER TABLE wsflow.sagas DROP CONSTRAINT sagas_idempotency_key_key; "
        "CREATE UNIQUE INDEX sagas_idempotency_key ON wsflow.sagas (idempotency_key) "
        "WHERE idempotency_key IS NOT NULL"},
+      // The id of the last signal delivered to a saga, written with the
+      // signal under the saga's row lock. A commit releasing a saga reads it
+      // from the row's latest version to see a signal that arrived while the
+      // saga was leased (its statement's snapshot may predate the signal).
+      {18, "last signal id",
+       "ALTER TABLE wsflow.sagas ADD COLUMN last_signal_id bigint NOT NULL DEFAULT 0; "
+       "UPDATE wsflow.sagas s SET last_signal_id = g.last FROM "
+       "(SELECT saga_id, max(id) AS last FROM wsflow.signals GROUP BY saga_id) g WHERE s.id = g.saga_id"},
   };
   return all;
 }

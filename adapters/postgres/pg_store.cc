@@ -17,7 +17,7 @@ const char* kSagaColumns =
     "id::text, definition, version, definition_hash, coalesce(workspace_id::text, ''), state, input::text, "
     "context::text, coalesce(idempotency_key, ''), " WSF_MS("deadline_at") ", " WSF_MS("wake_at") ", "
     "coalesce(error, ''), cancel_requested, " WSF_MS("created_at") ", " WSF_MS("updated_at") ", pause_requested, "
-    "coalesce(compensate_from, -1), step_inputs::text";
+    "coalesce(compensate_from, -1), step_inputs::text, last_signal_id";
 
 const char* kStepColumns =
     "step, branch, step_index, state, attempts, compensation_attempts, coalesce(output::text, 'null'), "
@@ -41,7 +41,7 @@ const std::pair<const char*, std::string> kStatements[] = {
     {"lock_saga", "SELECT state, cancel_requested FROM wsflow.sagas WHERE id = $1::uuid FOR UPDATE"},
     {"insert_signal",
      "INSERT INTO wsflow.signals (saga_id, name, payload) VALUES ($1::uuid, $2, $3::jsonb) RETURNING id"},
-    {"wake_now", "UPDATE wsflow.sagas SET wake_at = now() WHERE id = $1::uuid AND state <> ALL($2::text[])"},
+    {"signal_arrived", "UPDATE wsflow.sagas SET wake_at = now(), last_signal_id = $2 WHERE id = $1::uuid"},
     {"mark_cancel",
      "UPDATE wsflow.sagas SET cancel_requested = true, wake_at = now(), updated_at = now() WHERE id = $1::uuid"},
     // One priority at a time ($4), each an index range scan on (priority, wake_at).
@@ -84,7 +84,6 @@ const std::pair<const char*, std::string> kStatements[] = {
 
 void prepare_all(pqxx::connection& conn) {
   for (const auto& [name, sql] : kStatements) conn.prepare(name, sql);
-  prepare_batch_statements(conn);
   prepare_transition_statements(conn);
   prefer_key_lookups(conn);
 }
@@ -109,6 +108,7 @@ SagaRecord saga_from(const pqxx::row& r) {
   s.pause_requested = r[15].as<bool>();
   s.compensate_from = r[16].as<int>();
   s.step_inputs = nlohmann::json::parse(r[17].as<std::string>());
+  s.last_signal_id = r[18].as<std::int64_t>();
   return s;
 }
 
@@ -136,8 +136,6 @@ std::vector<StepRecord> steps_from(const pqxx::result& rows) {
 SignalRecord signal_from(const pqxx::row& r) {
   return {r[0].as<long long>(), r[1].as<std::string>(), nlohmann::json::parse(r[2].as<std::string>())};
 }
-
-std::string terminal_states_array() { return "{completed,compensated,failed,cancelled}"; }
 
 }  // namespace
 
@@ -271,7 +269,7 @@ bool PgStore::deliver_signal(const std::string& saga_id, const std::string& name
     if (is_terminal(state)) return false;
     const auto id = tx.exec_prepared("insert_signal", saga_id, name, payload.dump())[0][0].as<long long>();
     insert_event(tx, saga_id, "signal_received", "", "", {{"signal", name}, {"signal_id", id}});
-    tx.exec_prepared("wake_now", saga_id, terminal_states_array());
+    tx.exec_prepared("signal_arrived", saga_id, id);
     return true;
   });
 }
@@ -420,25 +418,30 @@ std::optional<CommitResult> fence(pqxx::work& tx, const Claim& claim) {
 CommitResult PgStore::commit(const Claim& claim, const Transition& t, const InTransaction& in_transaction,
                              std::optional<Millis> statement_timeout) {
   auto conn = pool_.acquire();
+  if (!in_transaction) {  // one statement, its own transaction
+    pqxx::nontransaction statement(*conn);
+    auto fenced = commit_transitions(statement, {{&claim, &t}});
+    if (fenced.empty()) throw LeaseLost(claim.saga_id);
+    return fenced.begin()->second;
+  }
+  // The action runs under the fence, so the fence comes first.
   pqxx::work tx(*conn);
   const std::optional<CommitResult> fenced = fence(tx, claim);
   if (!fenced) throw LeaseLost(claim.saga_id);
   CommitResult result = *fenced;
-  if (in_transaction) {
-    if (statement_timeout) {
-      tx.exec("SET LOCAL statement_timeout = " + std::to_string(std::max<long long>(statement_timeout->count(), 1)));
-    }
-    tx.exec("SAVEPOINT wsflow_action");
-    try {
-      result.action = in_transaction(tx);
-    } catch (const std::exception& e) {
-      result.action = ActionResult::failure("exception", e.what());
-    }
-    if (!result.action.ok) return result;  // tx rolls back when destroyed
-    tx.exec("RELEASE SAVEPOINT wsflow_action");
-    if (statement_timeout) tx.exec("SET LOCAL statement_timeout = 0");
+  if (statement_timeout) {
+    tx.exec("SET LOCAL statement_timeout = " + std::to_string(std::max<long long>(statement_timeout->count(), 1)));
   }
-  write_transitions(tx, {{&claim.saga_id, &t, in_transaction ? &result.action : nullptr}});
+  tx.exec("SAVEPOINT wsflow_action");
+  try {
+    result.action = in_transaction(tx);
+  } catch (const std::exception& e) {
+    result.action = ActionResult::failure("exception", e.what());
+  }
+  if (!result.action.ok) return result;  // tx rolls back when destroyed
+  tx.exec("RELEASE SAVEPOINT wsflow_action");
+  if (statement_timeout) tx.exec("SET LOCAL statement_timeout = 0");
+  commit_transitions(tx, {{&claim, &t, &result.action}});  // its fence holds the lock this one took
   tx.commit();
   return result;
 }

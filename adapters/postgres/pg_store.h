@@ -91,9 +91,6 @@ void insert_event(pqxx::work& tx, const std::string& saga_id, const std::string&
 // Tells idle engines (at commit) that the saga is runnable now.
 void notify_runnable(pqxx::work& tx, const std::string& saga_id);
 
-// Prepares commit_batch's statements (batch_commit.cc) on a pooled connection.
-void prepare_batch_statements(pqxx::connection& conn);
-
 // True if `text` is a UUID in canonical textual form.
 bool is_uuid(const std::string& text);
 

@@ -53,24 +53,42 @@ std::string rows_from(const std::vector<Column>& columns, std::size_t first_para
 
 const char* kStepStateEnds = "('completed','skipped','failed','compensated','compensation_failed')";
 
-// One statement, so one round trip, whatever the transitions write:
-//   - step rows: existing ones updated, the others inserted (the sagas are
-//     fenced, so no one else writes these rows meanwhile);
+// The sagas of the statement whose leases are held: their rows are locked
+// (in saga-id order, as lease renewal locks them, so that the two never wait
+// on each other in a cycle) and only their rows are written.
+const char* kFence =
+    "fenced AS (SELECT s.cancel_requested, s.pause_requested, s.id FROM unnest($1::uuid[], $2::uuid[]) AS c(id, token) "
+    "JOIN wsflow.sagas s ON s.id = c.id AND s.lease_token = c.token ORDER BY s.id FOR UPDATE OF s)";
+const char* kHeld = "ANY(ARRAY(SELECT id FROM fenced))";
+constexpr std::size_t kFirstStepParam = 5;  // after the fence's ids and tokens, the signals' ids and sagas
+
+// One statement, so one round trip, whatever the transitions write, and,
+// outside a transaction, its own commit. Each part writes only fenced sagas:
+//   - the signals they consumed;
+//   - step rows: existing ones updated, the others inserted (no one else
+//     writes a fenced saga's steps);
 //   - saga rows: progress (a step finished, or any state change) is a stuck
 //     reason's clock (minutes, by default), so a step's progress moves it only
 //     when it is a second old, and a saga's quick steps do not each write a new
 //     version of its row (and an entry in each of its indexes). A released
 //     saga becomes runnable again: never by time once it is over or paused;
 //     now if a cancel or a signal the engine had not seen arrived while it was
-//     leased; else when it asked, or at its deadline;
+//     leased; else when it asked, or at its deadline. Those arrivals are read
+//     from the row's latest version (which the fence waited for), not from
+//     the statement's snapshot, which may be older;
 //   - events.
-// Its parts see one snapshot and write different tables; the signals a
-// release looks at were consumed by an earlier statement.
-std::string write_transitions_sql() {
-  const std::size_t saga_params = 1 + kStepColumns.size();
+// It returns the fenced sagas, with what operators asked of them.
+std::string commit_transitions_sql() {
+  const std::size_t saga_params = kFirstStepParam + kStepColumns.size();
   const std::size_t event_params = saga_params + kSagaColumns.size();
+  const std::string held = kHeld;
   const std::string new_state = "coalesce(NULLIF(u.state, ''), s.state)";
-  return std::string("WITH step_rows AS (SELECT * FROM ") + rows_from(kStepColumns, 1) +
+  return std::string("WITH ") + kFence +
+         ", signals_consumed AS (UPDATE wsflow.signals g SET consumed_at = now() "
+         "FROM unnest($3::bigint[], $4::uuid[]) AS c(id, saga_id) WHERE g.id = c.id AND g.saga_id = c.saga_id "
+         "AND c.saga_id = " +
+         held + " AND g.consumed_at IS NULL), step_rows AS (SELECT * FROM " + rows_from(kStepColumns, kFirstStepParam) +
+         " WHERE u.saga_id = " + held +
          "), step_updates AS (UPDATE wsflow.saga_steps s SET state = u.state, attempts = s.attempts + u.add_attempts, "
          "compensation_attempts = s.compensation_attempts + u.add_compensation_attempts, "
          "output = CASE WHEN u.has_output THEN u.output::jsonb ELSE s.output END, "
@@ -119,18 +137,18 @@ std::string write_transitions_sql() {
          "WHEN " +
          new_state +
          " IN ('completed','compensated','failed','cancelled','paused') THEN NULL "
-         "WHEN s.cancel_requested OR EXISTS (SELECT 1 FROM wsflow.signals g WHERE g.saga_id = s.id "
-         "AND g.consumed_at IS NULL AND g.id > u.signals_seen) THEN now() "
+         "WHEN s.cancel_requested OR s.last_signal_id > u.signals_seen THEN now() "
          "WHEN u.release_wake_in < 0 THEN s.deadline_at "
          "ELSE LEAST(now() + u.release_wake_in * interval '1 ms', s.deadline_at) END "
          "FROM " +
-         rows_from(kSagaColumns, saga_params) +
-         " WHERE s.id = u.id AND (u.context <> '' OR u.state <> '' OR u.has_error OR u.release "
+         rows_from(kSagaColumns, saga_params) + " WHERE s.id = u.id AND u.id = " + held +
+         " AND (u.context <> '' OR u.state <> '' OR u.has_error OR u.release "
          "OR s.progressed_at < now() - " WSF_PROGRESS_GRAIN
-         ")) "
-         "INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) "
-         "SELECT saga_id, kind, step, branch, detail::jsonb FROM " +
-         rows_from(kEventColumns, event_params);
+         ")), "
+         "event_inserts AS (INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) "
+         "SELECT u.saga_id, u.kind, u.step, u.branch, u.detail::jsonb FROM " +
+         rows_from(kEventColumns, event_params) + " WHERE u.saga_id = " + held +
+         ") SELECT cancel_requested, pause_requested, id::text FROM fenced";
 }
 
 const char* flag(bool value) { return value ? "t" : "f"; }
@@ -146,7 +164,6 @@ struct Columns {
     std::size_t i = 0;
     for (const std::string& value : row) values[i++].push_back(value);
   }
-  std::size_t rows() const { return values.front().size(); }
   std::vector<std::string> arrays() const {
     std::vector<std::string> out;
     for (const auto& column : values) out.push_back(text_array(column));
@@ -174,10 +191,7 @@ struct SagaChange {
 }  // namespace
 
 void prepare_transition_statements(pqxx::connection& conn) {
-  conn.prepare("write_transitions", write_transitions_sql());
-  conn.prepare("consume_signal",
-               "UPDATE wsflow.signals SET consumed_at = now() WHERE id = $1 AND saga_id = $2::uuid "
-               "AND consumed_at IS NULL");
+  conn.prepare("commit_transitions", commit_transitions_sql());
 }
 
 void prefer_key_lookups(pqxx::connection& conn) {
@@ -187,15 +201,20 @@ void prefer_key_lookups(pqxx::connection& conn) {
       "SET plan_cache_mode = force_generic_plan");
 }
 
-void write_transitions(pqxx::work& tx, const std::vector<TransitionWrite>& writes) {
+std::map<std::string, CommitResult> commit_transitions(pqxx::transaction_base& tx,
+                                                       const std::vector<TransitionWrite>& writes) {
+  std::map<std::string, std::string> leases;  // saga id -> lease token
+  std::vector<std::string> signal_ids, signal_sagas;
   Columns steps(kStepColumns.size()), sagas(kSagaColumns.size()), events(kEventColumns.size());
   std::map<std::string, SagaChange> changes;
   for (const TransitionWrite& write : writes) {
-    const std::string& id = *write.saga_id;
+    const std::string& id = write.claim->saga_id;
+    leases.emplace(id, write.claim->lease_token);
     const Transition& t = *write.transition;
-    // Consumed before the saga row is released: the release looks for
-    // signals still unconsumed.
-    if (t.consume_signal) tx.exec_prepared("consume_signal", *t.consume_signal, id);
+    if (t.consume_signal) {
+      signal_ids.push_back(std::to_string(*t.consume_signal));
+      signal_sagas.push_back(id);
+    }
     if (t.step) {
       const StepWrite& w = *t.step;
       // An in-transaction action's output is only known now.
@@ -226,12 +245,21 @@ void write_transitions(pqxx::work& tx, const std::vector<TransitionWrite>& write
                flag(change.error.has_value()), change.error.value_or(""), flag(change.release),
                millis_or_none(change.release_wake_in), std::to_string(change.signals_seen_up_to)});
   }
-  if (steps.rows() == 0 && sagas.rows() == 0 && events.rows() == 0) return;
-  std::vector<std::string> params = steps.arrays();
-  for (const auto* table : {&sagas, &events}) {
+  std::vector<std::string> ids, tokens;
+  for (const auto& [id, token] : leases) {
+    ids.push_back(id);
+    tokens.push_back(token);
+  }
+  std::vector<std::string> params = {text_array(ids), text_array(tokens), text_array(signal_ids),
+                                     text_array(signal_sagas)};
+  for (const auto* table : {&steps, &sagas, &events}) {
     for (std::string& column : table->arrays()) params.push_back(std::move(column));
   }
-  tx.exec_prepared("write_transitions", pqxx::prepare::make_dynamic_params(params));
+  std::map<std::string, CommitResult> fenced;
+  for (const auto& row : tx.exec_prepared("commit_transitions", pqxx::prepare::make_dynamic_params(params))) {
+    fenced.emplace(row[2].as<std::string>(), fence_requests(row));
+  }
+  return fenced;
 }
 
 }  // namespace wsflow::pg

@@ -1,16 +1,20 @@
 #pragma once
-// Internal to the Postgres adapter: the rows a committed transition writes,
-// for PgStore::commit (one transition) and PgStore::commit_batch (many), in
-// one implementation. Whatever the number of transitions, they cost one
-// statement (one round trip), plus one per signal they consume (few do):
+// Internal to the Postgres adapter: a commit of transitions, for
+// PgStore::commit (one transition) and PgStore::commit_batch (many), in one
+// implementation and one statement (one round trip) whatever their number:
+//   - the fence: every saga's row locked, in saga-id order, if its lease is
+//     still held; nothing is written for the others;
+//   - the signals they consumed;
 //   - one write of every step row (updated if it exists, else inserted);
 //   - one update per saga row: context, state, error, progress and the
 //     lease's release merged, so one new row version per saga;
 //   - one insert of every event.
-// The caller has fenced every saga (holds its row lock under a live lease).
+// Run outside a transaction (pqxx::nontransaction), the statement is its own
+// transaction: all of it commits, durably, or none of it.
 
 #include <pqxx/pqxx>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,14 +23,14 @@
 namespace wsflow::pg {
 
 struct TransitionWrite {
-  const std::string* saga_id = nullptr;
+  const Claim* claim = nullptr;
   const Transition* transition = nullptr;
   // The in-transaction action's result, if one ran: its output is the step's
   // and its context updates are merged after the transition's own.
   const ActionResult* action = nullptr;
 };
 
-// Prepares the statements of write_transitions on a pooled connection.
+// Prepares the statement of commit_transitions on a pooled connection.
 void prepare_transition_statements(pqxx::connection& conn);
 
 // Every row the store's statements touch is found by its key (or a small
@@ -41,9 +45,13 @@ void prepare_transition_statements(pqxx::connection& conn);
 // cost more than the statement).
 void prefer_key_lookups(pqxx::connection& conn);
 
-// Writes `writes` in the caller's transaction. The for_each branches of one
-// saga may be among them: their saga-row changes are merged in the order
-// given. Throws what libpqxx throws; the caller's transaction is then void.
-void write_transitions(pqxx::work& tx, const std::vector<TransitionWrite>& writes);
+// Fences and writes `writes` in `tx`, and returns the sagas whose leases were
+// held (by saga id, with what operators asked of them); a saga missing from
+// it lost its lease and nothing of it was written. The for_each branches of
+// one saga may be among the writes: their saga-row changes are merged in the
+// order given. Throws what libpqxx throws; a transaction is then void, and
+// outside one nothing was written.
+std::map<std::string, CommitResult> commit_transitions(pqxx::transaction_base& tx,
+                                                       const std::vector<TransitionWrite>& writes);
 
 }  // namespace wsflow::pg
