@@ -149,14 +149,26 @@ struct Engine::Impl {
       heartbeat_timer.expires_after(rt.options.lease / 3);
       boost::system::error_code ec;
       co_await heartbeat_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      if (finished || active.empty()) continue;
-      try {
-        std::vector<Claim> held;
-        for (const auto& [token, saga_id] : active) held.push_back({saga_id, token});
-        co_await rt.on_pool([&] { return rt.store.renew_leases(held, rt.options.lease); });
-      } catch (const std::exception& e) {
-        report_error(std::string("renewing leases failed: ") + e.what());
+      if (finished) continue;
+      if (!active.empty()) {
+        try {
+          std::vector<Claim> held;
+          for (const auto& [token, saga_id] : active) held.push_back({saga_id, token});
+          co_await rt.on_pool([&] { return rt.store.renew_leases(held, rt.options.lease); });
+        } catch (const std::exception& e) {
+          report_error(std::string("renewing leases failed: ") + e.what());
+        }
       }
+      co_await refresh_statistics();
+    }
+  }
+
+  asio::awaitable<void> refresh_statistics() {
+    try {
+      const auto tables = co_await rt.on_pool([&] { return rt.store.refresh_statistics(); });
+      for (const std::string& table : tables) log_info("refreshed the planner statistics of " + table);
+    } catch (const std::exception& e) {
+      log_warn(std::string("could not refresh planner statistics: ") + e.what(), {});
     }
   }
 

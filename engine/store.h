@@ -259,6 +259,12 @@ class Store {
   virtual int renew_leases(const std::vector<Claim>& claims, Millis lease) = 0;
   // Gives up every lease `owner` holds, making those sagas runnable now.
   virtual void release_all(const std::string& owner) = 0;
+  // Refreshes the database's planner statistics of the store's tables that
+  // are far behind their contents (taken while a table was empty, say), so
+  // that the plans the store's connections keep fit the tables again; returns
+  // the tables refreshed. Cheap when there are none: the engine calls it with
+  // every heartbeat.
+  virtual std::vector<std::string> refresh_statistics() = 0;
   // Applies `transition` atomically, after running `in_transaction` (if set)
   // in the same transaction. If that returns a failure, nothing is written and
   // the failure is returned. Throws LeaseLost if the claim is stale.

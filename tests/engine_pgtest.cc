@@ -989,6 +989,27 @@ steps:
   EXPECT_EQ(client_.find_saga(id)->state, SagaState::kWaiting);
 }
 
+TEST_F(EngineTest, StatisticsTakenWhileATableWasEmptyAreRefreshed) {
+  {
+    pqxx::connection conn(dsn_);
+    pqxx::nontransaction(conn).exec("ANALYZE wsflow.sagas");  // while empty: Postgres now believes it is
+  }
+  EXPECT_TRUE(client_.refresh_statistics().empty());  // nothing to refresh yet
+  const auto def = definition(kApproval);
+  std::vector<StartRequest> requests(3000, StartRequest{nlohmann::json::object(), {}});
+  client_.start_sagas(def, requests);
+  // The inserting session reports its counts within a second or so.
+  std::vector<std::string> refreshed;
+  for (int i = 0; i < 100 && refreshed.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    refreshed = client_.refresh_statistics();
+  }
+  // And the events table (a `created` event each), never analyzed at all.
+  EXPECT_EQ(refreshed, (std::vector<std::string>{"saga_events", "sagas"}));
+  EXPECT_EQ(scalar(dsn_, "SELECT reltuples::bigint FROM pg_class WHERE oid = 'wsflow.sagas'::regclass"), 3000);
+  EXPECT_TRUE(client_.refresh_statistics().empty());
+}
+
 TEST_F(EngineTest, AClaimReadsEverySagaItLeased) {
   const auto def = definition(kApproval);
   const std::string waiting = start(def);

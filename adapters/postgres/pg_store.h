@@ -40,6 +40,8 @@ class PgStore final : public Store {
   CommitResult commit(const Claim& claim, const Transition& transition, const InTransaction& in_transaction = nullptr,
                       std::optional<Millis> statement_timeout = std::nullopt) override;
   std::vector<BatchOutcome> commit_batch(const std::vector<BatchItem>& items) override;
+  // statistics.cc
+  std::vector<std::string> refresh_statistics() override;
 
   // Schedules (pg_schedules.cc).
   TimePoint schedule_now(Millis clock_offset) override;
