@@ -493,6 +493,11 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--concurrency", engine_options.max_active_sagas, "sagas driven at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  serve_cmd
+      ->add_option("--high-priority-slots", engine_options.high_priority_slots,
+                   "of --concurrency, slots only high-priority sagas may take (at most half)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
   serve_cmd->add_option("--blocking-threads", engine_options.blocking_threads, "database/blocking-action threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));

@@ -42,6 +42,7 @@ struct Engine::Impl {
   bool poll_requested = false;
   bool finished = false;
   std::map<std::string, std::string> active;  // lease token -> saga id, for sagas being driven
+  int active_below_high = 0;                  // of them, sagas of normal or low priority
 
   void wake_now() {
     poll_requested = true;
@@ -71,21 +72,29 @@ struct Engine::Impl {
   // Claims what is due while there is room, then sleeps until the earliest
   // due time the database knows of (another process's timers and retries
   // included), at most a poll, or until woken (NOTIFY, a local timer, a
-  // saga finishing when the engine was full).
+  // saga finishing when the engine, or its room for sagas below high
+  // priority, was full).
   asio::awaitable<void> poller() {
     while (!rt.stopping) {
       const int free = rt.options.max_active_sagas - static_cast<int>(active.size());
+      const int free_below_high = std::clamp(below_high_capacity() - active_below_high, 0, std::max(free, 0));
       Millis sleep = rt.options.poll_interval;
       if (free > 0) {
         try {
-          ClaimResult found =
-              co_await rt.on_pool([&] { return rt.store.claim(rt.options.owner, rt.options.lease, free); });
-          const bool full = static_cast<int>(found.sagas.size()) == free;
+          ClaimResult found = co_await rt.on_pool(
+              [&] { return rt.store.claim(rt.options.owner, rt.options.lease, free, free_below_high); });
+          int found_below_high = 0;
           for (ClaimedSaga& claimed : found.sagas) {
             active.emplace(claimed.claim.lease_token, claimed.claim.saga_id);
+            if (claimed.priority != Priority::kHigh) {
+              ++found_below_high;
+              ++active_below_high;
+            }
             asio::co_spawn(rt.io, drive(std::move(claimed)), asio::detached);
           }
-          if (full) continue;  // maybe more are due
+          // Maybe more are due: all the room asked for was taken.
+          const bool full = static_cast<int>(found.sagas.size()) == free;
+          if (full || (free_below_high > 0 && found_below_high == free_below_high)) continue;
           if (found.next_wake_in) sleep = std::clamp(*found.next_wake_in, Millis(0), sleep);
         } catch (const std::exception& e) {
           report_error(std::string("claiming runnable sagas failed: ") + e.what());
@@ -102,8 +111,15 @@ struct Engine::Impl {
     }
   }
 
+  // How many sagas of normal or low priority may run at once.
+  int below_high_capacity() const {
+    const int max = rt.options.max_active_sagas;
+    return max - std::clamp(rt.options.high_priority_slots, 0, max / 2);
+  }
+
   asio::awaitable<void> drive(ClaimedSaga claimed) {
     const Claim claim = claimed.claim;
+    const bool below_high = claimed.priority != Priority::kHigh;
     const std::string token = claim.lease_token;
     const std::string saga_id = claim.saga_id;
     bool give_back = false;  // co_await is not allowed inside a handler
@@ -120,8 +136,10 @@ struct Engine::Impl {
       give_back = true;
     }
     if (give_back) co_await give_back_after_error(claim, error);
-    const bool was_full = static_cast<int>(active.size()) >= rt.options.max_active_sagas;
+    const bool was_full = static_cast<int>(active.size()) >= rt.options.max_active_sagas ||
+                          (below_high && active_below_high >= below_high_capacity());
     active.erase(token);
+    if (below_high) --active_below_high;
     if (rt.stopping) {
       if (active.empty()) co_await finish();
     } else if (was_full) {

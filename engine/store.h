@@ -117,6 +117,7 @@ struct SagaSnapshot {
 struct ClaimedSaga {
   Claim claim;
   SagaSnapshot snapshot;
+  Priority priority = Priority::kNormal;  // its definition's, as claimed
 };
 
 // What a claim found.
@@ -249,10 +250,10 @@ class Store {
 
   // --- executor ---
   // Leases up to `limit` (> 0) runnable sagas (due, and not leased or lease
-  // expired), highest priority first, and reads each of them, in one
-  // transaction: what a process needs to start driving them, and when to
-  // look again.
-  virtual ClaimResult claim(const std::string& owner, Millis lease, int limit) = 0;
+  // expired), highest priority first, at most `below_high` (<= limit) of them
+  // of normal or low priority, and reads each of them, in one transaction:
+  // what a process needs to start driving them, and when to look again.
+  virtual ClaimResult claim(const std::string& owner, Millis lease, int limit, int below_high) = 0;
   // Extends the leases named by `claims` (a process's sagas in flight; a
   // saga it let go of after an error is not renewed, so its lease expires
   // and it runs again). Returns how many were still held.

@@ -590,6 +590,43 @@ TEST_F(EngineTest, AHighPrioritySagaRunsBeforeABacklogAndLowPriorityAfterIt) {
   }
 }
 
+TEST_F(EngineTest, ABacklogNeverTakesTheSlotsKeptForHighPriority) {
+  const auto bulk = definition(
+      "saga: t.bulk_slow\nversion: 1\nsteps:\n  - { name: a, action: testing.sleep, input: { ms: 5000 } }\n");
+  const auto urgent =
+      definition("saga: t.urgent\nversion: 1\npriority: high\nsteps:\n  - name: a\n    action: testing.succeed\n");
+  std::vector<std::string> backlog;
+  for (int i = 0; i < 3; ++i) backlog.push_back(start(bulk));
+  EngineOptions options = testing::fast_options();
+  options.max_active_sagas = 2;
+  options.high_priority_slots = 1;
+  EngineHarness engine(dsn_, options);
+  ASSERT_TRUE(wait_state(client_, backlog[0], SagaState::kRunning));
+  const std::string high = start(urgent);
+  // Without the kept slot the backlog would hold both for five seconds.
+  EXPECT_EQ(wait_terminal(client_, high, std::chrono::seconds(3)), SagaState::kCompleted);
+  int started = 0;
+  for (const std::string& id : backlog) started += client_.find_saga(id)->state != SagaState::kPending;
+  EXPECT_EQ(started, 1);  // one slot for the backlog
+}
+
+// The poller claims a backlog through its share of the slots without a poll's
+// help: each time it took all the room it asked for it looks again, and a
+// saga finishing when the share was full wakes it.
+TEST_F(EngineTest, ABacklogRunsThroughItsShareOfTheSlotsWithoutPolling) {
+  const auto bulk = definition("saga: t.bulk\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n");
+  std::vector<std::string> backlog;
+  for (int i = 0; i < 60; ++i) backlog.push_back(start(bulk));
+  EngineOptions options = testing::fast_options();
+  options.max_active_sagas = 4;
+  options.high_priority_slots = 2;
+  options.poll_interval = Millis(60'000);
+  EngineHarness engine(dsn_, options);
+  for (const std::string& id : backlog) {
+    ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(20)), SagaState::kCompleted) << id;
+  }
+}
+
 TEST_F(EngineTest, LeaseRenewalAndGroupCommitsOverTheSameSagasNeverDeadlock) {
   const auto def = definition("saga: t.locks\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n");
   for (int i = 0; i < 300; ++i) start(def);
@@ -1021,7 +1058,7 @@ TEST_F(EngineTest, AClaimReadsEverySagaItLeased) {
   ASSERT_TRUE(client_.deliver_signal(waiting, "approved", {{"by", "ops"}}));
   ASSERT_TRUE(client_.deliver_signal(waiting, "noise", nlohmann::json::object()));
   const auto before = std::chrono::system_clock::now();
-  std::vector<ClaimedSaga> claimed = client_.claim("process-a", Millis(60'000), 10).sagas;
+  std::vector<ClaimedSaga> claimed = client_.claim("process-a", Millis(60'000), 10, 10).sagas;
   ASSERT_EQ(claimed.size(), 2u);
   std::map<std::string, SagaSnapshot> by_id;
   for (ClaimedSaga& c : claimed) {

@@ -327,7 +327,7 @@ std::optional<std::string> PgStore::definition_source(const std::string& hash) {
   return rows[0][0].as<std::string>();
 }
 
-ClaimResult PgStore::claim(const std::string& owner, Millis lease, int limit) {
+ClaimResult PgStore::claim(const std::string& owner, Millis lease, int limit, int below_high) {
   auto conn = pool_.acquire();
   pqxx::work tx(*conn);
   // A lease need not reach the disk before the sagas run: if the database
@@ -338,12 +338,14 @@ ClaimResult PgStore::claim(const std::string& owner, Millis lease, int limit) {
   ClaimResult result;
   std::vector<ClaimedSaga>& claimed = result.sagas;
   for (const Priority priority : {Priority::kHigh, Priority::kNormal, Priority::kLow}) {
-    const int left = limit - static_cast<int>(claimed.size());
-    if (left <= 0) break;
+    const int taken = static_cast<int>(claimed.size());
+    const int left = priority == Priority::kHigh ? limit : std::min(limit - taken, below_high);
+    if (left <= 0) continue;
     for (const auto& r :
          tx.exec_prepared("claim", owner, static_cast<long long>(lease.count()), left, static_cast<int>(priority))) {
-      claimed.push_back({{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<bool>()}, {}});
+      claimed.push_back({{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<bool>()}, {}, priority});
     }
+    if (priority != Priority::kHigh) below_high -= static_cast<int>(claimed.size()) - taken;
   }
   if (static_cast<int>(claimed.size()) < limit) {
     const pqxx::field next = tx.exec_prepared("next_wake")[0][0];

@@ -34,7 +34,7 @@ class PgStore final : public Store {
   std::vector<EventRecord> events(const std::string& saga_id) override;
   std::optional<std::string> definition_source(const std::string& hash) override;
 
-  ClaimResult claim(const std::string& owner, Millis lease, int limit) override;
+  ClaimResult claim(const std::string& owner, Millis lease, int limit, int below_high) override;
   int renew_leases(const std::vector<Claim>& claims, Millis lease) override;
   void release_all(const std::string& owner) override;
   CommitResult commit(const Claim& claim, const Transition& transition, const InTransaction& in_transaction = nullptr,

@@ -77,7 +77,9 @@ constexpr std::size_t kFirstStepParam = 5;  // after the fence's ids and tokens,
 //     from the row's latest version (which the fence waited for), not from
 //     the statement's snapshot, which may be older;
 //   - events.
-// It returns the fenced sagas, with what operators asked of them.
+// It returns the fenced sagas, with what operators asked of them. Postgres
+// runs the writing parts after the main query, which reads the fence to its
+// end: every row is locked, in order, before any is written.
 std::string commit_transitions_sql() {
   const std::size_t saga_params = kFirstStepParam + kStepColumns.size();
   const std::size_t event_params = saga_params + kSagaColumns.size();
