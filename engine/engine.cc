@@ -92,9 +92,12 @@ struct Engine::Impl {
             }
             asio::co_spawn(rt.io, drive(std::move(claimed)), asio::detached);
           }
-          // Maybe more are due: all the room asked for was taken.
+          // Maybe more are due: all the room asked for was taken. If that
+          // room is full now, a saga ending will wake the poller; if some
+          // ended while the claim ran, they did not.
           const bool full = static_cast<int>(found.sagas.size()) == free;
-          if (full || (free_below_high > 0 && found_below_high == free_below_high)) continue;
+          const bool share_taken = free_below_high > 0 && found_below_high == free_below_high;
+          if (full || (share_taken && active_below_high < below_high_capacity())) continue;
           if (found.next_wake_in) sleep = std::clamp(*found.next_wake_in, Millis(0), sleep);
         } catch (const std::exception& e) {
           report_error(std::string("claiming runnable sagas failed: ") + e.what());
