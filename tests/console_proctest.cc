@@ -38,11 +38,12 @@ TEST(Console, AnOperatorFindsAStuckSagaRetriesItAndWatchesItComplete) {
   setenv("WSFLOW_TOOLS", tools.c_str(), 1);
   const Output browser = run_command({"node", std::string(WSFLOW_SOURCE_DIR) + "/tests/console/stuck_saga_retry.mjs",
                                       api.url(), api.operator_key(), saga, shots.string()});
-  std::cout << browser.text << "screenshots: " << shots.string() << "\n";
+  std::cout << browser.text << "screenshots (kept if the test fails): " << shots.string() << "\n";
   ASSERT_EQ(browser.status, 0) << browser.text << api.log();
   EXPECT_EQ(api.get("/v1/sagas/" + saga, api.operator_key()).body["state"], "completed");
   EXPECT_EQ(api.wait_status(created.body["workspace_id"], {"active"}), "active");
   EXPECT_TRUE(std::filesystem::exists(shots / "3-completed.png"));
+  if (!HasFailure()) std::filesystem::remove_all(shots);  // kept only to look at a failure
 }
 
 }  // namespace
