@@ -4,8 +4,6 @@
 
 #include <pqxx/pqxx>
 
-#include <algorithm>
-
 #include "adapters/postgres/pg_store.h"
 #include "adapters/postgres/transition_writes.h"
 
@@ -13,13 +11,10 @@ namespace wsflow::pg {
 
 std::vector<Store::BatchOutcome> PgStore::commit_batch(const std::vector<BatchItem>& items) {
   std::vector<BatchOutcome> outcomes(items.size());
-  std::vector<std::size_t> order(items.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  // Stable: a saga's items (for_each branches) keep their commit order.
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return items[a].claim.saga_id < items[b].claim.saga_id; });
+  // In the order given, so a saga's items (for_each branches) keep their
+  // commit order; the statement locks the sagas' rows in saga-id order itself.
   std::vector<TransitionWrite> writes;
-  for (std::size_t i : order) writes.push_back({&items[i].claim, &items[i].transition});
+  for (const BatchItem& item : items) writes.push_back({&item.claim, &item.transition});
   try {
     auto conn = pool_.acquire();
     pqxx::nontransaction statement(*conn);
