@@ -12,13 +12,25 @@ namespace wsflow::app {
 
 struct Database {
   std::string dsn;
+  // Where workspace environments are created unless --environments-url says:
+  // in the embedded cluster, their own database, wsflow_environments. A
+  // schema created or dropped in a database makes every session of that
+  // database plan its statements afresh, and environments come and go all
+  // the time; apart, they cost wsflow's own sessions nothing (and a tenant's
+  // role can reach no table of wsflow's). A data directory served before
+  // that database existed keeps its environments in the wsflow database.
+  // Elsewhere (--database-url), the wsflow database. Only `serve` creates
+  // environments: the other commands get the wsflow database here.
+  std::string environments_dsn;
   std::unique_ptr<pg::EmbeddedCluster> cluster;  // set when this process started it
 };
 
 // `url` empty means not given. With `may_start` (serve, migrate) a missing
-// embedded cluster is created and started, and its DSN recorded in
-// <data-dir>/pg/dsn for the other commands; without it, the recorded DSN of a
-// running `serve` is used. Throws std::runtime_error saying what to do.
+// embedded cluster is created and started, its DSN recorded in
+// <data-dir>/pg/dsn for the other commands, and the environments' database
+// chosen once and for good in <data-dir>/pg/environments-database; without
+// it, the recorded DSN of a running `serve` is used. Throws
+// std::runtime_error saying what to do.
 Database open_database(const std::string& url, const std::filesystem::path& data_dir, bool may_start);
 
 }  // namespace wsflow::app

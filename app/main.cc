@@ -101,7 +101,7 @@ struct ServeOptions {
   std::string log_format = "text";
   bool run_engine = true;  // --no-engine: the API alone (scale it apart from the engines)
   std::string listen = "127.0.0.1:8080";
-  std::string environments_url;  // default: the wsflow database
+  std::string environments_url;  // default: app::Database::environments_dsn
   std::string export_dir;        // default: <data-dir>/exports
   std::vector<std::string> webhook_urls;
   std::string webhook_secret;
@@ -212,7 +212,8 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
     pg::migrate(conn);
   }
 
-  const std::string environments_dsn = serve_options.environments_url.empty() ? db.dsn : serve_options.environments_url;
+  const std::string environments_dsn =
+      serve_options.environments_url.empty() ? db.environments_dsn : serve_options.environments_url;
   std::unique_ptr<EnvironmentProvisioner> provisioner;
   if (value_options.provisioner == "http") {
     const auto url = values->vars.find("provisioner_url");
@@ -426,7 +427,8 @@ int main(int argc, char** argv) {
   auto* serve_cmd = cli.add_subcommand("serve", "run the engine and the HTTP API (applies migrations first)");
   serve_cmd->add_option("--listen", serve_options.listen, "HTTP API address")->capture_default_str();
   serve_cmd->add_option("--environments-url", serve_options.environments_url,
-                        "database where workspace environments are created (default: the wsflow database)");
+                        "database where workspace environments are created (default: the embedded cluster's "
+                        "wsflow_environments, or the wsflow database with --database-url)");
   serve_cmd->add_option("--export-dir", serve_options.export_dir,
                         "where export archives go (default: DATA_DIR/exports)");
   serve_cmd->add_option("--webhook-url", serve_options.webhook_urls, "POST lifecycle events here (repeatable)");

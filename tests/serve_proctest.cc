@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "adapters/postgres/migrations.h"
+#include "tests/support/live_server.h"
 #include "tests/support/serve_fixture.h"
 #include "tests/support/test_cluster.h"
 
@@ -21,6 +22,7 @@ using testing::run_command;
 
 const std::string kBinary = WSFLOW_BINARY;
 const std::string kExamples = std::string(WSFLOW_SOURCE_DIR) + "/definitions/examples";
+const std::string kDefinitions = std::string(WSFLOW_SOURCE_DIR) + "/definitions";
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
@@ -257,6 +259,100 @@ TEST(Embedded, ServeStartsItsOwnPostgresSurvivesCtrlCAndKeepsDataAcrossRestarts)
   EXPECT_TRUE(eventually_state(base, id, "completed", 60s)) << again.log();
   again.signal(SIGTERM);
   EXPECT_EQ(again.wait(30s), 0) << again.log();
+}
+
+// A user's first `scripts/run`: `serve` on the embedded cluster with the real
+// definitions, an operator key from the CLI, and workspaces created over HTTP.
+class EmbeddedWorkspaces {
+ public:
+  explicit EmbeddedWorkspaces(const std::filesystem::path& data_dir)
+      : data_dir_(data_dir.string()), port_(testing::free_port()) {}
+
+  std::unique_ptr<testing::Process> serve(const std::filesystem::path& log) {
+    auto argv = base();
+    argv.insert(argv.end(), {"serve", "--poll", "100ms", "--listen", "127.0.0.1:" + std::to_string(port_)});
+    auto process = std::make_unique<testing::Process>(argv, log.string());
+    httplib::Client client("127.0.0.1", port_);
+    for (int i = 0; i < 1200 && !client.Get("/healthz"); ++i) std::this_thread::sleep_for(50ms);
+    if (key_.empty()) {
+      auto key_argv = base();
+      key_argv.insert(key_argv.end(), {"keys", "create", "--name", "ops"});
+      const auto key = run_command(key_argv);
+      key_ = key.text.substr(0, key.text.find('\n'));
+    }
+    return process;
+  }
+
+  // Creates a workspace and waits until it is active; returns its id ("" on failure, reported).
+  std::string create(const std::string& name) {
+    httplib::Client client("127.0.0.1", port_);
+    const httplib::Headers auth = {{"Authorization", "Bearer " + key_}};
+    const nlohmann::json body = {{"name", name},
+                                 {"owner", {{"user_id", "u-" + name}, {"email", name + "@example.com"}}}};
+    const auto created = client.Post("/v1/workspaces", auth, body.dump(), "application/json");
+    if (!created || created->status != 202) {
+      ADD_FAILURE() << "POST /v1/workspaces: " << (created ? created->body : "no answer");
+      return "";
+    }
+    const std::string id = nlohmann::json::parse(created->body).value("workspace_id", "");
+    for (int i = 0; i < 600; ++i) {
+      const auto got = client.Get("/v1/workspaces/" + id, auth);
+      if (got && nlohmann::json::parse(got->body, nullptr, false).value("status", "") == "active") return id;
+      std::this_thread::sleep_for(50ms);
+    }
+    ADD_FAILURE() << "workspace " << id << " never became active";
+    return "";
+  }
+
+  // The workspace's environment schemas in `database` of the embedded cluster.
+  long long schemas_in(const std::string& database, const std::string& workspace_id) const {
+    std::string dsn = read_text_file(std::filesystem::path(data_dir_) / "pg" / "dsn").value();
+    dsn = std::regex_replace(dsn, std::regex("dbname=wsflow\\s*$"), "dbname=" + database);
+    std::string hex = workspace_id;
+    hex.erase(std::remove(hex.begin(), hex.end(), '-'), hex.end());
+    pqxx::connection conn(dsn);
+    pqxx::nontransaction tx(conn);
+    return tx.exec_params1("SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1", "ws_" + hex + "_%")[0]
+        .as<long long>();
+  }
+
+ private:
+  std::vector<std::string> base() const { return {kBinary, "--data-dir", data_dir_, "--definitions", kDefinitions}; }
+
+  std::string data_dir_;
+  int port_;
+  std::string key_;
+};
+
+// The embedded cluster keeps workspace environments in a database of their
+// own: a schema created or dropped in wsflow's database would make every one
+// of wsflow's sessions plan its statements afresh. A data directory served
+// before that database existed keeps its environments where they are.
+TEST(Embedded, WorkspaceEnvironmentsLiveInTheirOwnDatabaseUnlessTheDataDirectoryPredatesIt) {
+  testing::TempDir dir;
+  const std::filesystem::path data_dir = dir.path() / "state";
+  EmbeddedWorkspaces workspaces(data_dir);
+  {
+    const auto serve = workspaces.serve(dir.path() / "serve1.log");
+    const std::string id = workspaces.create("acme");
+    ASSERT_FALSE(id.empty()) << serve->log();
+    EXPECT_EQ(workspaces.schemas_in("wsflow_environments", id), 3);
+    EXPECT_EQ(workspaces.schemas_in("wsflow", id), 0);
+    serve->signal(SIGTERM);
+    ASSERT_EQ(serve->wait(30s), 0) << serve->log();
+  }
+  EXPECT_EQ(read_text_file(data_dir / "pg" / "environments-database").value(), "wsflow_environments\n");
+
+  // As a data directory served by an earlier wsflow looks: no record of the choice.
+  std::filesystem::remove(data_dir / "pg" / "environments-database");
+  const auto serve = workspaces.serve(dir.path() / "serve2.log");
+  const std::string id = workspaces.create("globex");
+  ASSERT_FALSE(id.empty()) << serve->log();
+  EXPECT_EQ(workspaces.schemas_in("wsflow", id), 3);
+  EXPECT_EQ(workspaces.schemas_in("wsflow_environments", id), 0);
+  EXPECT_EQ(read_text_file(data_dir / "pg" / "environments-database").value(), "wsflow\n");
+  serve->signal(SIGTERM);
+  EXPECT_EQ(serve->wait(30s), 0) << serve->log();
 }
 
 }  // namespace
