@@ -62,4 +62,12 @@ std::string random_hex(std::size_t bytes) {
   return to_hex(reinterpret_cast<const unsigned char*>(buffer.data()), bytes);
 }
 
+std::string random_uuid() {
+  std::string hex = random_hex(16);
+  hex[12] = '4';                                                    // the version
+  hex[16] = "89ab"[std::stoi(hex.substr(16, 1), nullptr, 16) & 3];  // the variant (RFC 4122)
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
+         hex.substr(20);
+}
+
 }  // namespace wsflow

@@ -27,4 +27,9 @@ class Sha256 {
 // std::runtime_error if the generator fails.
 std::string random_hex(std::size_t bytes);
 
+// A random (version 4) UUID in its usual text form, from random_hex: made
+// here rather than by the database, which would cost a round trip. Throws as
+// random_hex does.
+std::string random_uuid();
+
 }  // namespace wsflow

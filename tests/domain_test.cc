@@ -6,6 +6,8 @@
 #include <httplib.h>
 
 #include <fstream>
+#include <regex>
+#include <set>
 #include <sstream>
 
 #include "adapters/export/archive_writer.h"
@@ -94,6 +96,17 @@ TEST(Slug, DerivedFromTheName) {
 TEST(Webhook, HmacMatchesRfc4231) {
   EXPECT_EQ(hmac_sha256_hex("Jefe", "what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(Random, UuidsAreVersion4AndDistinct) {
+  const std::regex version4("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string id = random_uuid();
+    ASSERT_TRUE(std::regex_match(id, version4)) << id;
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
 }
 
 TEST(Webhook, RejectsABadUrl) {

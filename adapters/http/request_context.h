@@ -68,9 +68,6 @@ nlohmann::json writable_workspace(RequestContext& ctx, sagas::Permission permiss
 // a caller who may read the workspace of path parameter 1.
 Reply workspace_rows(RequestContext& ctx, const std::string& select);
 
-// A new UUID from the database, for ids a handler needs before inserting.
-std::string new_uuid(pqxx::work& tx);
-
 // A required request field holding an email address (400 naming it otherwise).
 std::string email_field(const nlohmann::json& body, const std::string& field, const std::string& prefix = "");
 

@@ -6,6 +6,7 @@
 #include "adapters/http/json_body.h"
 #include "adapters/http/request_context.h"
 #include "adapters/postgres/pg_store.h"
+#include "engine/sha256.h"
 #include "sagas/audit.h"
 #include "sagas/lifecycle.h"
 #include "sagas/team_policy.h"
@@ -48,7 +49,7 @@ Reply create_workspace(RequestContext& ctx) {
   const std::string user_id = *string_field(owner, "user_id", 200, true, "owner.");
   const std::string email = email_field(owner, "email", "owner.");
   sagas::LifecycleRequest request{"create",
-                                  new_uuid(ctx.tx),
+                                  random_uuid(),
                                   {{"name", name},
                                    {"description", description},
                                    {"plan", plan},
@@ -191,7 +192,7 @@ Reply update_workspace(RequestContext& ctx) {
 Reply start_export(RequestContext& ctx) {
   parse_object(ctx.request.body, {});
   const nlohmann::json workspace = authorized_workspace(ctx, ctx.path_param(1), Permission::kExport);
-  const std::string export_id = new_uuid(ctx.tx);
+  const std::string export_id = random_uuid();
   ctx.tx.exec_params("INSERT INTO wsflow.exports (id, workspace_id, status) VALUES ($1::uuid, $2::uuid, 'pending')",
                      export_id, workspace["id"].get<std::string>());
   Reply reply = lifecycle_event(ctx, workspace, "export", {{"export_id", export_id}});

@@ -24,11 +24,19 @@ const char* kStepColumns =
     "coalesce(error, ''), " WSF_MS("wake_at") ", coalesce(completed_seq, 0)";
 
 // Not prepared: insert_saga runs on callers' connections too.
-const char* kInsertSaga =
-    "INSERT INTO wsflow.sagas (definition, version, definition_hash, workspace_id, state, input, context, "
+// A start in one statement (one round trip): the definition's source (once
+// per version), the saga, its "created" event, and the NOTIFY that wakes the
+// engines (sent when the transaction commits).
+const std::string kInsertSaga =
+    "WITH d AS (INSERT INTO wsflow.definitions (hash, name, version, source) VALUES ($3, $1, $2, $10) "
+    "ON CONFLICT (hash) DO NOTHING), "
+    "s AS (INSERT INTO wsflow.sagas (definition, version, definition_hash, workspace_id, state, input, context, "
     "idempotency_key, deadline_at, wake_at, priority) VALUES ($1, $2, $3, NULLIF($4, '')::uuid, 'pending', $5::jsonb, "
     "$5::jsonb, NULLIF($6, ''), CASE WHEN $7::bigint < 0 THEN NULL ELSE now() + $7::bigint * interval '1 ms' END, "
-    "now() + $8::bigint * interval '1 ms', $9::smallint) RETURNING id::text";
+    "now() + $8::bigint * interval '1 ms', $9::smallint) RETURNING id), "
+    "e AS (INSERT INTO wsflow.saga_events (saga_id, kind, detail) SELECT id, 'created', $11::jsonb FROM s) "
+    "SELECT id::text, pg_notify('" +
+    std::string(kRunnableChannel) + "', id::text) FROM s";
 
 // name -> SQL, prepared on every pooled connection.
 const std::pair<const char*, std::string> kStatements[] = {
@@ -214,16 +222,14 @@ StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const 
         tx.exec_params("SELECT id::text FROM wsflow.sagas WHERE idempotency_key = $1", options.idempotency_key);
     if (!existing.empty()) return {existing[0][0].as<std::string>(), false};
   }
-  store_definition(tx, definition);
   // A concurrent start with the same key blocks on the unique index until the
   // first commits, then fails here: the caller's transaction is aborted and
   // its retry finds the first saga above.
   auto inserted = tx.exec_params(kInsertSaga, definition.name, definition.version, definition.hash,
                                  options.workspace_id, input.dump(), options.idempotency_key, deadline_ms(definition),
-                                 static_cast<long long>(options.delay.count()), static_cast<int>(definition.priority));
+                                 static_cast<long long>(options.delay.count()), static_cast<int>(definition.priority),
+                                 definition.source, created_event_detail(definition).dump());
   const std::string id = inserted[0][0].as<std::string>();
-  insert_event(tx, id, "created", "", "", created_event_detail(definition));
-  notify_runnable(tx, id);
   return {id, true};
 }
 
