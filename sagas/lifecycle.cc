@@ -1,5 +1,6 @@
 #include "sagas/lifecycle.h"
 
+#include "adapters/postgres/cached_statement.h"
 #include "adapters/postgres/pg_store.h"
 #include "sagas/audit.h"
 
@@ -17,10 +18,10 @@ std::string join(const std::vector<std::string>& items) {
 LifecycleStarted fire_event(pqxx::work& tx, const Machine& machine,
                             const std::map<std::string, SagaDefinition>& definitions, const LifecycleRequest& request) {
   std::string status = kNoState;
-  auto row = tx.exec_params(
-      "SELECT status, coalesce(active_saga_id::text, '') FROM wsflow.workspaces "
-      "WHERE id = $1::uuid FOR UPDATE",
-      request.workspace_id);
+  auto row = pg::exec_cached(tx,
+                             "SELECT status, coalesce(active_saga_id::text, '') FROM wsflow.workspaces "
+                             "WHERE id = $1::uuid FOR UPDATE",
+                             request.workspace_id);
   std::string active_saga;
   if (!row.empty()) {
     status = row[0][0].as<std::string>();
@@ -45,19 +46,20 @@ LifecycleStarted fire_event(pqxx::work& tx, const Machine& machine,
   input["workspace_id"] = request.workspace_id;
   input["lifecycle"] = {{"event", request.event}, {"from", status}, {"actor", request.actor}};
   if (request.event == "create") {
-    tx.exec_params(
-        "INSERT INTO wsflow.workspaces (id, name, plan, status, description, region, tenancy_model) "
-        "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7)",
-        request.workspace_id, input.value("name", ""), input.value("plan", "free"), transition->via,
-        input.value("description", ""), input.value("region", "local"), input.value("tenancy_model", "schema"));
+    pg::exec_cached(tx,
+                    "INSERT INTO wsflow.workspaces (id, name, plan, status, description, region, tenancy_model) "
+                    "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7)",
+                    request.workspace_id, input.value("name", ""), input.value("plan", "free"), transition->via,
+                    input.value("description", ""), input.value("region", "local"),
+                    input.value("tenancy_model", "schema"));
   }
   const StartResult started = pg::insert_saga(tx, def->second, input, {request.idempotency_key, request.workspace_id});
   const std::string new_status = transition->via.empty() ? status : transition->via;
   if (transition->exclusive()) {
-    tx.exec_params(
-        "UPDATE wsflow.workspaces SET status = $2, active_saga_id = $3::uuid, updated_at = now() "
-        "WHERE id = $1::uuid",
-        request.workspace_id, new_status, started.saga_id);
+    pg::exec_cached(tx,
+                    "UPDATE wsflow.workspaces SET status = $2, active_saga_id = $3::uuid, updated_at = now() "
+                    "WHERE id = $1::uuid",
+                    request.workspace_id, new_status, started.saga_id);
   }
   audit(tx, request.workspace_id, request.actor, "workspace." + request.event + "_requested",
         {{"saga_id", started.saga_id}, {"from", status}});
@@ -68,7 +70,7 @@ void apply_outcome(pqxx::work& tx, const Machine& machine, const SagaOutcome& ou
   const MachineTransition* transition = machine.by_saga(outcome.saga_name);
   if (!transition || outcome.workspace_id.empty()) return;
   auto row =
-      tx.exec_params("SELECT status FROM wsflow.workspaces WHERE id = $1::uuid FOR UPDATE", outcome.workspace_id);
+      pg::exec_cached(tx, "SELECT status FROM wsflow.workspaces WHERE id = $1::uuid FOR UPDATE", outcome.workspace_id);
   if (row.empty()) return;  // erased by the saga itself (hard delete)
   const std::string from =
       outcome.input.contains("lifecycle") ? outcome.input["lifecycle"].value("from", "") : row[0][0].as<std::string>();
@@ -94,11 +96,11 @@ void apply_outcome(pqxx::work& tx, const Machine& machine, const SagaOutcome& ou
   // only its success may move the status, never its failure.
   if (!transition->exclusive() && outcome.state != SagaState::kCompleted) target = current;
   if (transition->exclusive() || target != current) {
-    tx.exec_params(
-        "UPDATE wsflow.workspaces SET status = $2, updated_at = now(), "
-        "active_saga_id = CASE WHEN active_saga_id = $3::uuid THEN NULL ELSE active_saga_id END, "
-        "slug = CASE WHEN $2 = 'deleted' THEN NULL ELSE slug END WHERE id = $1::uuid",
-        outcome.workspace_id, target, outcome.saga_id);
+    pg::exec_cached(tx,
+                    "UPDATE wsflow.workspaces SET status = $2, updated_at = now(), "
+                    "active_saga_id = CASE WHEN active_saga_id = $3::uuid THEN NULL ELSE active_saga_id END, "
+                    "slug = CASE WHEN $2 = 'deleted' THEN NULL ELSE slug END WHERE id = $1::uuid",
+                    outcome.workspace_id, target, outcome.saga_id);
   }
   nlohmann::json detail = {{"saga_id", outcome.saga_id}, {"status", target}};
   if (!outcome.error.empty()) detail["error"] = outcome.error;

@@ -4,6 +4,7 @@
 
 #include "adapters/export/archive_writer.h"
 #include "adapters/export/schema_dump.h"
+#include "adapters/postgres/cached_statement.h"
 #include "adapters/postgres/dsn.h"
 #include "sagas/audit.h"
 #include "sagas/lifecycle.h"
@@ -31,14 +32,15 @@ nlohmann::json rows_json(pqxx::transaction_base& tx, const std::string& select, 
 
 ActionResult reserve_slug(const ActionCall& call, pqxx::work& tx) {
   const std::string& id = workspace_of(call);
-  auto row = tx.exec_params("SELECT coalesce(slug, ''), name FROM wsflow.workspaces WHERE id = $1::uuid", id);
+  auto row = pg::exec_cached(tx, "SELECT coalesce(slug, ''), name FROM wsflow.workspaces WHERE id = $1::uuid", id);
   if (row.empty()) return ActionResult::failure("invalid_input", "workspace " + id + " does not exist", false);
   if (!row[0][0].as<std::string>().empty()) return ActionResult::success({{"slug", row[0][0].as<std::string>()}});
   const std::string base = slugify(row[0][1].as<std::string>());
   for (int n = 1; n < 1000; ++n) {
     const std::string candidate = n == 1 ? base : base + "-" + std::to_string(n);
-    if (!tx.exec_params("SELECT 1 FROM wsflow.workspaces WHERE slug = $1", candidate).empty()) continue;
-    tx.exec_params("UPDATE wsflow.workspaces SET slug = $2, updated_at = now() WHERE id = $1::uuid", id, candidate);
+    if (!pg::exec_cached(tx, "SELECT 1 FROM wsflow.workspaces WHERE slug = $1", candidate).empty()) continue;
+    pg::exec_cached(tx, "UPDATE wsflow.workspaces SET slug = $2, updated_at = now() WHERE id = $1::uuid", id,
+                    candidate);
     audit(tx, id, kActor, "workspace.slug_reserved", {{"slug", candidate}});
     return ActionResult::success({{"slug", candidate}});
   }
@@ -47,36 +49,38 @@ ActionResult reserve_slug(const ActionCall& call, pqxx::work& tx) {
 
 ActionResult release_slug(const ActionCall& call, pqxx::work& tx) {
   const std::string& id = workspace_of(call);
-  tx.exec_params("UPDATE wsflow.workspaces SET slug = NULL, updated_at = now() WHERE id = $1::uuid", id);
+  pg::exec_cached(tx, "UPDATE wsflow.workspaces SET slug = NULL, updated_at = now() WHERE id = $1::uuid", id);
   audit(tx, id, kActor, "workspace.slug_released");
   return ActionResult::success();
 }
 
 ActionResult record_owner(const ActionCall& call, pqxx::work& tx) {
   const std::string& id = workspace_of(call);
-  tx.exec_params(
-      "INSERT INTO wsflow.members (workspace_id, user_id, email, role) VALUES ($1::uuid, $2, $3, 'owner') "
-      "ON CONFLICT (workspace_id, user_id) DO NOTHING",
-      id, call.saga_input.at("owner_user_id").get<std::string>(), call.saga_input.at("owner_email").get<std::string>());
+  pg::exec_cached(tx,
+                  "INSERT INTO wsflow.members (workspace_id, user_id, email, role) VALUES ($1::uuid, $2, $3, 'owner') "
+                  "ON CONFLICT (workspace_id, user_id) DO NOTHING",
+                  id, call.saga_input.at("owner_user_id").get<std::string>(),
+                  call.saga_input.at("owner_email").get<std::string>());
   audit(tx, id, kActor, "member.added", {{"user_id", call.saga_input["owner_user_id"]}, {"role", "owner"}});
   return ActionResult::success();
 }
 
 ActionResult remove_members(const ActionCall& call, pqxx::work& tx) {
   const std::string& id = workspace_of(call);
-  tx.exec_params("UPDATE wsflow.api_keys SET revoked_at = now() WHERE workspace_id = $1::uuid AND revoked_at IS NULL",
-                 id);
-  const auto removed = tx.exec_params("DELETE FROM wsflow.members WHERE workspace_id = $1::uuid", id).affected_rows();
+  pg::exec_cached(
+      tx, "UPDATE wsflow.api_keys SET revoked_at = now() WHERE workspace_id = $1::uuid AND revoked_at IS NULL", id);
+  const auto removed =
+      pg::exec_cached(tx, "DELETE FROM wsflow.members WHERE workspace_id = $1::uuid", id).affected_rows();
   audit(tx, id, kActor, "members.removed", {{"count", removed}});
   return ActionResult::success({{"removed", removed}});
 }
 
 ActionResult revoke_keys(const ActionCall& call, pqxx::work& tx) {
   const std::string& id = workspace_of(call);
-  const auto revoked = tx.exec_params(
-                             "UPDATE wsflow.api_keys SET revoked_at = now() WHERE workspace_id = $1::uuid "
-                             "AND revoked_at IS NULL",
-                             id)
+  const auto revoked = pg::exec_cached(tx,
+                                       "UPDATE wsflow.api_keys SET revoked_at = now() WHERE workspace_id = $1::uuid "
+                                       "AND revoked_at IS NULL",
+                                       id)
                            .affected_rows();
   audit(tx, id, kActor, "api_keys.revoked", {{"count", revoked}});
   return ActionResult::success({{"revoked", revoked}});
@@ -85,10 +89,10 @@ ActionResult revoke_keys(const ActionCall& call, pqxx::work& tx) {
 ActionResult mark_offboarded(const ActionCall& call, pqxx::work& tx) {
   const std::string& id = workspace_of(call);
   const Millis window = parse_duration(call.input.value("window", "30d"));
-  tx.exec_params(
-      "UPDATE wsflow.workspaces SET status = 'offboarded', hard_delete_at = now() + $2::bigint * "
-      "interval '1 ms', updated_at = now() WHERE id = $1::uuid",
-      id, static_cast<long long>(window.count()));
+  pg::exec_cached(tx,
+                  "UPDATE wsflow.workspaces SET status = 'offboarded', hard_delete_at = now() + $2::bigint * "
+                  "interval '1 ms', updated_at = now() WHERE id = $1::uuid",
+                  id, static_cast<long long>(window.count()));
   audit(tx, id, kActor, "workspace.offboarded", {{"hard_delete_in", format_duration(window)}});
   return ActionResult::success();
 }
@@ -102,8 +106,9 @@ ActionResult set_plan(const ActionCall& call, pqxx::work& tx) {
     return ActionResult::failure(e.code, e.what(), false);
   }
   const std::string from =
-      tx.exec_params("SELECT plan FROM wsflow.workspaces WHERE id = $1::uuid FOR UPDATE", id)[0][0].as<std::string>();
-  tx.exec_params("UPDATE wsflow.workspaces SET plan = $2, updated_at = now() WHERE id = $1::uuid", id, plan);
+      pg::exec_cached(tx, "SELECT plan FROM wsflow.workspaces WHERE id = $1::uuid FOR UPDATE", id)[0][0]
+          .as<std::string>();
+  pg::exec_cached(tx, "UPDATE wsflow.workspaces SET plan = $2, updated_at = now() WHERE id = $1::uuid", id, plan);
   audit(tx, id, kActor, "workspace.plan_changed", {{"from", from}, {"to", plan}});
   return ActionResult::success({{"from", from}, {"to", plan}});
 }
@@ -141,7 +146,7 @@ struct EnvironmentOperation {
 Tenancy tenancy_of(pg::ConnectionPool& db, const std::string& workspace_id) {
   auto conn = db.acquire();
   pqxx::read_transaction tx(*conn);
-  auto row = tx.exec_params("SELECT tenancy_model FROM wsflow.workspaces WHERE id = $1::uuid", workspace_id);
+  auto row = pg::exec_cached(tx, "SELECT tenancy_model FROM wsflow.workspaces WHERE id = $1::uuid", workspace_id);
   return row.empty() ? Tenancy::kSchema : tenancy_from_string(row[0][0].as<std::string>());
 }
 
@@ -163,7 +168,8 @@ void record_environment(pg::ConnectionPool& db, const EnvironmentProvisioner& pr
   const std::string schema = !postgres ? "" : own_database ? "public" : names.schema;
   auto conn = db.acquire();
   pqxx::work tx(*conn);
-  const auto changed = tx.exec_params(
+  const auto changed = pg::exec_cached(
+      tx,
       "INSERT INTO wsflow.environments AS e (workspace_id, name, status, schema_name, role_name, database_name, "
       "saga_id, error, provisioner, details) VALUES ($1::uuid, $2, coalesce($3, 'active'), NULLIF($4, ''), "
       "NULLIF($5, ''), NULLIF($8, ''), $6::uuid, NULLIF($7, ''), $9, $10::jsonb) "
@@ -200,7 +206,7 @@ ActionResult run_environment_operation(EnvironmentProvisioner& provisioner, pg::
 
 ActionResult clear_offboarded(const ActionCall& call, pqxx::work& tx) {
   const std::string& id = workspace_of(call);
-  tx.exec_params("UPDATE wsflow.workspaces SET hard_delete_at = NULL, updated_at = now() WHERE id = $1::uuid", id);
+  pg::exec_cached(tx, "UPDATE wsflow.workspaces SET hard_delete_at = NULL, updated_at = now() WHERE id = $1::uuid", id);
   audit(tx, id, kActor, "workspace.offboarding_undone");
   return ActionResult::success();
 }
@@ -264,10 +270,11 @@ ActionResult write_export(const DomainServices& services, const ActionCall& call
     pqxx::work tx(*conn, "export");
     tx.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
     export_files(tx, id, entries);
-    for (const auto& r : tx.exec_params("SELECT name, schema_name, coalesce(database_name, '') FROM "
-                                        "wsflow.environments WHERE workspace_id = $1::uuid AND status IN "
-                                        "('active', 'frozen') AND provisioner = 'postgres' ORDER BY name",
-                                        id)) {
+    for (const auto& r : pg::exec_cached(tx,
+                                         "SELECT name, schema_name, coalesce(database_name, '') FROM "
+                                         "wsflow.environments WHERE workspace_id = $1::uuid AND status IN "
+                                         "('active', 'frozen') AND provisioner = 'postgres' ORDER BY name",
+                                         id)) {
       const std::string database = r[2].as<std::string>();
       environments.push_back({r[0].as<std::string>(), database.empty() ? r[1].as<std::string>() : "", database});
     }
@@ -292,7 +299,8 @@ ActionResult write_export(const DomainServices& services, const ActionCall& call
   std::filesystem::remove_all(work, ec);
   auto conn = services.db.acquire();
   pqxx::work tx(*conn);
-  tx.exec_params(
+  pg::exec_cached(
+      tx,
       "UPDATE wsflow.exports SET status = 'completed', path = $2, manifest = $3::jsonb, sha256 = $4, bytes = $5, "
       "expires_at = now() + $6::bigint * interval '1 ms', completed_at = now() WHERE id = $1::uuid",
       export_id, archive.string(), written.manifest.dump(), written.sha256, static_cast<long long>(written.bytes),
@@ -305,13 +313,13 @@ ActionResult write_export(const DomainServices& services, const ActionCall& call
 // After its retention an export's archive is deleted; its record stays, `expired`.
 ActionResult expire_export(const ActionCall& call, pqxx::work& tx) {
   const std::string export_id = call.saga_input.at("export_id").get<std::string>();
-  auto row = tx.exec_params("SELECT workspace_id::text, coalesce(path, '') FROM wsflow.exports WHERE id = $1::uuid",
-                            export_id);
+  auto row = pg::exec_cached(
+      tx, "SELECT workspace_id::text, coalesce(path, '') FROM wsflow.exports WHERE id = $1::uuid", export_id);
   if (row.empty()) return ActionResult::success();  // erased with its workspace
   std::error_code ec;
   if (!row[0][1].as<std::string>().empty()) std::filesystem::remove(row[0][1].as<std::string>(), ec);
   if (ec) return ActionResult::failure("storage", "cannot remove the archive: " + ec.message());
-  tx.exec_params("UPDATE wsflow.exports SET status = 'expired', path = NULL WHERE id = $1::uuid", export_id);
+  pg::exec_cached(tx, "UPDATE wsflow.exports SET status = 'expired', path = NULL WHERE id = $1::uuid", export_id);
   audit(tx, row[0][0].as<std::string>(), kActor, "export.expired", {{"export_id", export_id}});
   return ActionResult::success();
 }
@@ -364,7 +372,7 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
   registry.add("workspace.hard_delete", transactional([export_dir](const ActionCall& call, pqxx::work& tx) {
                  const std::string& id = workspace_of(call);
                  tx.exec("SET LOCAL wsflow.erasing = 'on'");
-                 tx.exec_params("DELETE FROM wsflow.workspaces WHERE id = $1::uuid", id);
+                 pg::exec_cached(tx, "DELETE FROM wsflow.workspaces WHERE id = $1::uuid", id);
                  return remove_archives(export_dir, id);
                }));
 
@@ -375,8 +383,8 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
   registry.add("export.remove_all", transactional([export_dir](const ActionCall& call, pqxx::work& tx) {
                  const std::string& id = workspace_of(call);
                  if (ActionResult removed = remove_archives(export_dir, id); !removed.ok) return removed;
-                 tx.exec_params(
-                     "UPDATE wsflow.exports SET status = 'deleted', path = NULL WHERE workspace_id = $1::uuid", id);
+                 pg::exec_cached(
+                     tx, "UPDATE wsflow.exports SET status = 'deleted', path = NULL WHERE workspace_id = $1::uuid", id);
                  audit(tx, id, kActor, "storage.removed");
                  return ActionResult::success();
                }));
@@ -429,8 +437,8 @@ void register_workspace_actions(ActionRegistry& registry, const DomainServices& 
     apply_outcome(tx, *machine, outcome);
     if (outcome.saga_name == "workspace.export" && outcome.state != SagaState::kCompleted &&
         outcome.input.contains("export_id")) {
-      tx.exec_params("UPDATE wsflow.exports SET status = 'failed', error = $2 WHERE id = $1::uuid",
-                     outcome.input["export_id"].get<std::string>(), outcome.error);
+      pg::exec_cached(tx, "UPDATE wsflow.exports SET status = 'failed', error = $2 WHERE id = $1::uuid",
+                      outcome.input["export_id"].get<std::string>(), outcome.error);
     }
   });
 }

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "adapters/postgres/cached_statement.h"
 #include "adapters/postgres/pg_store.h"
 #include "engine/sha256.h"
 #include "sagas/audit.h"
@@ -19,12 +20,13 @@ NewKey create_api_key(pqxx::work& tx, const KeyOwner& owner, const std::string& 
   NewKey key;
   key.prefix = "wsf_" + random_hex(4);
   key.key = key.prefix + "_" + random_hex(20);
-  key.id = tx.exec_params(
-                 "INSERT INTO wsflow.api_keys (workspace_id, member_id, user_id, name, prefix, key_hash, scopes, "
-                 "created_by, mint_reason) VALUES (NULLIF($1, '')::uuid, NULLIF($2, '')::uuid, NULLIF($3, ''), $4, "
-                 "$5, $6, $7::text[], $8, NULLIF($9, '')) RETURNING id::text",
-                 owner.workspace_id, owner.member_id, owner.user_id, name, key.prefix, sha256_hex(key.key),
-                 pg::text_array(scopes), owner.created_by, owner.mint_reason)[0][0]
+  key.id = pg::exec_cached(
+               tx,
+               "INSERT INTO wsflow.api_keys (workspace_id, member_id, user_id, name, prefix, key_hash, scopes, "
+               "created_by, mint_reason) VALUES (NULLIF($1, '')::uuid, NULLIF($2, '')::uuid, NULLIF($3, ''), $4, "
+               "$5, $6, $7::text[], $8, NULLIF($9, '')) RETURNING id::text",
+               owner.workspace_id, owner.member_id, owner.user_id, name, key.prefix, sha256_hex(key.key),
+               pg::text_array(scopes), owner.created_by, owner.mint_reason)[0][0]
                .as<std::string>();
   return key;
 }
@@ -42,12 +44,12 @@ nlohmann::json mint_audited_key(pqxx::work& tx, const KeyOwner& owner, const std
 std::optional<Principal> authenticate(pqxx::transaction_base& tx, const std::string& key) {
   static const std::regex kShape("wsf_[0-9a-f]{8}_[0-9a-f]{40}");
   if (!std::regex_match(key, kShape)) return std::nullopt;
-  auto rows = tx.exec_params(
-      "SELECT k.id::text, coalesce(k.workspace_id::text, ''), coalesce(k.member_id::text, ''), "
-      "coalesce(m.user_id, ''), coalesce(m.role, ''), array_to_json(k.scopes)::text, k.name "
-      "FROM wsflow.api_keys k LEFT JOIN wsflow.members m ON m.id = k.member_id "
-      "WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
-      sha256_hex(key));
+  auto rows = pg::exec_cached(tx,
+                              "SELECT k.id::text, coalesce(k.workspace_id::text, ''), coalesce(k.member_id::text, ''), "
+                              "coalesce(m.user_id, ''), coalesce(m.role, ''), array_to_json(k.scopes)::text, k.name "
+                              "FROM wsflow.api_keys k LEFT JOIN wsflow.members m ON m.id = k.member_id "
+                              "WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+                              sha256_hex(key));
   if (rows.empty()) return std::nullopt;
   const auto& r = rows[0];
   Principal p;

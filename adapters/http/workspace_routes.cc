@@ -5,6 +5,7 @@
 
 #include "adapters/http/json_body.h"
 #include "adapters/http/request_context.h"
+#include "adapters/postgres/cached_statement.h"
 #include "adapters/postgres/pg_store.h"
 #include "engine/sha256.h"
 #include "sagas/audit.h"
@@ -63,11 +64,10 @@ Reply create_workspace(RequestContext& ctx) {
   // The owner exists from the start (the saga's record_owner step finds it),
   // so the first key can be handed out now.
   const std::string member_id =
-      ctx.tx
-          .exec_params(
-              "INSERT INTO wsflow.members (workspace_id, user_id, email, role) VALUES ($1::uuid, $2, $3, "
-              "'owner') RETURNING id::text",
-              request.workspace_id, user_id, email)[0][0]
+      pg::exec_cached(ctx.tx,
+                      "INSERT INTO wsflow.members (workspace_id, user_id, email, role) VALUES ($1::uuid, $2, $3, "
+                      "'owner') RETURNING id::text",
+                      request.workspace_id, user_id, email)[0][0]
           .as<std::string>();
   const nlohmann::json key =
       mint_audited_key(ctx.tx, {request.workspace_id, member_id, user_id, ctx.principal.actor(), ""},

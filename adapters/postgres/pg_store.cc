@@ -6,6 +6,7 @@
 #include <map>
 #include <regex>
 
+#include "adapters/postgres/cached_statement.h"
 #include "adapters/postgres/saga_repairs.h"
 #include "adapters/postgres/sql_time.h"
 #include "adapters/postgres/transition_writes.h"
@@ -219,16 +220,16 @@ StartResult insert_saga(pqxx::work& tx, const SagaDefinition& definition, const 
   check_start(definition, input, options);
   if (!options.idempotency_key.empty()) {
     auto existing =
-        tx.exec_params("SELECT id::text FROM wsflow.sagas WHERE idempotency_key = $1", options.idempotency_key);
+        exec_cached(tx, "SELECT id::text FROM wsflow.sagas WHERE idempotency_key = $1", options.idempotency_key);
     if (!existing.empty()) return {existing[0][0].as<std::string>(), false};
   }
   // A concurrent start with the same key blocks on the unique index until the
   // first commits, then fails here: the caller's transaction is aborted and
   // its retry finds the first saga above.
-  auto inserted = tx.exec_params(kInsertSaga, definition.name, definition.version, definition.hash,
-                                 options.workspace_id, input.dump(), options.idempotency_key, deadline_ms(definition),
-                                 static_cast<long long>(options.delay.count()), static_cast<int>(definition.priority),
-                                 definition.source, created_event_detail(definition).dump());
+  auto inserted = exec_cached(tx, kInsertSaga, definition.name, definition.version, definition.hash,
+                              options.workspace_id, input.dump(), options.idempotency_key, deadline_ms(definition),
+                              static_cast<long long>(options.delay.count()), static_cast<int>(definition.priority),
+                              definition.source, created_event_detail(definition).dump());
   const std::string id = inserted[0][0].as<std::string>();
   return {id, true};
 }
