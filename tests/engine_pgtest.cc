@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "adapters/postgres/cached_statement.h"
 #include "adapters/postgres/migrations.h"
 #include "adapters/postgres/retention.h"
 #include "engine/testing_actions.h"
@@ -1193,6 +1194,33 @@ TEST(Migrations, ApplyOnceEvenWhenRacing) {
   EXPECT_TRUE(pg::migrate(conn).empty());
   EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM wsflow.schema_migrations"),
             static_cast<long long>(pg::migrations().size()));
+}
+
+// A cached statement is prepared once per connection, on its first use, and
+// only executed after that; each connection prepares its own.
+TEST(CachedStatement, IsPreparedOnceOnEachConnectionThatRunsIt) {
+  const std::string dsn = testing::fresh_database();
+  const std::string sql = "SELECT $1::int + 1";
+  const auto prepared_here = [&](pqxx::connection& conn) {
+    pqxx::nontransaction tx(conn);
+    return tx
+        .exec_params1("SELECT count(*) FROM pg_prepared_statements WHERE name = $1", pg::cached_statement_name(sql))[0]
+        .as<int>();
+  };
+  pqxx::connection first(dsn), second(dsn);
+  EXPECT_EQ(prepared_here(first), 0);
+  for (int i = 1; i <= 3; ++i) {
+    pqxx::work tx(first);
+    EXPECT_EQ(pg::exec_cached(tx, sql, i)[0][0].as<int>(), i + 1);
+    tx.commit();
+  }
+  EXPECT_EQ(prepared_here(first), 1);
+  EXPECT_EQ(prepared_here(second), 0);
+  pqxx::work tx(second);
+  EXPECT_EQ(pg::exec_cached(tx, sql, 41)[0][0].as<int>(), 42);
+  tx.commit();
+  EXPECT_EQ(prepared_here(second), 1);
+  EXPECT_NE(pg::cached_statement_name(sql), pg::cached_statement_name("SELECT $1::int + 2"));
 }
 
 }  // namespace
