@@ -24,10 +24,10 @@ const char* kStepColumns =
     "step, branch, step_index, state, attempts, compensation_attempts, coalesce(output::text, 'null'), "
     "coalesce(error, ''), " WSF_MS("wake_at") ", coalesce(completed_seq, 0)";
 
-// Not prepared: insert_saga runs on callers' connections too.
 // A start in one statement (one round trip): the definition's source (once
 // per version), the saga, its "created" event, and the NOTIFY that wakes the
-// engines (sent when the transaction commits).
+// engines (sent when the transaction commits). A cached statement, not one of
+// the pool's: insert_saga runs on callers' connections too.
 const std::string kInsertSaga =
     "WITH d AS (INSERT INTO wsflow.definitions (hash, name, version, source) VALUES ($3, $1, $2, $10) "
     "ON CONFLICT (hash) DO NOTHING), "
