@@ -306,14 +306,9 @@ class EmbeddedWorkspaces {
 
   // The workspace's environment schemas in `database` of the embedded cluster.
   long long schemas_in(const std::string& database, const std::string& workspace_id) const {
-    std::string dsn = read_text_file(std::filesystem::path(data_dir_) / "pg" / "dsn").value();
-    dsn = std::regex_replace(dsn, std::regex("dbname=wsflow\\s*$"), "dbname=" + database);
-    std::string hex = workspace_id;
-    hex.erase(std::remove(hex.begin(), hex.end(), '-'), hex.end());
-    pqxx::connection conn(dsn);
-    pqxx::nontransaction tx(conn);
-    return tx.exec_params1("SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1", "ws_" + hex + "_%")[0]
-        .as<long long>();
+    const std::string dsn = read_text_file(std::filesystem::path(data_dir_) / "pg" / "dsn").value();
+    return testing::environment_schemas(std::regex_replace(dsn, std::regex("dbname=wsflow\\s*$"), "dbname=" + database),
+                                        workspace_id);
   }
 
  private:

@@ -99,6 +99,17 @@ class HookReceiver {
   std::string fail_event_;
 };
 
+// How many environment schemas (ws_<workspace hex>_<env>) of the workspace
+// the database at `dsn` holds.
+inline long long environment_schemas(const std::string& dsn, const std::string& workspace_id) {
+  std::string hex = workspace_id;
+  hex.erase(std::remove(hex.begin(), hex.end(), '-'), hex.end());
+  pqxx::connection conn(dsn);
+  pqxx::nontransaction tx(conn);
+  return tx.exec_params1("SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1", "ws_" + hex + "_%")[0]
+      .as<long long>();
+}
+
 // Whether an answer carries text only the server's insides would write:
 // an exception's message, SQL or a database error. No answer may.
 inline bool carries_internal_text(const std::string& text) {
@@ -229,11 +240,7 @@ class Server {
     tx.commit();
     return value;
   }
-  long long schemas_of(const std::string& workspace_id) {
-    std::string hex = workspace_id;
-    hex.erase(std::remove(hex.begin(), hex.end(), '-'), hex.end());
-    return scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ws_" + hex + "_%'");
-  }
+  long long schemas_of(const std::string& workspace_id) { return environment_schemas(dsn_, workspace_id); }
 
   // Starts an export with `key`, waits for its archive, downloads and
   // unpacks it into `into`; returns the export record. Fails the test (and
