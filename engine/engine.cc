@@ -27,7 +27,7 @@ struct Engine::Impl {
           std::string(host) + "/" + std::to_string(getpid()) + "/" + std::to_string(std::random_device{}() & 0xffffff);
     }
     rt.rng.seed(rt.options.seed ? rt.options.seed : std::random_device{}());
-    rt.wake_after = [this](Millis delay) { wake_after(delay); };
+    rt.wake_at = [this](std::chrono::steady_clock::time_point at) { wake_at(at); };
   }
 
   detail::Runtime rt;
@@ -49,8 +49,7 @@ struct Engine::Impl {
     poll_timer.cancel();
   }
 
-  void wake_after(Millis delay) {
-    const auto at = std::chrono::steady_clock::now() + delay;
+  void wake_at(std::chrono::steady_clock::time_point at) {
     if (local_wake_at && *local_wake_at <= at) return;  // an earlier wake-up will find this one's time
     local_wake_at = at;
     local_wake_timer.expires_at(at);  // a later wait it replaces ends with operation_aborted

@@ -52,7 +52,9 @@ struct Runtime {
   std::set<asio::steady_timer*> sleepers;  // backoff sleeps, cut short by stop()
   std::mt19937_64 rng;
   std::map<std::string, std::shared_ptr<const SagaDefinition>> definitions;  // by hash
-  std::function<void(Millis)> wake_after;  // ask the poller to look again after a delay
+  // Asks the poller to look again at this time: a saga released to wake later
+  // aims it at its own due time.
+  std::function<void(std::chrono::steady_clock::time_point)> wake_at;
 
   // Runs `f` on the blocking pool and resumes the caller on the io thread with
   // its result, or rethrows its exception there.

@@ -175,6 +175,10 @@ class SagaRun {
                             EventWrite{start->event, start->event_step, start->event_branch, start->event_detail});
       if (!t.saga_state) t.saga_state = start->saga_state;
     }
+    // The database counts a release's wake-up from its transaction's start,
+    // which is after this: a local wake-up counted from here is never late
+    // (if early, the poller finds the due time and sleeps until it).
+    const auto sent = std::chrono::steady_clock::now();
     CommitResult result;
     if (in_tx || !rt_.options.group_commit) {
       result = co_await rt_.on_pool([&] { return rt_.store.commit(claim_, t, in_tx, timeout); });
@@ -192,7 +196,7 @@ class SagaRun {
     if (t.step) remember(*t.step, in_tx ? std::optional(result.action.output) : t.step->output);
     saga_.context.update(t.context_updates);
     if (in_tx) saga_.context.update(result.action.context_updates);
-    if (t.release && t.release_wake_in && rt_.wake_after) rt_.wake_after(*t.release_wake_in);
+    if (t.release && t.release_wake_in && rt_.wake_at) rt_.wake_at(sent + *t.release_wake_in);
     co_return result;
   }
 

@@ -563,6 +563,35 @@ steps:
   EXPECT_LT(next - due, Millis(1000)) << "late by " << (next - due).count();
 }
 
+// The database counts a timer from its commit's start; a commit that takes
+// long to return must not make the timer late by that long, as it did when
+// the engine counted from the return.
+TEST_F(EngineTest, ATimerIsNotLateByTheTimeItsCommitTookToReturn) {
+  const auto def = definition(R"(saga: t.slow_commit_timer
+version: 1
+steps:
+  - name: pause
+    wait: { for: 1000ms }
+  - name: after
+    action: testing.succeed
+)");
+  // The commit that starts the timer takes 800 ms more after its start.
+  pqxx::connection conn(dsn_);
+  pqxx::nontransaction(conn).exec(R"(
+CREATE FUNCTION slow_timer_start() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN PERFORM pg_sleep(0.8); RETURN NEW; END $$;
+CREATE TRIGGER slow_timer_start BEFORE INSERT ON wsflow.saga_events FOR EACH ROW
+  WHEN (NEW.kind = 'timer_started') EXECUTE FUNCTION slow_timer_start();
+)");
+  EngineOptions slow_poll = testing::fast_options();
+  slow_poll.poll_interval = Millis(60'000);
+  EngineHarness engine(dsn_, slow_poll);
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(20)), SagaState::kCompleted);
+  const auto [due, next] = timer_due_and_next_start(client_, id, Millis(1000));
+  EXPECT_LT(next - due, Millis(400)) << "late by " << std::chrono::duration_cast<Millis>(next - due).count() << " ms";
+}
+
 TEST_F(EngineTest, AHighPrioritySagaRunsBeforeABacklogAndLowPriorityAfterIt) {
   const auto bulk = definition("saga: t.bulk\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n");
   const auto urgent =

@@ -69,10 +69,13 @@ const std::pair<const char*, std::string> kStatements[] = {
      "UPDATE wsflow.sagas s SET lease_until = now() + $3::bigint * interval '1 ms' "
      "FROM (SELECT id FROM wsflow.sagas WHERE id = ANY($1::uuid[]) AND lease_token = ANY($2::uuid[]) "
      "ORDER BY id FOR UPDATE) locked WHERE s.id = locked.id"},
+    // Milliseconds to the earliest wake-up, from the clock as it answers (not
+    // the claim transaction's start: the claims before it took time).
     {"next_wake",
-     "SELECT ceil(extract(epoch from min(next) - now()) * 1000)::bigint FROM (VALUES (0), (1), (2)) p(priority), "
-     "LATERAL (SELECT min(wake_at) AS next FROM wsflow.sagas s WHERE s.priority = p.priority::smallint "
-     "AND state IN ('pending','running','waiting','compensating') AND wake_at > now()) n"},
+     "SELECT ceil(extract(epoch from min(next) - clock_timestamp()) * 1000)::bigint "
+     "FROM (VALUES (0), (1), (2)) p(priority), LATERAL (SELECT min(wake_at) AS next FROM wsflow.sagas s "
+     "WHERE s.priority = p.priority::smallint AND state IN ('pending','running','waiting','compensating') AND wake_at "
+     "> now()) n"},
     {"release_all",
      "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, "
      "wake_at = CASE WHEN wake_at IS NULL THEN NULL ELSE now() END WHERE lease_token IS NOT NULL AND lease_owner = $1"},
