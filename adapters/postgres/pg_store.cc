@@ -39,6 +39,49 @@ const std::string kInsertSaga =
     "SELECT id::text, pg_notify('" +
     std::string(kRunnableChannel) + "', id::text) FROM s";
 
+// A claim in one statement, so one round trip and its own transaction:
+// leases up to $3 due sagas for owner $1 for $2 ms, high priority first, at
+// most $4 of them below high priority; each priority an index range scan on
+// (priority, wake_at). Its one row when nothing was due carries only how
+// many milliseconds until the earliest future wake-up, counted from the
+// clock as it answers (NULL when none is due ever); every row carries it.
+// The lease need not reach the disk before the sagas run (synchronous_commit
+// off): if the database loses it in a crash, the lease never existed, and
+// this process's first commit under it is refused by the fence (LeaseLost);
+// that commit, being durable, makes the lease durable first (the log is
+// written in order).
+std::string claim_statement() {
+  const std::string runnable = "state IN ('pending','running','waiting','compensating')";
+  // The due sagas of one priority: at most `limit`, an SQL expression.
+  const auto due = [&](Priority priority, const std::string& limit) {
+    return "(SELECT id, lease_token IS NOT NULL AS takeover, priority, wake_at FROM wsflow.sagas WHERE " + runnable +
+           " AND priority = " + std::to_string(static_cast<int>(priority)) +
+           " AND wake_at <= now() AND (lease_until IS NULL OR lease_until < now()) "
+           "ORDER BY wake_at LIMIT greatest(0, " +
+           limit + ") FOR UPDATE SKIP LOCKED)";
+  };
+  const std::string high = due(Priority::kHigh, "$3");
+  const std::string normal = due(Priority::kNormal, "least($3 - (SELECT count(*) FROM high), $4)");
+  const std::string low = due(Priority::kLow,
+                              "least($3 - (SELECT count(*) FROM high) - (SELECT count(*) FROM normal), "
+                              "$4 - (SELECT count(*) FROM normal))");
+  const std::string leased =
+      "(UPDATE wsflow.sagas s SET lease_owner = $1, lease_token = gen_random_uuid(), "
+      "lease_until = now() + $2::bigint * interval '1 ms' FROM due WHERE s.id = due.id "
+      "RETURNING s.id::text, s.lease_token::text, due.takeover, due.priority, due.wake_at)";
+  const std::string next =
+      "(SELECT ceil(extract(epoch from min(n.at) - clock_timestamp()) * 1000)::bigint AS ms "
+      "FROM (VALUES (0), (1), (2)) p(priority), LATERAL (SELECT min(wake_at) AS at FROM wsflow.sagas "
+      "WHERE priority = p.priority::smallint AND " +
+      runnable + " AND wake_at > now()) n)";
+  return "WITH async AS (SELECT set_config('synchronous_commit', 'off', true)), high AS " + high + ", normal AS " +
+         normal + ", low AS " + low +
+         ", due AS (SELECT * FROM high UNION ALL SELECT * FROM normal UNION ALL SELECT * FROM low), leased AS " +
+         leased + ", next AS " + next +
+         " SELECT l.id, l.lease_token, l.takeover, l.priority, next.ms FROM async, next LEFT JOIN leased l ON true "
+         "ORDER BY l.priority DESC, l.wake_at";
+}
+
 // name -> SQL, prepared on every pooled connection.
 const std::pair<const char*, std::string> kStatements[] = {
     {"saga_by_id", std::string("SELECT ") + kSagaColumns + " FROM wsflow.sagas WHERE id = $1::uuid"},
@@ -53,15 +96,7 @@ const std::pair<const char*, std::string> kStatements[] = {
     {"signal_arrived", "UPDATE wsflow.sagas SET wake_at = now(), last_signal_id = $2 WHERE id = $1::uuid"},
     {"mark_cancel",
      "UPDATE wsflow.sagas SET cancel_requested = true, wake_at = now(), updated_at = now() WHERE id = $1::uuid"},
-    // One priority at a time ($4), each an index range scan on (priority, wake_at).
-    {"claim",
-     "WITH c AS (SELECT id, lease_token IS NOT NULL AS takeover FROM wsflow.sagas "
-     "WHERE state IN ('pending','running','waiting','compensating') AND priority = $4::smallint "
-     "AND wake_at <= now() AND (lease_until IS NULL OR lease_until < now()) ORDER BY wake_at LIMIT $3 "
-     "FOR UPDATE SKIP LOCKED) "
-     "UPDATE wsflow.sagas s SET lease_owner = $1, lease_token = gen_random_uuid(), "
-     "lease_until = now() + $2::bigint * interval '1 ms' FROM c WHERE s.id = c.id "
-     "RETURNING s.id::text, s.lease_token::text, c.takeover"},
+    {"claim", claim_statement()},
     // Rows are locked in saga-id order, the order commit_batch fences them in:
     // a heartbeat and a group commit over the same sagas never wait on each
     // other in a cycle (a plain UPDATE locks them in scan order).
@@ -69,13 +104,6 @@ const std::pair<const char*, std::string> kStatements[] = {
      "UPDATE wsflow.sagas s SET lease_until = now() + $3::bigint * interval '1 ms' "
      "FROM (SELECT id FROM wsflow.sagas WHERE id = ANY($1::uuid[]) AND lease_token = ANY($2::uuid[]) "
      "ORDER BY id FOR UPDATE) locked WHERE s.id = locked.id"},
-    // Milliseconds to the earliest wake-up, from the clock as it answers (not
-    // the claim transaction's start: the claims before it took time).
-    {"next_wake",
-     "SELECT ceil(extract(epoch from min(next) - clock_timestamp()) * 1000)::bigint "
-     "FROM (VALUES (0), (1), (2)) p(priority), LATERAL (SELECT min(wake_at) AS next FROM wsflow.sagas s "
-     "WHERE s.priority = p.priority::smallint AND state IN ('pending','running','waiting','compensating') AND wake_at "
-     "> now()) n"},
     {"release_all",
      "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, "
      "wake_at = CASE WHEN wake_at IS NULL THEN NULL ELSE now() END WHERE lease_token IS NOT NULL AND lease_owner = $1"},
@@ -83,14 +111,16 @@ const std::pair<const char*, std::string> kStatements[] = {
      "SELECT cancel_requested, pause_requested FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid FOR "
      "UPDATE"},
     // What a claim reads of the sagas it leased; a row's saga id comes last.
-    {"claimed_sagas", std::string("SELECT ") + kSagaColumns + " FROM wsflow.sagas WHERE id = ANY($1::uuid[])"},
+    // The database's clock comes last: as the leases start, for the sagas'
+    // timers and deadlines.
+    {"claimed_sagas", std::string("SELECT ") + kSagaColumns + ", " WSF_MS("clock_timestamp()") +
+                          " FROM wsflow.sagas WHERE id = ANY($1::uuid[])"},
     {"claimed_steps", std::string("SELECT ") + kStepColumns +
                           ", saga_id::text FROM wsflow.saga_steps WHERE saga_id = ANY($1::uuid[]) "
                           "ORDER BY saga_id, step_index, branch"},
     {"claimed_signals",
      "SELECT id, name, payload::text, saga_id::text FROM wsflow.signals WHERE saga_id = ANY($1::uuid[]) "
      "AND consumed_at IS NULL ORDER BY id"},
-    {"clock_now", "SELECT " WSF_MS("clock_timestamp()")},
     {"definition_source", "SELECT source FROM wsflow.definitions WHERE hash = $1"},
 };
 
@@ -339,29 +369,17 @@ std::optional<std::string> PgStore::definition_source(const std::string& hash) {
 
 ClaimResult PgStore::claim(const std::string& owner, Millis lease, int limit, int below_high) {
   auto conn = pool_.acquire();
-  pqxx::work tx(*conn);
-  // A lease need not reach the disk before the sagas run: if the database
-  // loses it in a crash, the lease never existed, and this process's first
-  // commit under it is refused by the fence (LeaseLost); that commit, being
-  // durable, makes the lease durable first (the log is written in order).
-  tx.exec("SET LOCAL synchronous_commit = off");
+  pqxx::nontransaction statement(*conn);
   ClaimResult result;
   std::vector<ClaimedSaga>& claimed = result.sagas;
-  for (const Priority priority : {Priority::kHigh, Priority::kNormal, Priority::kLow}) {
-    const int taken = static_cast<int>(claimed.size());
-    const int left = priority == Priority::kHigh ? limit : std::min(limit - taken, below_high);
-    if (left <= 0) continue;
-    for (const auto& r :
-         tx.exec_prepared("claim", owner, static_cast<long long>(lease.count()), left, static_cast<int>(priority))) {
-      claimed.push_back({{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<bool>()}, {}, priority});
-    }
-    if (priority != Priority::kHigh) below_high -= static_cast<int>(claimed.size()) - taken;
+  for (const auto& r :
+       statement.exec_prepared("claim", owner, static_cast<long long>(lease.count()), limit, std::max(below_high, 0))) {
+    if (!r[4].is_null()) result.next_wake_in = Millis(r[4].as<long long>());
+    if (r[0].is_null()) continue;  // nothing was due: the row only says when something will be
+    claimed.push_back(
+        {{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<bool>()}, {}, static_cast<Priority>(r[3].as<int>())});
   }
-  if (static_cast<int>(claimed.size()) < limit) {
-    const pqxx::field next = tx.exec_prepared("next_wake")[0][0];
-    if (!next.is_null()) result.next_wake_in = Millis(next.as<long long>());
-  }
-  if (claimed.empty()) return result;  // nothing written: the transaction rolls back
+  if (claimed.empty()) return result;
   std::map<std::string, SagaSnapshot*> by_id;
   std::vector<std::string> ids;
   for (ClaimedSaga& c : claimed) {
@@ -369,23 +387,26 @@ ClaimResult PgStore::claim(const std::string& owner, Millis lease, int limit, in
     ids.push_back(c.claim.saga_id);
   }
   // Every claimed saga's rows, in three statements whatever their number.
+  // Read after the leases are committed: nothing but this process writes a
+  // leased saga's steps, and whatever operators ask of it meanwhile (a
+  // cancel, a signal) its first commit's fence reads anyway.
   const std::string id_array = text_array(ids);
-  for (const auto& r : tx.exec_prepared("claimed_sagas", id_array))
+  std::optional<TimePoint> db_now;
+  for (const auto& r : statement.exec_prepared("claimed_sagas", id_array)) {
     by_id.at(r[0].as<std::string>())->saga = saga_from(r);
-  for (const auto& r : tx.exec_prepared("claimed_steps", id_array)) {
+    db_now = time_of(r[19]);
+  }
+  const auto read_at = std::chrono::steady_clock::now();
+  for (const auto& r : statement.exec_prepared("claimed_steps", id_array)) {
     by_id.at(r[10].as<std::string>())->steps.push_back(step_from(r));
   }
-  for (const auto& r : tx.exec_prepared("claimed_signals", id_array)) {
+  for (const auto& r : statement.exec_prepared("claimed_signals", id_array)) {
     by_id.at(r[3].as<std::string>())->signals.push_back(signal_from(r));
   }
-  tx.commit();
-  // The database's clock as the leases start, for the sagas' timers and
-  // deadlines.
-  pqxx::nontransaction clock(*conn);
-  const TimePoint db_now = *time_of(clock.exec_prepared("clock_now")[0][0]);
-  const auto read_at = std::chrono::steady_clock::now();
+  // A saga deleted since its claim (only a bench does that) is not run.
+  std::erase_if(claimed, [](const ClaimedSaga& c) { return c.snapshot.saga.id.empty(); });
   for (ClaimedSaga& c : claimed) {
-    c.snapshot.db_now = db_now;
+    c.snapshot.db_now = *db_now;
     c.snapshot.read_at = read_at;
   }
   return result;
