@@ -354,7 +354,7 @@ Lateness run_fairness(const BenchRun& run, int backlog, int probes) {
   result.late =
       quantiles_of(conn,
                    "SELECT extract(epoch from min(e.at) - s.created_at) * 1000 AS ms FROM wsflow.saga_events e "
-                   "JOIN wsflow.sagas s ON s.id = e.saga_id WHERE s.definition = $1 AND e.kind = 'attempt_started' "
+                   "JOIN wsflow.sagas s ON s.id = e.saga_id WHERE s.definition = $1 AND e.step <> '' "
                    "GROUP BY s.id, s.created_at",
                    urgent->name);
   return result;

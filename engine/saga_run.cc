@@ -569,7 +569,10 @@ class SagaRun {
         t.step->add_attempts += start.step->add_attempts;
         t.step->add_compensation_attempts += start.step->add_compensation_attempts;
         t.step->max_attempts = start.step->max_attempts;
-        t.prior_events.push_back({start.event, start.event_step, start.event_branch, start.event_detail});
+        // One event for the attempt, its outcome's, saying what the start's
+        // would have (the attempt, its limit, the worker): a step's quick
+        // attempt writes one history row, not two.
+        for (const auto& [key, value] : start.event_detail.items()) t.event_detail.emplace(key, value);
         return t;
       };
       const ActionCall call = make_call(step, branch, attempt, mode.compensating, Clock::now() + timeout);

@@ -130,14 +130,15 @@ steps:
   EXPECT_EQ(steps_by_label(client_, id).at("flaky").attempts, 3);
   EXPECT_EQ(events_of(client_, id, {"attempt_failed", "step_completed"}),
             (std::vector<std::string>{"attempt_failed:flaky", "attempt_failed:flaky", "step_completed:flaky"}));
-  // The backoff delays (50ms, then 100ms) were really waited.
+  // The backoff delays (50ms, then 100ms) were really waited. Quick
+  // attempts: each one's single event says when it ran.
   const auto events = client_.events(id);
-  std::vector<TimePoint> starts;
+  std::vector<TimePoint> attempts;
   for (const auto& e : events) {
-    if (e.kind == "attempt_started") starts.push_back(e.at);
+    if (e.kind == "attempt_failed" || e.kind == "step_completed") attempts.push_back(e.at);
   }
-  ASSERT_EQ(starts.size(), 3u);
-  EXPECT_GE(starts[2] - starts[1], std::chrono::milliseconds(100));
+  ASSERT_EQ(attempts.size(), 3u);
+  EXPECT_GE(attempts[2] - attempts[1], std::chrono::milliseconds(100));
 }
 
 TEST_F(EngineTest, ExhaustedRetriesCompensate) {
@@ -276,19 +277,29 @@ steps:
   - { name: charge, action: testing.succeed, idempotent: false }
 )"));
   ASSERT_EQ(final_state(id), SagaState::kCompleted);
-  // How many transactions wrote the step's attempt_started and step_completed.
+  // The step's events, in order, and how many transactions wrote them.
+  auto history = [&](const std::string& step) {
+    return testing::column(
+        dsn_, "SELECT kind FROM wsflow.saga_events WHERE saga_id = '" + id + "' AND step = '" + step + "' ORDER BY id");
+  };
   auto commits = [&](const std::string& step) {
     return scalar(dsn_, "SELECT count(DISTINCT xmin::text) FROM wsflow.saga_events WHERE saga_id = '" + id +
-                            "' AND step = '" + step + "' AND kind IN ('attempt_started', 'step_completed')");
+                            "' AND step = '" + step + "'");
   };
+  // Quick: one commit, and one event that says what its start would have.
+  EXPECT_EQ(history("quick"), std::vector<std::string>{"step_completed"});
   EXPECT_EQ(commits("quick"), 1);
+  const nlohmann::json quick = nlohmann::json::parse(testing::column(
+      dsn_, "SELECT detail::text FROM wsflow.saga_events WHERE saga_id = '" + id + "' AND step = 'quick'")[0]);
+  EXPECT_EQ(quick["attempt"], 1);
+  EXPECT_EQ(quick["max_attempts"], 3);
+  EXPECT_FALSE(quick.value("worker", "").empty());
   // Still running after attempt_record_delay (50 ms): its start was committed on its own.
+  EXPECT_EQ(history("slow"), (std::vector<std::string>{"attempt_started", "step_completed"}));
   EXPECT_EQ(commits("slow"), 2);
   // Not idempotent: always recorded before it runs.
+  EXPECT_EQ(history("charge"), (std::vector<std::string>{"attempt_started", "step_completed"}));
   EXPECT_EQ(commits("charge"), 2);
-  EXPECT_EQ(
-      scalar(dsn_, "SELECT count(*) FROM wsflow.saga_events WHERE saga_id = '" + id + "' AND kind = 'attempt_started'"),
-      3);
   for (const auto& [label, row] : steps_by_label(client_, id)) EXPECT_EQ(row.attempts, 1) << label;
 }
 
@@ -308,7 +319,7 @@ steps:
   - { name: two, action: testing.succeed }
 )"));
   ASSERT_EQ(final_state(quick), SagaState::kCompleted);
-  EXPECT_EQ(first_commit(quick), (std::vector<std::string>{"started:", "attempt_started:one", "step_completed:one"}));
+  EXPECT_EQ(first_commit(quick), (std::vector<std::string>{"started:", "step_completed:one"}));
 
   // A step recorded before it runs carries the start with its own.
   const std::string charge = run_to_end(definition(R"(saga: t.start_charge
@@ -330,7 +341,7 @@ steps:
     retry: { max_attempts: 1 }
 )"));
   ASSERT_EQ(final_state(refused), SagaState::kCompensated);
-  EXPECT_EQ(first_commit(refused), (std::vector<std::string>{"started:", "attempt_started:gate", "step_failed:gate"}));
+  EXPECT_EQ(first_commit(refused), (std::vector<std::string>{"started:", "step_failed:gate"}));
 
   // Without the delay the start is a commit of its own.
   EngineOptions eager = testing::fast_options();
@@ -525,7 +536,7 @@ std::pair<TimePoint, TimePoint> timer_due_and_next_start(Store& store, const std
   TimePoint started{}, next{};
   for (const auto& e : store.events(id)) {
     if (e.kind == "timer_started") started = e.at;
-    if (e.kind == "attempt_started" && e.step == "after") next = e.at;
+    if (e.step == "after" && next == TimePoint{}) next = e.at;  // its first event, whichever
   }
   return {started + wait, next};
 }
@@ -607,10 +618,10 @@ TEST_F(EngineTest, AHighPrioritySagaRunsBeforeABacklogAndLowPriorityAfterIt) {
   one_at_a_time.max_active_sagas = 1;
   EngineHarness engine(dsn_, one_at_a_time);
   ASSERT_EQ(wait_terminal(client_, low), SagaState::kCompleted);
-  // When each saga's first attempt started (one saga at a time: the order they ran in).
+  // When each saga's first step ran (one saga at a time: the order they ran in).
   auto began = [&](const std::string& id) {
     for (const auto& e : client_.events(id)) {
-      if (e.kind == "attempt_started") return e.at;
+      if (!e.step.empty()) return e.at;
     }
     return TimePoint::max();
   };

@@ -471,7 +471,7 @@ steps:
   EXPECT_EQ(saga["rerun_from_step"], "second");
   EXPECT_EQ(client_.find_saga(id)->context["region"], "eu");  // the earlier step's context is carried
   const auto kinds = event_kinds(id);
-  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "attempt_started"), 1);  // only `second` ran
+  EXPECT_EQ(std::count(kinds.begin(), kinds.end(), "step_completed"), 1);  // only `second` ran
   EXPECT_EQ(detail(old)["reruns"], nlohmann::json::array({id}));
   EXPECT_EQ(client_.find_saga(old)->state, SagaState::kCompleted);  // the old one stays as history
   // A replaced input must still satisfy the definition.

@@ -104,8 +104,8 @@ steps:
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), kSagas * 4);
   // The second process took over sagas the first had leased.
   EXPECT_GT(scalar(dsn_,
-                   "SELECT count(DISTINCT saga_id) FROM wsflow.saga_events WHERE kind = 'attempt_started' "
-                   "AND detail->>'worker' = 'first' AND saga_id IN (SELECT saga_id FROM wsflow.saga_events "
+                   "SELECT count(DISTINCT saga_id) FROM wsflow.saga_events WHERE detail->>'worker' = 'first' "
+                   "AND saga_id IN (SELECT saga_id FROM wsflow.saga_events "
                    "WHERE detail->>'worker' = 'second')"),
             0);
 }
