@@ -251,8 +251,10 @@ class Store {
   // --- executor ---
   // Leases up to `limit` (> 0) runnable sagas (due, and not leased or lease
   // expired), highest priority first, at most `below_high` (<= limit) of them
-  // of normal or low priority, and reads each of them, in one transaction:
-  // what a process needs to start driving them, and when to look again.
+  // of normal or low priority, and then reads each of them: what a process
+  // needs to start driving them, and when to look again. If the reads fail,
+  // the leases are given back (or, if even that fails, left to expire) and
+  // the error is thrown.
   virtual ClaimResult claim(const std::string& owner, Millis lease, int limit, int below_high) = 0;
   // Extends the leases named by `claims` (a process's sagas in flight; a
   // saga it let go of after an error is not renewed, so its lease expires

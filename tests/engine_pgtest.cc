@@ -1121,6 +1121,28 @@ TEST_F(EngineTest, AClaimReadsEverySagaItLeased) {
   EXPECT_LT(std::chrono::abs(f.db_now - before), std::chrono::seconds(1));
 }
 
+// A claim leases in one statement and reads the sagas after: if the reads
+// fail, the leases are given back, so the sagas run at once instead of
+// when the leases expire.
+TEST_F(EngineTest, AClaimWhoseReadsFailGivesItsLeasesBack) {
+  const std::string id =
+      start(definition("saga: t.unread\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n"));
+  // Statements that give up after 300 ms, on one connection opened (its
+  // statements prepared) before the lock below.
+  pg::PgStore store(dsn_ + " options='-c statement_timeout=300'", 1);
+  ASSERT_TRUE(store.find_saga(id));
+  pqxx::connection blocker(dsn_);
+  pqxx::work hold(blocker);
+  hold.exec("LOCK TABLE wsflow.saga_steps IN ACCESS EXCLUSIVE MODE");  // the claim's read of the steps waits
+  EXPECT_THROW(store.claim("reader", Millis(60'000), 10, 10), pqxx::sql_error);
+  hold.abort();
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.sagas WHERE id = '" + id + "' AND lease_token IS NULL"), 1);
+  const ClaimResult again = client_.claim("other", Millis(60'000), 10, 10);
+  ASSERT_EQ(again.sagas.size(), 1u);
+  EXPECT_EQ(again.sagas[0].claim.saga_id, id);
+  EXPECT_FALSE(again.sagas[0].claim.takeover);  // given back, not taken over from an expired lease
+}
+
 TEST_F(EngineTest, HeartbeatRenewsOnlyTheLeasesNamed) {
   const auto def = definition(kApproval);
   start(def);

@@ -82,6 +82,21 @@ std::string claim_statement() {
          "ORDER BY l.priority DESC, l.wake_at";
 }
 
+// Leases as the two arrays statements match them by: tokens are unique to
+// one lease, so a row whose id and token are both among them is held by one
+// of the leases.
+struct LeaseArrays {
+  std::string ids, tokens;
+};
+LeaseArrays lease_arrays(const std::vector<Claim>& leases) {
+  std::vector<std::string> ids, tokens;
+  for (const Claim& c : leases) {
+    ids.push_back(c.saga_id);
+    tokens.push_back(c.lease_token);
+  }
+  return {text_array(ids), text_array(tokens)};
+}
+
 // name -> SQL, prepared on every pooled connection.
 const std::pair<const char*, std::string> kStatements[] = {
     {"saga_by_id", std::string("SELECT ") + kSagaColumns + " FROM wsflow.sagas WHERE id = $1::uuid"},
@@ -104,6 +119,11 @@ const std::pair<const char*, std::string> kStatements[] = {
      "UPDATE wsflow.sagas s SET lease_until = now() + $3::bigint * interval '1 ms' "
      "FROM (SELECT id FROM wsflow.sagas WHERE id = ANY($1::uuid[]) AND lease_token = ANY($2::uuid[]) "
      "ORDER BY id FOR UPDATE) locked WHERE s.id = locked.id"},
+    // Leases taken by a claim whose reads then failed (no commit under them
+    // yet, so no lock order to keep): runnable at once again.
+    {"give_back",
+     "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL "
+     "WHERE id = ANY($1::uuid[]) AND lease_token = ANY($2::uuid[])"},
     {"release_all",
      "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, "
      "wake_at = CASE WHEN wake_at IS NULL THEN NULL ELSE now() END WHERE lease_token IS NOT NULL AND lease_owner = $1"},
@@ -368,29 +388,45 @@ std::optional<std::string> PgStore::definition_source(const std::string& hash) {
 }
 
 ClaimResult PgStore::claim(const std::string& owner, Millis lease, int limit, int below_high) {
+  ClaimResult result = lease_due(owner, lease, limit, below_high);
+  if (result.sagas.empty()) return result;
+  try {
+    read_claimed(result.sagas);
+  } catch (...) {
+    give_back(result.sagas);  // so that they run now, here or elsewhere, not when the leases expire
+    throw;
+  }
+  return result;
+}
+
+ClaimResult PgStore::lease_due(const std::string& owner, Millis lease, int limit, int below_high) {
   auto conn = pool_.acquire();
   pqxx::nontransaction statement(*conn);
   ClaimResult result;
-  std::vector<ClaimedSaga>& claimed = result.sagas;
   for (const auto& r :
        statement.exec_prepared("claim", owner, static_cast<long long>(lease.count()), limit, std::max(below_high, 0))) {
     if (!r[4].is_null()) result.next_wake_in = Millis(r[4].as<long long>());
     if (r[0].is_null()) continue;  // nothing was due: the row only says when something will be
-    claimed.push_back(
+    result.sagas.push_back(
         {{r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<bool>()}, {}, static_cast<Priority>(r[3].as<int>())});
   }
-  if (claimed.empty()) return result;
+  return result;
+}
+
+// Every claimed saga's rows, in three statements whatever their number, read
+// after the leases are committed: nothing but this process writes a leased
+// saga's steps, and whatever operators ask of it meanwhile (a cancel, a
+// signal) its first commit's fence reads anyway.
+void PgStore::read_claimed(std::vector<ClaimedSaga>& claimed) {
   std::map<std::string, SagaSnapshot*> by_id;
   std::vector<std::string> ids;
   for (ClaimedSaga& c : claimed) {
     by_id[c.claim.saga_id] = &c.snapshot;
     ids.push_back(c.claim.saga_id);
   }
-  // Every claimed saga's rows, in three statements whatever their number.
-  // Read after the leases are committed: nothing but this process writes a
-  // leased saga's steps, and whatever operators ask of it meanwhile (a
-  // cancel, a signal) its first commit's fence reads anyway.
   const std::string id_array = text_array(ids);
+  auto conn = pool_.acquire();
+  pqxx::nontransaction statement(*conn);
   std::optional<TimePoint> db_now;
   for (const auto& r : statement.exec_prepared("claimed_sagas", id_array)) {
     by_id.at(r[0].as<std::string>())->saga = saga_from(r);
@@ -409,22 +445,26 @@ ClaimResult PgStore::claim(const std::string& owner, Millis lease, int limit, in
     c.snapshot.db_now = *db_now;
     c.snapshot.read_at = read_at;
   }
-  return result;
+}
+
+void PgStore::give_back(const std::vector<ClaimedSaga>& claimed) noexcept {
+  try {
+    std::vector<Claim> leases;
+    for (const ClaimedSaga& c : claimed) leases.push_back(c.claim);
+    const LeaseArrays arrays = lease_arrays(leases);
+    auto conn = pool_.acquire();  // a fresh one if the reads broke theirs
+    pqxx::nontransaction(*conn).exec_prepared("give_back", arrays.ids, arrays.tokens);
+  } catch (const std::exception&) {
+  }
 }
 
 int PgStore::renew_leases(const std::vector<Claim>& claims, Millis lease) {
   if (claims.empty()) return 0;
-  std::vector<std::string> ids, tokens;
-  for (const Claim& c : claims) {
-    ids.push_back(c.saga_id);
-    tokens.push_back(c.lease_token);
-  }
+  const LeaseArrays arrays = lease_arrays(claims);
   auto conn = pool_.acquire();
   pqxx::work tx(*conn);
   tx.exec("SET LOCAL synchronous_commit = off");  // as for a claim: a lost renewal is a lost lease, fenced off
-  // Tokens are unique to one lease: a row whose id and token are both
-  // among these is held by one of the claims.
-  auto result = tx.exec_prepared("renew", text_array(ids), text_array(tokens), static_cast<long long>(lease.count()));
+  auto result = tx.exec_prepared("renew", arrays.ids, arrays.tokens, static_cast<long long>(lease.count()));
   tx.commit();
   return static_cast<int>(result.affected_rows());
 }

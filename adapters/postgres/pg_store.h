@@ -55,6 +55,12 @@ class PgStore final : public Store {
   std::vector<ScheduleStatus> schedule_statuses() override;
 
  private:
+  // Claim's two halves: the leases (one statement), then what they need to run.
+  ClaimResult lease_due(const std::string& owner, Millis lease, int limit, int below_high);
+  void read_claimed(std::vector<ClaimedSaga>& claimed);
+  // Gives up leases nobody will drive; errors are swallowed (they expire then).
+  void give_back(const std::vector<ClaimedSaga>& claimed) noexcept;
+
   ConnectionPool pool_;
 };
 
