@@ -126,7 +126,7 @@ struct Runtime {
       auto items = std::make_shared<std::vector<Store::BatchItem>>();
       while (!commit_queue.empty() && batch->size() < kMaxBatch) {
         batch->push_back(commit_queue.front());
-        items->push_back(commit_queue.front()->item);
+        items->push_back(std::move(commit_queue.front()->item));  // only the batch reads it from here on
         commit_queue.pop_front();
       }
       ++batches_in_flight;
