@@ -538,6 +538,8 @@ std::pair<TimePoint, TimePoint> timer_due_and_next_start(Store& store, const std
     if (e.kind == "timer_started") started = e.at;
     if (e.step == "after" && next == TimePoint{}) next = e.at;  // its first event, whichever
   }
+  EXPECT_NE(started, TimePoint{}) << "the timer never started";
+  EXPECT_NE(next, TimePoint{}) << "the step after the timer never ran";
   return {started + wait, next};
 }
 
