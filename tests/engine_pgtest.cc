@@ -531,8 +531,22 @@ steps:
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 1);
 }
 
-// The timer's due time, and when the step after it started, from the events.
-std::pair<TimePoint, TimePoint> timer_due_and_next_start(Store& store, const std::string& id, Millis wait) {
+// A saga that waits `wait` on a durable timer, then runs one quick step.
+SagaDefinition timer_then_step(const std::string& name, Millis wait) {
+  return definition("saga: " + name + "\nversion: 1\nsteps:\n  - name: pause\n    wait: { for: " +
+                    std::to_string(wait.count()) + "ms }\n  - name: after\n    action: testing.succeed\n");
+}
+
+// Options whose poll (a minute) would come far too late for any timer here.
+EngineOptions slow_poll_options() {
+  EngineOptions options = testing::fast_options();
+  options.poll_interval = Millis(60'000);
+  return options;
+}
+
+// How late the step after a timer_then_step saga's timer ran: its first
+// event's time minus the timer's due time, both from the events.
+Millis timer_lateness(Store& store, const std::string& id, Millis wait) {
   TimePoint started{}, next{};
   for (const auto& e : store.events(id)) {
     if (e.kind == "timer_started") started = e.at;
@@ -540,54 +554,38 @@ std::pair<TimePoint, TimePoint> timer_due_and_next_start(Store& store, const std
   }
   EXPECT_NE(started, TimePoint{}) << "the timer never started";
   EXPECT_NE(next, TimePoint{}) << "the step after the timer never ran";
-  return {started + wait, next};
+  return std::chrono::duration_cast<Millis>(next - (started + wait));
 }
 
 TEST_F(EngineTest, ATimerFiresAtItsDueTimeNotAtTheNextPoll) {
-  const auto def = definition(R"(saga: t.prompt_timer
-version: 1
-steps:
-  - name: pause
-    wait: { for: 1500ms }
-  - name: after
-    action: testing.succeed
-)");
-  EngineOptions slow_poll = testing::fast_options();
-  slow_poll.poll_interval = Millis(60'000);  // a poll would come far too late
+  const auto def = timer_then_step("t.prompt_timer", Millis(1500));
   {
     // This process sets the timer and sleeps on it itself.
-    EngineHarness engine(dsn_, slow_poll);
+    EngineHarness engine(dsn_, slow_poll_options());
     const std::string id = start(def);
     ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(20)), SagaState::kCompleted);
-    const auto [due, next] = timer_due_and_next_start(client_, id, Millis(1500));
-    EXPECT_LT(next - due, Millis(1000)) << "late by " << (next - due).count();
+    const Millis late = timer_lateness(client_, id, Millis(1500));
+    EXPECT_LT(late, Millis(1000)) << "late by " << late.count() << " ms";
   }
   // A timer another process set (and left when it stopped) is found in the
   // database: the poller sleeps until the earliest due time it knows of.
   std::string id;
   {
-    EngineHarness engine(dsn_, slow_poll);
+    EngineHarness engine(dsn_, slow_poll_options());
     id = start(def);
     ASSERT_TRUE(wait_state(client_, id, SagaState::kWaiting));
   }
-  EngineHarness other(dsn_, slow_poll);
+  EngineHarness other(dsn_, slow_poll_options());
   ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(20)), SagaState::kCompleted);
-  const auto [due, next] = timer_due_and_next_start(client_, id, Millis(1500));
-  EXPECT_LT(next - due, Millis(1000)) << "late by " << (next - due).count();
+  const Millis late = timer_lateness(client_, id, Millis(1500));
+  EXPECT_LT(late, Millis(1000)) << "late by " << late.count() << " ms";
 }
 
 // The database counts a timer from its commit's start; a commit that takes
 // long to return must not make the timer late by that long, as it did when
 // the engine counted from the return.
 TEST_F(EngineTest, ATimerIsNotLateByTheTimeItsCommitTookToReturn) {
-  const auto def = definition(R"(saga: t.slow_commit_timer
-version: 1
-steps:
-  - name: pause
-    wait: { for: 1000ms }
-  - name: after
-    action: testing.succeed
-)");
+  const auto def = timer_then_step("t.slow_commit_timer", Millis(1000));
   // The commit that starts the timer takes 800 ms more after its start.
   pqxx::connection conn(dsn_);
   pqxx::nontransaction(conn).exec(R"(
@@ -596,13 +594,11 @@ CREATE FUNCTION slow_timer_start() RETURNS trigger LANGUAGE plpgsql AS
 CREATE TRIGGER slow_timer_start BEFORE INSERT ON wsflow.saga_events FOR EACH ROW
   WHEN (NEW.kind = 'timer_started') EXECUTE FUNCTION slow_timer_start();
 )");
-  EngineOptions slow_poll = testing::fast_options();
-  slow_poll.poll_interval = Millis(60'000);
-  EngineHarness engine(dsn_, slow_poll);
+  EngineHarness engine(dsn_, slow_poll_options());
   const std::string id = start(def);
   ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(20)), SagaState::kCompleted);
-  const auto [due, next] = timer_due_and_next_start(client_, id, Millis(1000));
-  EXPECT_LT(next - due, Millis(400)) << "late by " << std::chrono::duration_cast<Millis>(next - due).count() << " ms";
+  const Millis late = timer_lateness(client_, id, Millis(1000));
+  EXPECT_LT(late, Millis(400)) << "late by " << late.count() << " ms";
 }
 
 TEST_F(EngineTest, AHighPrioritySagaRunsBeforeABacklogAndLowPriorityAfterIt) {
