@@ -183,7 +183,7 @@ int run_all(const Options& o) {
   }
   if (scenario("fairness")) {
     progress("fairness: high priority behind a backlog of " + std::to_string(o.fairness_backlog));
-    const Lateness fair = run_fairness(run, o.fairness_backlog, o.quick ? 10 : 40);
+    const Lateness fair = run_fairness(run, o.concurrency, o.fairness_backlog, o.quick ? 10 : 40);
     report.add(
         absolute("high-priority saga to first step p99 ms", fair.late.p99, "ms", 250, true, lateness_note(fair.late)));
     engine_errors += fair.engine_errors;

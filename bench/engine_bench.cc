@@ -327,7 +327,7 @@ Lateness run_signals(const BenchRun& run, int sagas) {
   return result;
 }
 
-Lateness run_fairness(const BenchRun& run, int backlog, int probes) {
+Lateness run_fairness(const BenchRun& run, int concurrency, int backlog, int probes) {
   // Long enough sagas that the backlog outlasts the probes, however fast the engine.
   const auto bulk = run.define("fairness_backlog", noop_steps(20));
   const auto urgent = run.define("fairness_urgent", "priority: high\n" + noop_steps(1));
@@ -335,7 +335,7 @@ Lateness run_fairness(const BenchRun& run, int backlog, int probes) {
   start_many(run, *bulk, backlog);
   Lateness result;
   {
-    EngineUnderTest engine(run, engine_options(run, 256, true));
+    EngineUnderTest engine(run, engine_options(run, concurrency, true));
     pg::PgStore store(run.dsn, 1);
     // Spread over the time the backlog takes to drain, not all at its start.
     for (int i = 0; i < probes; ++i) {

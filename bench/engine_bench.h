@@ -83,8 +83,8 @@ Lateness run_timers(const BenchRun& run, int sagas, Millis delay, double backgro
 Lateness run_signals(const BenchRun& run, int sagas);
 
 // A `high` priority saga started while `backlog` queued normal sagas run:
-// started to its first step starting.
-Lateness run_fairness(const BenchRun& run, int backlog, int probes);
+// started to its first step starting, on an engine driving `concurrency` sagas.
+Lateness run_fairness(const BenchRun& run, int concurrency, int backlog, int probes);
 
 // Engine processes (`command` + the database URL: wsflow_bench --worker),
 // started by the constructor; stop() (or the destructor) ends them.

@@ -14,6 +14,8 @@ namespace wsflow {
 namespace asio = boost::asio;
 
 struct Engine::Impl {
+  static constexpr int kClaimChunk = 64;  // sagas per claim, at most
+
   Impl(Store& store, const ActionRegistry& actions, EngineOptions options)
       : rt(store, actions, std::move(options)),
         poll_timer(rt.io),
@@ -75,7 +77,11 @@ struct Engine::Impl {
   // priority, was full).
   asio::awaitable<void> poller() {
     while (!rt.stopping) {
-      const int free = rt.options.max_active_sagas - static_cast<int>(active.size());
+      // At most kClaimChunk at a time: a claim (and the reads of what it
+      // leased) grows with its size, and a high-priority saga that arrives
+      // meanwhile waits for it; a cold start before a large backlog would
+      // otherwise make it wait for hundreds of sagas' reads.
+      const int free = std::min(rt.options.max_active_sagas - static_cast<int>(active.size()), kClaimChunk);
       const int free_below_high = std::clamp(below_high_capacity() - active_below_high, 0, std::max(free, 0));
       Millis sleep = rt.options.poll_interval;
       if (free > 0) {

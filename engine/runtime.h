@@ -87,10 +87,14 @@ struct Runtime {
   // written in batches (Store::commit_batch), so that when several sagas are
   // ready at once they share one database transaction. A batch starts as soon
   // as a pool thread is free; whatever queued meanwhile goes into the next.
-  asio::awaitable<CommitResult> group_commit(const Claim& claim, Transition transition) {
+  // A high-priority saga's commits go first, and never wait for a batch in
+  // flight: when every batch slot is taken, they start one more batch of
+  // their own (on the pool thread otherwise kept for claims), so a backlog's
+  // large batches do not delay the sagas a user waits on.
+  asio::awaitable<CommitResult> group_commit(const Claim& claim, Transition transition, Priority priority) {
     asio::steady_timer done(io, asio::steady_timer::time_point::max());
     QueuedCommit queued{{claim, std::move(transition)}, {}, {}, &done, false};
-    commit_queue.push_back(&queued);
+    (priority == Priority::kHigh ? urgent_queue : commit_queue).push_back(&queued);
     start_batches();
     boost::system::error_code ec;
     while (!queued.finished) co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -119,16 +123,17 @@ struct Runtime {
   static constexpr std::size_t kMaxBatch = 128;
 
   void start_batches() {
-    // Leave a pool thread for claims, loads and in-transaction commits.
+    // Leave a pool thread for claims, loads and in-transaction commits; an
+    // urgent batch may borrow it.
     const int max_in_flight = std::max(1, options.blocking_threads - 1);
-    while (!commit_queue.empty() && batches_in_flight < max_in_flight) {
+    for (;;) {
+      const bool room = batches_in_flight < max_in_flight;
+      const bool urgent_room = !urgent_queue.empty() && batches_in_flight <= max_in_flight;
+      if (!urgent_room && !(room && !commit_queue.empty())) return;
       auto batch = std::make_shared<std::vector<QueuedCommit*>>();
       auto items = std::make_shared<std::vector<Store::BatchItem>>();
-      while (!commit_queue.empty() && batch->size() < kMaxBatch) {
-        batch->push_back(commit_queue.front());
-        items->push_back(std::move(commit_queue.front()->item));  // only the batch reads it from here on
-        commit_queue.pop_front();
-      }
+      take_into(urgent_queue, *batch, *items);
+      if (room) take_into(commit_queue, *batch, *items);
       ++batches_in_flight;
       asio::post(pool, [this, batch, items] {
         std::vector<Store::BatchOutcome> outcomes;
@@ -152,7 +157,20 @@ struct Runtime {
     }
   }
 
-  std::deque<QueuedCommit*> commit_queue;  // io thread only
+  // Moves queued commits into a batch, oldest first, up to kMaxBatch in all;
+  // the item is the batch's to read from here on.
+  static void take_into(std::deque<QueuedCommit*>& queue, std::vector<QueuedCommit*>& batch,
+                        std::vector<Store::BatchItem>& items) {
+    while (!queue.empty() && batch.size() < kMaxBatch) {
+      batch.push_back(queue.front());
+      items.push_back(std::move(queue.front()->item));
+      queue.pop_front();
+    }
+  }
+
+  // io thread only
+  std::deque<QueuedCommit*> urgent_queue;  // high-priority sagas' commits
+  std::deque<QueuedCommit*> commit_queue;  // the others'
   int batches_in_flight = 0;
 };
 

@@ -183,7 +183,7 @@ class SagaRun {
     if (in_tx || !rt_.options.group_commit) {
       result = co_await rt_.on_pool([&] { return rt_.store.commit(claim_, t, in_tx, timeout); });
     } else {
-      result = co_await rt_.group_commit(claim_, t);
+      result = co_await rt_.group_commit(claim_, t, def_->priority);
     }
     if (in_tx && !result.action.ok) {  // nothing was written
       deferred_start_ = std::move(start);

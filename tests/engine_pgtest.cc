@@ -649,6 +649,72 @@ TEST_F(EngineTest, ABacklogNeverTakesTheSlotsKeptForHighPriority) {
   EXPECT_EQ(started, 1);  // one slot for the backlog
 }
 
+// A high-priority saga's commits do not queue behind a backlog's batch in
+// flight: here that batch is held in the database for as long as the test
+// likes, and the one batch slot (two database threads, one kept for claims)
+// is its.
+TEST_F(EngineTest, AHighPrioritySagasCommitsDoNotWaitForABacklogsBatchInFlight) {
+  const auto bulk = definition("saga: t.bulk_held\nversion: 1\nsteps:\n  - { name: held, action: testing.succeed }\n");
+  const auto urgent =
+      definition("saga: t.urgent\nversion: 1\npriority: high\nsteps:\n  - { name: a, action: testing.succeed }\n");
+  pqxx::connection conn(dsn_);
+  pqxx::nontransaction(conn).exec(R"(
+CREATE FUNCTION hold_backlog() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NEW; END $$;
+CREATE TRIGGER hold_backlog BEFORE INSERT ON wsflow.saga_events FOR EACH ROW
+  WHEN (NEW.step = 'held') EXECUTE FUNCTION hold_backlog();
+)");
+  EngineOptions options = testing::fast_options();
+  options.blocking_threads = 2;
+  options.lease = Millis(60'000);  // no heartbeat: it would wait for the held rows too
+  EngineHarness engine(dsn_, options);
+  // Declared after the engine, so the lock goes (and the held batch ends)
+  // before the engine stops, whatever the test's outcome.
+  pqxx::connection holder(dsn_);
+  pqxx::nontransaction(holder).exec("SELECT pg_advisory_lock(4242)");
+  std::vector<std::string> backlog;
+  for (int i = 0; i < 3; ++i) backlog.push_back(start(bulk));
+  const auto held_batches = [&] {
+    return scalar(dsn_, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted");
+  };
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (held_batches() == 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(held_batches(), 1) << "the backlog's batch never reached the database";
+  const std::string high = start(urgent);
+  EXPECT_EQ(wait_terminal(client_, high, std::chrono::seconds(10)), SagaState::kCompleted);
+  for (const std::string& id : backlog) EXPECT_NE(client_.find_saga(id)->state, SagaState::kCompleted);
+  pqxx::nontransaction(holder).exec("SELECT pg_advisory_unlock(4242)");
+  for (const std::string& id : backlog) EXPECT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+}
+
+// A claim and its reads grow with how many sagas it leases, and a saga that
+// becomes due meanwhile waits for it: before a backlog of hundreds (a cold
+// start), a high-priority saga would wait for all of their reads.
+TEST_F(EngineTest, AClaimLeasesAtMostAChunkOfABacklog) {
+  const auto bulk = definition("saga: t.bulk\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");
+  std::vector<std::string> backlog;
+  for (int i = 0; i < 150; ++i) backlog.push_back(start(bulk));
+  // Every statement that leased sagas records how many.
+  pqxx::connection conn(dsn_);
+  pqxx::nontransaction(conn).exec(R"(
+CREATE TABLE claim_sizes (leased bigint);
+CREATE FUNCTION record_claim_size() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+  INSERT INTO claim_sizes SELECT count(*) FROM after_rows a JOIN before_rows b USING (id)
+    WHERE a.lease_token IS NOT NULL AND a.lease_token IS DISTINCT FROM b.lease_token HAVING count(*) > 0;
+  RETURN NULL; END $$;
+CREATE TRIGGER record_claim_size AFTER UPDATE ON wsflow.sagas REFERENCING OLD TABLE AS before_rows
+  NEW TABLE AS after_rows FOR EACH STATEMENT EXECUTE FUNCTION record_claim_size();
+)");
+  EngineOptions options = testing::fast_options();
+  options.max_active_sagas = 512;
+  EngineHarness engine(dsn_, options);
+  for (const std::string& id : backlog) ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  EXPECT_LE(scalar(dsn_, "SELECT max(leased) FROM claim_sizes"), 64);
+  EXPECT_GE(scalar(dsn_, "SELECT sum(leased) FROM claim_sizes"), 150);
+}
+
 // The poller claims a backlog through its share of the slots without a poll's
 // help: each time it took all the room it asked for it looks again, and a
 // saga finishing when the share was full wakes it.
