@@ -27,6 +27,7 @@
 #include "bench/bench_report.h"
 #include "bench/engine_bench.h"
 #include "bench/pgbench.h"
+#include "engine/engine_options.h"
 #include "bench/timer_scale.h"
 #include "engine/log.h"
 
@@ -41,7 +42,7 @@ struct Options {
   std::string json_path;
   int sagas = 10'000;
   int steps = 5;
-  int concurrency = 256;
+  int concurrency = wsflow::EngineOptions{}.max_active_sagas;  // the engine's default
   int blocking_threads = 4;
   int pgbench_seconds = 15;
   int processes = 4;

@@ -279,7 +279,7 @@ Lateness run_timers(const BenchRun& run, int sagas, Millis delay, double backgro
   pqxx::connection conn(run.dsn);
   Lateness result;
   {
-    EngineUnderTest engine(run, engine_options(run, 256, true));
+    EngineUnderTest engine(run, engine_options(run, EngineOptions{}.max_active_sagas, true));
     BackgroundStarts load(run, background, background_sagas_per_second);
     // Started over one timer's delay, so that due times spread over time.
     pg::PgStore store(run.dsn, 1);
@@ -307,7 +307,7 @@ Lateness run_signals(const BenchRun& run, int sagas) {
   pqxx::connection conn(run.dsn);
   Lateness result;
   {
-    EngineUnderTest engine(run, engine_options(run, 256, true));
+    EngineUnderTest engine(run, engine_options(run, EngineOptions{}.max_active_sagas, true));
     pg::PgStore store(run.dsn, 1);
     std::vector<std::string> ids;
     for (int i = 0; i < sagas; ++i) ids.push_back(store.start_saga(*definition, nlohmann::json::object(), {}).saga_id);

@@ -10,7 +10,7 @@ struct EngineOptions {
   std::string owner;                    // unique per process; generated when empty
   Millis lease{Millis(15'000)};         // how long a claim lasts without a heartbeat
   Millis poll_interval{Millis(1'000)};  // fallback when no NOTIFY arrives
-  int max_active_sagas = 256;           // sagas driven at once by this process
+  int max_active_sagas = 512;           // sagas driven at once by this process
   // Of those, slots only high-priority sagas may take (at most half of them):
   // a bulk backlog of normal sagas never fills the engine, so a saga a user
   // waits on starts at once instead of after the backlog's next saga ends.
