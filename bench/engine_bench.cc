@@ -217,7 +217,7 @@ Throughput run_throughput(const BenchRun& run, const ThroughputOptions& options,
     return tx.exec("SELECT clock_timestamp()::text")[0][0].as<std::string>();
   }();
   const auto limit = std::chrono::seconds(60 + options.sagas * options.steps / 200);
-  if (options.processes <= 1) {
+  if (options.worker_command.empty()) {
     EngineUnderTest engine(run, engine_options(run, options.concurrency, options.group_commit));
     wait_for_sagas(conn, *definition, options.sagas, "completed", limit);
     result.engine_errors = engine.errors();

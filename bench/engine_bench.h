@@ -47,9 +47,9 @@ struct Throughput {
   long long duplicate_commits = 0;  // a step completed twice: must be 0
 };
 // `sagas` sagas of `steps` no-op steps, queued first, then run to the end by
-// `processes` engines (each driving up to `concurrency` sagas; more than one
-// process runs `worker_command` with the database's URL appended, in child
-// processes).
+// `processes` engines, each driving up to `concurrency` sagas: in this
+// process when `worker_command` is empty, else each a child process running
+// `worker_command` with the database's URL appended.
 struct ThroughputOptions {
   int sagas = 2000;
   int steps = 5;
