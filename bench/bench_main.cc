@@ -27,8 +27,8 @@
 #include "bench/bench_report.h"
 #include "bench/engine_bench.h"
 #include "bench/pgbench.h"
-#include "engine/engine_options.h"
 #include "bench/timer_scale.h"
+#include "engine/engine_options.h"
 #include "engine/log.h"
 
 namespace {
