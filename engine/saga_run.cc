@@ -291,7 +291,8 @@ class SagaRun {
                                     nlohmann::json context_updates, std::optional<std::int64_t> consume) {
     Transition t;
     if (saga_.state == SagaState::kWaiting) t.saga_state = next_state(saga_.state, SagaEvent::kResume);
-    t.step = StepWrite{step.name, "", index, StepState::kCompleted, 0, 0, std::move(output), std::string(), {}, {}, {}};
+    t.step =
+        StepWrite{step.name, "", index, StepState::kCompleted, 0, 0, std::move(output), std::string(), {}, {}, {}, {}};
     t.event = kind;
     t.event_step = step.name;
     t.context_updates = std::move(context_updates);
@@ -327,7 +328,7 @@ class SagaRun {
       if (step.when && !started && !step.when->holds(saga_.context)) {
         for (const auto& branch : todo) {
           Transition t;
-          t.step = StepWrite{step.name, branch, index, StepState::kSkipped, 0, 0, {}, {}, {}, {}, {}};
+          t.step = StepWrite{step.name, branch, index, StepState::kSkipped, 0, 0, {}, {}, {}, {}, {}, {}};
           t.event = "step_skipped";
           t.event_step = step.name;
           t.event_branch = branch;
@@ -353,7 +354,7 @@ class SagaRun {
     auto row_it = rows_.find({step.name, ""});
     const StepRecord* row = row_it == rows_.end() ? nullptr : &row_it->second;
     const auto now = db_now();
-    StepWrite waiting{step.name, "", index, StepState::kWaiting, 0, 0, {}, {}, {}, {}, {}};
+    StepWrite waiting{step.name, "", index, StepState::kWaiting, 0, 0, {}, {}, {}, {}, {}, {}};
 
     if (wait.duration) {
       if (!row) {
@@ -392,7 +393,7 @@ class SagaRun {
       const std::string reason =
           "signal_timeout: no '" + *wait.signal + "' signal within " + format_duration(*wait.signal_timeout);
       Transition t;
-      t.step = StepWrite{step.name, "", index, StepState::kFailed, 0, 0, {}, reason, {}, {}, {}};
+      t.step = StepWrite{step.name, "", index, StepState::kFailed, 0, 0, {}, reason, {}, {}, {}, {}};
       t.event = "step_failed";
       t.event_step = step.name;
       t.event_detail = {{"code", "signal_timeout"}};
@@ -517,7 +518,7 @@ class SagaRun {
       return mode.compensating ? it->second.compensation_attempts : it->second.attempts;
     };
     auto write = [&](StepState state) {
-      StepWrite w{step.name, branch, index, state, 0, 0, {}, {}, {}, {}, {}};
+      StepWrite w{step.name, branch, index, state, 0, 0, {}, {}, {}, {}, {}, {}};
       return w;
     };
     auto event = [&](Transition& t, const char* kind, nlohmann::json detail) {
@@ -564,8 +565,11 @@ class SagaRun {
         start_recorded = true;
       };
       if (!defer_start) co_await record_start();
+      const auto attempt_began = std::chrono::steady_clock::now();
+      const Clock::time_point attempt_began_db = db_now();
       auto with_start = [&](Transition t) {
         if (start_recorded) return t;
+        t.step->began_at = attempt_began_db;
         t.step->add_attempts += start.step->add_attempts;
         t.step->add_compensation_attempts += start.step->add_compensation_attempts;
         t.step->max_attempts = start.step->max_attempts;
@@ -576,8 +580,6 @@ class SagaRun {
         return t;
       };
       const ActionCall call = make_call(step, branch, attempt, mode.compensating, Clock::now() + timeout);
-
-      const auto attempt_began = std::chrono::steady_clock::now();
       auto report = [&](bool ok, bool will_retry) {
         if (!rt_.options.events.attempt_finished) return;
         rt_.options.events.attempt_finished(

@@ -151,6 +151,10 @@ struct StepWrite {
   // attempt_timeout. Every other write clears the attempt deadline.
   std::optional<Millis> attempt_timeout;
   std::optional<int> max_attempts;  // the retry policy's budget, shown to operators
+  // When the attempt began, on the database's clock, for an attempt recorded
+  // only with its outcome (EngineOptions::attempt_record_delay): a new step
+  // row's started_at, so that its duration is the attempt's, not zero.
+  std::optional<TimePoint> began_at;
 };
 
 // A saga_events row written with a commit.

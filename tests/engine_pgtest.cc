@@ -303,6 +303,27 @@ steps:
   for (const auto& [label, row] : steps_by_label(client_, id)) EXPECT_EQ(row.attempts, 1) << label;
 }
 
+// An attempt recorded only with its outcome still says how long it ran: its
+// step row starts when the attempt began, not when the outcome was committed
+// (operators read a step's duration from the row, `sagas show`'s TOOK).
+TEST_F(EngineTest, AnAttemptRecordedWithItsOutcomeKeepsItsDuration) {
+  const auto def =
+      definition("saga: t.timed\nversion: 1\nsteps:\n  - { name: nap, action: testing.sleep, input: { ms: 300 } }\n");
+  EngineOptions options = testing::fast_options();
+  options.attempt_record_delay = Millis(5'000);  // the 300 ms attempt is recorded with its outcome
+  EngineHarness engine(dsn_, options);
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  EXPECT_EQ(testing::column(dsn_, "SELECT kind FROM wsflow.saga_events WHERE saga_id = '" + id + "' AND step = 'nap'"),
+            std::vector<std::string>{"step_completed"});
+  const long long took_ms = scalar(dsn_,
+                                   "SELECT (extract(epoch from finished_at - started_at) * 1000)::bigint FROM "
+                                   "wsflow.saga_steps WHERE saga_id = '" +
+                                       id + "' AND step = 'nap'");
+  EXPECT_GE(took_ms, 250);
+  EXPECT_LT(took_ms, 5'000);
+}
+
 TEST_F(EngineTest, ASagaStartIsRecordedWithItsFirstCommit) {
   // The transaction that wrote the saga's `started` event, and the kinds of
   // the events it wrote, in order.

@@ -26,7 +26,8 @@ const std::vector<Column> kStepColumns = {{"saga_id", "uuid"},
                                           {"has_error", "bool"},
                                           {"wake_in", "bigint"},
                                           {"attempt_timeout", "bigint"},
-                                          {"max_attempts", "int"}};
+                                          {"max_attempts", "int"},
+                                          {"began_at", "bigint"}};
 
 const std::vector<Column> kSagaColumns = {
     {"id", "uuid"},         {"context", "text"},           {"state", "text"},
@@ -108,7 +109,7 @@ std::string commit_transitions_sql() {
          "RETURNING s.saga_id, s.step, s.branch), "
          "step_inserts AS (INSERT INTO wsflow.saga_steps (saga_id, step, branch, step_index, state, attempts, "
          "compensation_attempts, output, error, wake_at, completed_seq, finished_at, attempt_deadline_at, "
-         "max_attempts) "
+         "max_attempts, started_at) "
          "SELECT u.saga_id, u.step, u.branch, u.step_index, u.state, u.add_attempts, u.add_compensation_attempts, "
          "u.output::jsonb, NULLIF(u.error, ''), "
          "CASE WHEN u.wake_in < 0 THEN NULL ELSE now() + u.wake_in * interval '1 ms' END, "
@@ -117,7 +118,8 @@ std::string commit_transitions_sql() {
          kStepStateEnds +
          " THEN now() END, "
          "CASE WHEN u.attempt_timeout < 0 THEN NULL ELSE now() + u.attempt_timeout * interval '1 ms' END, "
-         "NULLIF(u.max_attempts, -1) FROM step_rows u "
+         "NULLIF(u.max_attempts, -1), "
+         "CASE WHEN u.began_at < 0 THEN now() ELSE LEAST(now(), " WSF_TS("u.began_at") ") END FROM step_rows u "
          "WHERE NOT EXISTS (SELECT 1 FROM step_updates d WHERE d.saga_id = u.saga_id AND d.step = u.step "
          "AND d.branch = u.branch)), "
          "saga_updates AS (UPDATE wsflow.sagas s SET "
@@ -225,7 +227,7 @@ std::map<std::string, CommitResult> commit_transitions(pqxx::transaction_base& t
       steps.add({id, w.step, w.branch, std::to_string(w.step_index), to_string(w.state), std::to_string(w.add_attempts),
                  std::to_string(w.add_compensation_attempts), output.dump(), flag(has_output), w.error.value_or(""),
                  flag(w.error.has_value()), millis_or_none(w.wake_in), millis_or_none(w.attempt_timeout),
-                 std::to_string(w.max_attempts.value_or(-1))});
+                 std::to_string(w.max_attempts.value_or(-1)), std::to_string(w.began_at ? epoch_ms(*w.began_at) : -1)});
     }
     SagaChange& change = changes[id];
     if (t.context_updates.is_object()) change.context.update(t.context_updates);
