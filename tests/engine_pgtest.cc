@@ -552,6 +552,18 @@ steps:
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 1);
 }
 
+// Makes every insert of a history event matching `condition` (SQL over NEW)
+// first run `statement` (a PERFORM's expression) in the inserting
+// transaction: a commit that writes such an event is slowed or held there.
+void before_event_insert(const std::string& dsn, const std::string& name, const std::string& condition,
+                         const std::string& statement) {
+  pqxx::connection conn(dsn);
+  pqxx::nontransaction(conn).exec(
+      "CREATE FUNCTION " + name + "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM " + statement +
+      "; RETURN NEW; END $$; CREATE TRIGGER " + name + " BEFORE INSERT ON wsflow.saga_events FOR EACH ROW WHEN (" +
+      condition + ") EXECUTE FUNCTION " + name + "()");
+}
+
 // A saga that waits `wait` on a durable timer, then runs one quick step.
 SagaDefinition timer_then_step(const std::string& name, Millis wait) {
   return definition("saga: " + name + "\nversion: 1\nsteps:\n  - name: pause\n    wait: { for: " +
@@ -608,13 +620,7 @@ TEST_F(EngineTest, ATimerFiresAtItsDueTimeNotAtTheNextPoll) {
 TEST_F(EngineTest, ATimerIsNotLateByTheTimeItsCommitTookToReturn) {
   const auto def = timer_then_step("t.slow_commit_timer", Millis(1000));
   // The commit that starts the timer takes 800 ms more after its start.
-  pqxx::connection conn(dsn_);
-  pqxx::nontransaction(conn).exec(R"(
-CREATE FUNCTION slow_timer_start() RETURNS trigger LANGUAGE plpgsql AS
-  $$ BEGIN PERFORM pg_sleep(0.8); RETURN NEW; END $$;
-CREATE TRIGGER slow_timer_start BEFORE INSERT ON wsflow.saga_events FOR EACH ROW
-  WHEN (NEW.kind = 'timer_started') EXECUTE FUNCTION slow_timer_start();
-)");
+  before_event_insert(dsn_, "slow_timer_start", "NEW.kind = 'timer_started'", "pg_sleep(0.8)");
   EngineHarness engine(dsn_, slow_poll_options());
   const std::string id = start(def);
   ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(20)), SagaState::kCompleted);
@@ -678,13 +684,8 @@ TEST_F(EngineTest, AHighPrioritySagasCommitsDoNotWaitForABacklogsBatchInFlight) 
   const auto bulk = definition("saga: t.bulk_held\nversion: 1\nsteps:\n  - { name: held, action: testing.succeed }\n");
   const auto urgent =
       definition("saga: t.urgent\nversion: 1\npriority: high\nsteps:\n  - { name: a, action: testing.succeed }\n");
-  pqxx::connection conn(dsn_);
-  pqxx::nontransaction(conn).exec(R"(
-CREATE FUNCTION hold_backlog() RETURNS trigger LANGUAGE plpgsql AS
-  $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NEW; END $$;
-CREATE TRIGGER hold_backlog BEFORE INSERT ON wsflow.saga_events FOR EACH ROW
-  WHEN (NEW.step = 'held') EXECUTE FUNCTION hold_backlog();
-)");
+  // The backlog's commits wait for a lock the test holds.
+  before_event_insert(dsn_, "hold_backlog", "NEW.step = 'held'", "pg_advisory_xact_lock_shared(4242)");
   EngineOptions options = testing::fast_options();
   options.blocking_threads = 2;
   options.lease = Millis(60'000);  // no heartbeat: it would wait for the held rows too
