@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <pqxx/pqxx>
 #include <thread>
@@ -1342,6 +1343,40 @@ TEST(Migrations, ApplyOnceEvenWhenRacing) {
   EXPECT_TRUE(pg::migrate(conn).empty());
   EXPECT_EQ(scalar(dsn, "SELECT count(*) FROM wsflow.schema_migrations"),
             static_cast<long long>(pg::migrations().size()));
+}
+
+// The history has one index, its primary key by saga then id: every read of
+// it is one saga's events in order, and each index more is an entry written
+// per event. A database from before the change keeps its history.
+TEST(Migrations, KeyTheHistoryBySagaAndKeepAnUpgradedDatabasesEvents) {
+  const std::string dsn = testing::fresh_unmigrated_database();
+  pqxx::connection conn(dsn);
+  pg::migrate(conn);
+  const auto& all = pg::migrations();
+  const auto keyed =
+      std::find_if(all.begin(), all.end(), [](const pg::Migration& m) { return m.name == "history keyed by saga"; });
+  ASSERT_NE(keyed, all.end());
+  const std::string saga = "00000000-0000-0000-0000-00000000000a";
+  {
+    // Back to the schema before it, with a history written under that schema.
+    pqxx::work tx(conn);
+    tx.exec(
+        "ALTER TABLE wsflow.saga_events DROP CONSTRAINT saga_events_pkey; "
+        "ALTER TABLE wsflow.saga_events ADD PRIMARY KEY (id); "
+        "CREATE INDEX saga_events_saga ON wsflow.saga_events (saga_id, id); "
+        "INSERT INTO wsflow.saga_events (saga_id, kind) SELECT '" +
+        saga + "', 'kind ' || g FROM generate_series(1, 3) g");
+    tx.exec_params("DELETE FROM wsflow.schema_migrations WHERE version = $1", keyed->version);
+    tx.commit();
+  }
+  EXPECT_EQ(pg::migrate(conn), std::vector<int>{keyed->version});
+  EXPECT_EQ(testing::column(dsn,
+                            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'wsflow' "
+                            "AND tablename = 'saga_events'"),
+            std::vector<std::string>{"CREATE UNIQUE INDEX saga_events_pkey ON wsflow.saga_events "
+                                     "USING btree (saga_id, id)"});
+  EXPECT_EQ(testing::column(dsn, "SELECT kind FROM wsflow.saga_events WHERE saga_id = '" + saga + "' ORDER BY id"),
+            (std::vector<std::string>{"kind 1", "kind 2", "kind 3"}));
 }
 
 // A cached statement is prepared once per connection, on its first use, and

@@ -450,6 +450,14 @@ const std::vector<Migration>& migrations() {
        "ALTER TABLE wsflow.sagas ADD COLUMN last_signal_id bigint NOT NULL DEFAULT 0; "
        "UPDATE wsflow.sagas s SET last_signal_id = g.last FROM "
        "(SELECT saga_id, max(id) AS last FROM wsflow.signals GROUP BY saga_id) g WHERE s.id = g.saga_id"},
+      // Every read of the history is one saga's, in order (its page's cursor
+      // is an id within the saga), and ids come from one sequence: the index
+      // on the id alone served no query, and cost an entry per event written,
+      // the most written row there is. Rebuilds the index once, at upgrade.
+      {19, "history keyed by saga",
+       "ALTER TABLE wsflow.saga_events DROP CONSTRAINT saga_events_pkey; "
+       "DROP INDEX wsflow.saga_events_saga; "
+       "ALTER TABLE wsflow.saga_events ADD CONSTRAINT saga_events_pkey PRIMARY KEY (saga_id, id)"},
   };
   return all;
 }
