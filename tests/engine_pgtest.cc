@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <pqxx/pqxx>
+#include <set>
 #include <thread>
 
 #include "adapters/postgres/cached_statement.h"
 #include "adapters/postgres/migrations.h"
+#include "adapters/postgres/pg_store.h"
 #include "adapters/postgres/retention.h"
 #include "engine/testing_actions.h"
 #include "tests/support/engine_harness.h"
@@ -738,6 +741,31 @@ CREATE TRIGGER record_claim_size AFTER UPDATE ON wsflow.sagas REFERENCING OLD TA
   EXPECT_GE(scalar(dsn_, "SELECT sum(leased) FROM claim_sizes"), 150);
 }
 
+// A leased saga stays due (its wake_at passed) until it is released, so a
+// claim that looked among due sagas and skipped the leased ones read every
+// saga in flight, in every process, before the first it could take: its cost
+// grew with the window and with the processes sharing the database.
+TEST_F(EngineTest, AClaimDoesNotReadThroughTheSagasOthersHold) {
+  const auto bulk = definition("saga: t.held\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");
+  client_.start_sagas(bulk, std::vector<StartRequest>(1000));
+  ASSERT_EQ(client_.claim("busy", Millis(60'000), 1000, 1000).sagas.size(), 1000u);
+  const std::string fresh = start(bulk);
+  pqxx::connection conn(dsn_);
+  pqxx::work tx(conn);
+  tx.exec("PREPARE claim AS " + pg::claim_statement());
+  const nlohmann::json plan = nlohmann::json::parse(
+      tx.exec("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim('probe', 60000, 10, 10)")[0][0].c_str());
+  EXPECT_EQ(tx.exec("SELECT id::text FROM wsflow.sagas WHERE lease_owner = 'probe'")[0][0].c_str(), fresh);
+  // The rows its scans read and dropped: the held thousand, before.
+  long long dropped = 0;
+  const std::function<void(const nlohmann::json&)> add = [&](const nlohmann::json& node) {
+    dropped += node.value("Rows Removed by Filter", 0LL);
+    for (const nlohmann::json& child : node.value("Plans", nlohmann::json::array())) add(child);
+  };
+  add(plan[0]["Plan"]);
+  EXPECT_LT(dropped, 10) << plan.dump(2);
+}
+
 // The poller claims a backlog through its share of the slots without a poll's
 // help: each time it took all the room it asked for it looks again, and a
 // saga finishing when the share was full wakes it.
@@ -1297,6 +1325,30 @@ TEST_F(EngineTest, ExpiredLeaseOfADeadProcessIsTakenOver) {
   EngineHarness engine(dsn_);
   ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 1);
+}
+
+// A dead process's sagas are taken over before sagas nobody held, and count
+// against the claim's limits like any other (the slots below high priority
+// included).
+TEST_F(EngineTest, ExpiredLeasesAreTakenOverFirstWithinTheClaimsLimits) {
+  const auto def = definition("saga: t.takeover\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n");
+  std::set<std::string> orphans;
+  for (int i = 0; i < 3; ++i) orphans.insert(start(def));
+  ASSERT_EQ(testing::lease_sagas(client_, "dead-process", Millis(1), 10).size(), 3u);
+  const std::string fresh = start(def);
+  // Due before any of them, and still second to them.
+  scalar(dsn_, "UPDATE wsflow.sagas SET wake_at = now() - interval '1 hour' WHERE id = '" + fresh + "' RETURNING 1");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the dead process's leases run out
+  const ClaimResult first = client_.claim("heir", Millis(60'000), 10, 2);
+  ASSERT_EQ(first.sagas.size(), 2u);
+  for (const ClaimedSaga& c : first.sagas) {
+    EXPECT_TRUE(c.claim.takeover);
+    EXPECT_EQ(orphans.erase(c.claim.saga_id), 1u);
+  }
+  const ClaimResult second = client_.claim("heir", Millis(60'000), 10, 10);
+  std::set<std::string> rest;
+  for (const ClaimedSaga& c : second.sagas) rest.insert(c.claim.saga_id + (c.claim.takeover ? " takeover" : ""));
+  EXPECT_EQ(rest, (std::set<std::string>{*orphans.begin() + " takeover", fresh}));
 }
 
 TEST_F(EngineTest, FinishHookRunsInTheTerminalCommit) {

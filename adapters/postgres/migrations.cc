@@ -359,9 +359,13 @@ LANGUAGE sql STABLE AS $$
   END
 $$;
 
--- Candidates for saga_stuck, each found through an index (see the EXPLAIN
--- test); saga_stuck decides.
-CREATE FUNCTION wsflow.stuck_candidates(threshold interval, grace interval) RETURNS SETOF uuid
+)SQL";
+
+// Candidates for saga_stuck, each found through an index (see the EXPLAIN
+// test); saga_stuck decides. `unclaimed` narrows the branch of sagas due for
+// longer than the grace (migration 20 makes it match the runnable index).
+std::string stuck_candidates_function(const std::string& create, const std::string& unclaimed) {
+  return create + R"SQL( FUNCTION wsflow.stuck_candidates(threshold interval, grace interval) RETURNS SETOF uuid
 LANGUAGE sql STABLE AS $$
   SELECT id FROM wsflow.sagas WHERE state = 'failed'
   UNION SELECT id FROM wsflow.sagas WHERE lease_token IS NOT NULL AND lease_until < now() - grace
@@ -369,11 +373,24 @@ LANGUAGE sql STABLE AS $$
         WHERE state IN ('running', 'compensating') AND attempt_deadline_at IS NOT NULL
           AND attempt_deadline_at < now() - grace
   UNION SELECT id FROM wsflow.sagas
-        WHERE state IN ('pending', 'running', 'waiting', 'compensating') AND wake_at < now() - grace
+        WHERE state IN ('pending', 'running', 'waiting', 'compensating') AND wake_at < now() - grace)SQL" +
+         unclaimed + R"SQL(
   UNION SELECT id FROM wsflow.sagas
         WHERE state IN ('pending', 'running', 'compensating') AND progressed_at < now() - threshold
 $$;
 )SQL";
+}
+
+// A leased saga stays due (its wake_at passed) until its lease is released,
+// so the runnable index held every saga in flight, and a claim read through
+// them all, in every process, before the first it could take. The index now
+// holds only sagas nobody holds; claims find expired leases through
+// sagas_lease_until. The stuck query's "unclaimed" branch asks the same.
+const std::string kRunnableUnleased =
+    "DROP INDEX wsflow.sagas_runnable; "
+    "CREATE INDEX sagas_runnable ON wsflow.sagas (priority, wake_at) "
+    "WHERE state IN ('pending','running','waiting','compensating') AND lease_token IS NULL; " +
+    stuck_candidates_function("CREATE OR REPLACE", " AND lease_token IS NULL");
 
 }  // namespace
 
@@ -394,7 +411,7 @@ const std::vector<Migration>& migrations() {
        "CHECK (tenancy_model IN ('schema', 'database')); "
        "ALTER TABLE wsflow.environments ADD COLUMN database_name text; "
        "CREATE INDEX audit_log_workspace_action ON wsflow.audit_log (workspace_id, action, id)"},
-      {9, "operators", kOperators},
+      {9, "operators", kOperators + stuck_candidates_function("CREATE", "")},
       {10, "canary bulk repairs",
        "ALTER TABLE wsflow.bulk_actions ADD COLUMN status text NOT NULL DEFAULT 'applied' "
        "CHECK (status IN ('applied', 'canary', 'stopped', 'completed')), "
@@ -458,6 +475,7 @@ const std::vector<Migration>& migrations() {
        "ALTER TABLE wsflow.saga_events DROP CONSTRAINT saga_events_pkey; "
        "DROP INDEX wsflow.saga_events_saga; "
        "ALTER TABLE wsflow.saga_events ADD CONSTRAINT saga_events_pkey PRIMARY KEY (saga_id, id)"},
+      {20, "runnable index without leased sagas", kRunnableUnleased},
   };
   return all;
 }

@@ -39,10 +39,16 @@ const std::string kInsertSaga =
     "SELECT id::text, pg_notify('" +
     std::string(kRunnableChannel) + "', id::text) FROM s";
 
+}  // namespace
+
 // A claim in one statement, so one round trip and its own transaction:
 // leases up to $3 due sagas for owner $1 for $2 ms, high priority first, at
-// most $4 of them below high priority; each priority an index range scan on
-// (priority, wake_at). Its one row when nothing was due carries only how
+// most $4 of them below high priority. Sagas nobody holds come from an index
+// range scan on (priority, wake_at) per priority; that index holds no leased
+// saga, so a claim never reads through the sagas in flight (a running saga
+// stays due until its lease is released). Sagas whose lease expired (their
+// process died) come first, through the index on lease_until, and count
+// against both limits. Its one row when nothing was due carries only how
 // many milliseconds until the earliest future wake-up, counted from the
 // clock as it answers (NULL when none is due ever); every row carries it.
 // The lease need not reach the disk before the sagas run (synchronous_commit
@@ -51,20 +57,27 @@ const std::string kInsertSaga =
 // that commit, being durable, makes the lease durable first (the log is
 // written in order).
 std::string claim_statement() {
-  const std::string runnable = "state IN ('pending','running','waiting','compensating')";
-  // The due sagas of one priority: at most `limit`, an SQL expression.
-  const auto due = [&](Priority priority, const std::string& limit) {
-    return "(SELECT id, lease_token IS NOT NULL AS takeover, priority, wake_at FROM wsflow.sagas WHERE " + runnable +
-           " AND priority = " + std::to_string(static_cast<int>(priority)) +
-           " AND wake_at <= now() AND (lease_until IS NULL OR lease_until < now()) "
-           "ORDER BY wake_at LIMIT greatest(0, " +
-           limit + ") FOR UPDATE SKIP LOCKED)";
+  const std::string runnable = "state IN ('pending','running','waiting','compensating') AND wake_at <= now()";
+  // Due sagas matching `which`: at most `limit`, an SQL expression; of those
+  // nobody holds, or (`expired`) of those whose lease has run out.
+  const auto due = [&](const std::string& which, const std::string& limit, bool expired) {
+    return "(SELECT id, " + std::string(expired ? "true" : "false") + " AS takeover, priority, wake_at FROM " +
+           "wsflow.sagas WHERE " + runnable + " AND " + which + " AND " +
+           (expired ? "lease_token IS NOT NULL AND lease_until < now()" : "lease_token IS NULL") +
+           " ORDER BY wake_at LIMIT greatest(0, " + limit + ") FOR UPDATE SKIP LOCKED)";
   };
-  const std::string high = due(Priority::kHigh, "$3");
-  const std::string normal = due(Priority::kNormal, "least($3 - (SELECT count(*) FROM high), $4)");
-  const std::string low = due(Priority::kLow,
-                              "least($3 - (SELECT count(*) FROM high) - (SELECT count(*) FROM normal), "
-                              "$4 - (SELECT count(*) FROM normal))");
+  const auto count = [](const std::string& cte) { return "(SELECT count(*) FROM " + cte + ")"; };
+  const std::string expired_high = due("priority = 2", "$3", true);
+  const std::string expired_rest = due("priority < 2", "least($3 - " + count("expired_high") + ", $4)", true);
+  const std::string taken_over = count("expired_high") + " - " + count("expired_rest");
+  const std::string high = due("priority = 2", "$3 - " + taken_over, false);
+  const std::string normal =
+      due("priority = 1", "least($3 - " + taken_over + " - " + count("high") + ", $4 - " + count("expired_rest") + ")",
+          false);
+  const std::string low = due("priority = 0",
+                              "least($3 - " + taken_over + " - " + count("high") + " - " + count("normal") + ", $4 - " +
+                                  count("expired_rest") + " - " + count("normal") + ")",
+                              false);
   const std::string leased =
       "(UPDATE wsflow.sagas s SET lease_owner = $1, lease_token = gen_random_uuid(), "
       "lease_until = now() + $2::bigint * interval '1 ms' FROM due WHERE s.id = due.id "
@@ -72,15 +85,18 @@ std::string claim_statement() {
   const std::string next =
       "(SELECT ceil(extract(epoch from min(n.at) - clock_timestamp()) * 1000)::bigint AS ms "
       "FROM (VALUES (0), (1), (2)) p(priority), LATERAL (SELECT min(wake_at) AS at FROM wsflow.sagas "
-      "WHERE priority = p.priority::smallint AND " +
-      runnable + " AND wake_at > now()) n)";
-  return "WITH async AS (SELECT set_config('synchronous_commit', 'off', true)), high AS " + high + ", normal AS " +
-         normal + ", low AS " + low +
-         ", due AS (SELECT * FROM high UNION ALL SELECT * FROM normal UNION ALL SELECT * FROM low), leased AS " +
+      "WHERE priority = p.priority::smallint AND state IN ('pending','running','waiting','compensating') "
+      "AND lease_token IS NULL AND wake_at > now()) n)";
+  return "WITH async AS (SELECT set_config('synchronous_commit', 'off', true)), expired_high AS " + expired_high +
+         ", expired_rest AS " + expired_rest + ", high AS " + high + ", normal AS " + normal + ", low AS " + low +
+         ", due AS (SELECT * FROM expired_high UNION ALL SELECT * FROM expired_rest UNION ALL SELECT * FROM high "
+         "UNION ALL SELECT * FROM normal UNION ALL SELECT * FROM low), leased AS " +
          leased + ", next AS " + next +
          " SELECT l.id, l.lease_token, l.takeover, l.priority, next.ms FROM async, next LEFT JOIN leased l ON true "
          "ORDER BY l.priority DESC, l.wake_at";
 }
+
+namespace {
 
 // Leases as the two arrays statements match them by: tokens are unique to
 // one lease, so a row whose id and token are both among them is held by one

@@ -16,6 +16,11 @@ namespace wsflow::pg {
 
 inline constexpr const char* kRunnableChannel = "wsflow_runnable";
 
+// The claim statement PgStore prepares ("claim"; $1 owner, $2 lease in ms,
+// $3 how many at most, $4 how many of them below high priority at most),
+// for tests that look at its plan.
+std::string claim_statement();
+
 class PgStore final : public Store {
  public:
   // `pool_size` connections at most; none is opened until first use.
