@@ -67,14 +67,18 @@ std::string claim_statement() {
            " ORDER BY wake_at LIMIT greatest(0, " + limit + ") FOR UPDATE SKIP LOCKED)";
   };
   const auto count = [](const std::string& cte) { return "(SELECT count(*) FROM " + cte + ")"; };
-  const std::string expired_high = due("priority = 2", "$3", true);
-  const std::string expired_rest = due("priority < 2", "least($3 - " + count("expired_high") + ", $4)", true);
+  const auto priority = [](const char* op, Priority p) {
+    return std::string("priority ") + op + " " + std::to_string(static_cast<int>(p));
+  };
+  const std::string expired_high = due(priority("=", Priority::kHigh), "$3", true);
+  const std::string expired_rest =
+      due(priority("<", Priority::kHigh), "least($3 - " + count("expired_high") + ", $4)", true);
   const std::string taken_over = count("expired_high") + " - " + count("expired_rest");
-  const std::string high = due("priority = 2", "$3 - " + taken_over, false);
+  const std::string high = due(priority("=", Priority::kHigh), "$3 - " + taken_over, false);
   const std::string normal =
-      due("priority = 1", "least($3 - " + taken_over + " - " + count("high") + ", $4 - " + count("expired_rest") + ")",
-          false);
-  const std::string low = due("priority = 0",
+      due(priority("=", Priority::kNormal),
+          "least($3 - " + taken_over + " - " + count("high") + ", $4 - " + count("expired_rest") + ")", false);
+  const std::string low = due(priority("=", Priority::kLow),
                               "least($3 - " + taken_over + " - " + count("high") + " - " + count("normal") + ", $4 - " +
                                   count("expired_rest") + " - " + count("normal") + ")",
                               false);
