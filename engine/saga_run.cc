@@ -157,8 +157,10 @@ class SagaRun {
   using RowKey = std::pair<std::string, std::string>;
 
   // --- time ---------------------------------------------------------------
-  Clock::time_point db_now() const {
-    return db_now_at_load_ + std::chrono::duration_cast<Clock::duration>(std::chrono::steady_clock::now() - loaded_at_);
+  Clock::time_point db_now() const { return db_time_of(std::chrono::steady_clock::now()); }
+  // The database's clock at a moment of this process's steady clock.
+  Clock::time_point db_time_of(std::chrono::steady_clock::time_point at) const {
+    return db_now_at_load_ + std::chrono::duration_cast<Clock::duration>(at - loaded_at_);
   }
   bool past_deadline() const { return saga_.deadline_at && db_now() >= *saga_.deadline_at; }
   static Millis until(Clock::time_point from, Clock::time_point to) {
@@ -566,10 +568,9 @@ class SagaRun {
       };
       if (!defer_start) co_await record_start();
       const auto attempt_began = std::chrono::steady_clock::now();
-      const Clock::time_point attempt_began_db = db_now();
       auto with_start = [&](Transition t) {
         if (start_recorded) return t;
-        t.step->began_at = attempt_began_db;
+        t.step->began_at = db_time_of(attempt_began);
         t.step->add_attempts += start.step->add_attempts;
         t.step->add_compensation_attempts += start.step->add_compensation_attempts;
         t.step->max_attempts = start.step->max_attempts;

@@ -57,7 +57,8 @@ const std::string kInsertSaga =
 // that commit, being durable, makes the lease durable first (the log is
 // written in order).
 std::string claim_statement() {
-  const std::string runnable = "state IN ('pending','running','waiting','compensating') AND wake_at <= now()";
+  const std::string runnable_states = "state IN ('pending','running','waiting','compensating')";
+  const std::string runnable = runnable_states + " AND wake_at <= now()";
   // Due sagas matching `which`: at most `limit`, an SQL expression; of those
   // nobody holds, or (`expired`) of those whose lease has run out.
   const auto due = [&](const std::string& which, const std::string& limit, bool expired) {
@@ -89,8 +90,8 @@ std::string claim_statement() {
   const std::string next =
       "(SELECT ceil(extract(epoch from min(n.at) - clock_timestamp()) * 1000)::bigint AS ms "
       "FROM (VALUES (0), (1), (2)) p(priority), LATERAL (SELECT min(wake_at) AS at FROM wsflow.sagas "
-      "WHERE priority = p.priority::smallint AND state IN ('pending','running','waiting','compensating') "
-      "AND lease_token IS NULL AND wake_at > now()) n)";
+      "WHERE priority = p.priority::smallint AND " +
+      runnable_states + " AND lease_token IS NULL AND wake_at > now()) n)";
   return "WITH async AS (SELECT set_config('synchronous_commit', 'off', true)), expired_high AS " + expired_high +
          ", expired_rest AS " + expired_rest + ", high AS " + high + ", normal AS " + normal + ", low AS " + low +
          ", due AS (SELECT * FROM expired_high UNION ALL SELECT * FROM expired_rest UNION ALL SELECT * FROM high "
