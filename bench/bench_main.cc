@@ -27,6 +27,7 @@
 #include "bench/bench_report.h"
 #include "bench/engine_bench.h"
 #include "bench/pgbench.h"
+#include "bench/store_floor.h"
 #include "bench/timer_scale.h"
 #include "engine/engine_options.h"
 #include "engine/log.h"
@@ -150,6 +151,14 @@ int run_all(const Options& o) {
     off_options.group_commit = false;
     const Throughput off = run_throughput(run, off_options, "throughput_no_group_commit");
     report.add(ratio_figure("durable steps/s, no group commit", off.steps_per_second, step_unit, pg16, 0.7));
+    // The same commits with no engine: the database's share of that cost.
+    const auto floor_duration = std::chrono::seconds(o.quick ? 1 : std::min(o.pgbench_seconds, 5));
+    for (int threads : {o.blocking_threads, 16}) {
+      progress("the store's commit alone, " + std::to_string(threads) + " threads");
+      const StoreFloor alone = run_store_floor(run, threads, floor_duration);
+      report.add(ratio_figure("store commits/s alone, no engine, " + std::to_string(threads) + " threads",
+                              alone.commits_per_second, "commits/s", pg16, std::nullopt));
+    }
     engine_errors += on.engine_errors + off.engine_errors;
     duplicates += on.duplicate_commits + off.duplicate_commits;
   }
@@ -214,8 +223,8 @@ int run_all(const Options& o) {
                   one_after.steps_per_second);
     f.note = note;
     report.add(f);
-    report.add(absolute("duplicated step commits, " + n + " processes", static_cast<double>(t.duplicate_commits),
-                        "count", 0));
+    report.add(
+        absolute("duplicated step commits, " + n + " processes", static_cast<double>(t.duplicate_commits), "count", 0));
     for (const Throughput* r : {&one_before, &t, &one_after}) {
       engine_errors += r->engine_errors;
       duplicates += r->duplicate_commits;
@@ -264,8 +273,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 10'000'000));
   cli.add_option("--steps", o.steps, "no-op steps per saga")->capture_default_str()->check(CLI::Range(1, 1000));
-  cli.add_option("--concurrency", o.concurrency, "sagas driven at once by each engine process")
-      ->capture_default_str();
+  cli.add_option("--concurrency", o.concurrency, "sagas driven at once by each engine process")->capture_default_str();
   cli.add_option("--blocking-threads", o.blocking_threads, "engine database threads")->capture_default_str();
   cli.add_option("--pgbench-seconds", o.pgbench_seconds)->capture_default_str()->check(CLI::Range(1, 3600));
   cli.add_option("--processes", o.processes, "engine processes of the multi-process run (1 skips it)")
