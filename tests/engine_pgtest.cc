@@ -1298,6 +1298,63 @@ TEST_F(EngineTest, GroupCommitSkipsOnlyTheStaleClaim) {
   EXPECT_EQ(client_.find_saga(b)->state, SagaState::kPending);
 }
 
+// A commit holding one row of each kind for one saga goes by the statement's
+// single-row form; any more (two sagas, or two steps of one saga's for_each
+// branches) by its array form. Each must write every row it was given, and
+// the single-row form's empty parts (no step, no signal) nothing.
+TEST_F(EngineTest, ACommitWritesEveryRowItCarriesInEitherForm) {
+  const auto def = definition(kApproval);
+  const std::string id = start(def);
+  ASSERT_TRUE(client_.deliver_signal(id, "approved", {}));
+  const std::vector<Claim> claims = testing::lease_sagas(client_, "process-a", Millis(60'000), 10);
+  ASSERT_EQ(claims.size(), 1u);
+  const auto steps_of = [&](const std::string& where) {
+    return scalar(dsn_, "SELECT count(*) FROM wsflow.saga_steps WHERE saga_id = '" + id + "' AND " + where);
+  };
+
+  Transition one;  // one row of each kind
+  one.saga_state = SagaState::kRunning;
+  one.consume_signal = scalar(dsn_, "SELECT id FROM wsflow.signals WHERE saga_id = '" + id + "'");
+  one.step = StepWrite{};
+  one.step->step = "prepare";
+  one.step->state = StepState::kCompleted;
+  one.step->add_attempts = 1;
+  one.step->output = nlohmann::json{{"done", true}};
+  one.prior_events.push_back({"started", "", "", nlohmann::json::object()});
+  one.event = "step_completed";
+  one.event_step = "prepare";
+  client_.commit(claims[0], one);
+  EXPECT_EQ(client_.find_saga(id)->state, SagaState::kRunning);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.signals WHERE consumed_at IS NOT NULL"), 1);
+  EXPECT_EQ(steps_of("step = 'prepare' AND state = 'completed' AND output = '{\"done\": true}'"), 1);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.saga_events WHERE saga_id = '" + id +
+                             "' AND kind IN ('started', 'step_completed')"),
+            2);
+
+  Transition event_only;  // no step, no signal, no change to the saga row
+  event_only.event = "noted";
+  client_.commit(claims[0], event_only);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.saga_events WHERE kind = 'noted'"), 1);
+  EXPECT_EQ(steps_of("true"), 1);
+
+  std::vector<Store::BatchItem> branches;  // two step rows of one saga
+  for (const std::string branch : {"x", "y"}) {
+    Transition t;
+    t.step = StepWrite{};
+    t.step->step = "fan";
+    t.step->branch = branch;
+    t.step->state = StepState::kCompleted;
+    t.event = "step_completed";
+    t.event_step = "fan";
+    t.event_branch = branch;
+    branches.push_back({claims[0], t});
+  }
+  for (const auto& outcome : client_.commit_batch(branches)) EXPECT_EQ(outcome.error, nullptr);
+  EXPECT_EQ(steps_of("step = 'fan' AND state = 'completed'"), 2);
+  EXPECT_EQ(
+      scalar(dsn_, "SELECT count(*) FROM wsflow.saga_steps WHERE saga_id = '00000000-0000-0000-0000-000000000000'"), 0);
+}
+
 TEST_F(EngineTest, EverythingAlsoWorksWithoutGroupCommit) {
   const auto def = definition(R"(saga: t.single
 version: 1
