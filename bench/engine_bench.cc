@@ -255,9 +255,11 @@ StepToStep run_step_to_step(const BenchRun& run, int concurrency, int sagas, int
   StepToStep result;
   result.concurrency = concurrency;
   {
+    MachineWatch watch;
     EngineUnderTest engine(run, engine_options(run, concurrency, true));
     wait_for_sagas(conn, *definition, sagas, "completed", std::chrono::seconds(120 + sagas * steps / 100));
     result.engine_errors = engine.errors();
+    result.machine = watch.stop();
   }
   // Event times are their transactions' start: the gap between two
   // consecutive commits' starts is the period from one commit to the next.
@@ -279,6 +281,7 @@ Lateness run_timers(const BenchRun& run, int sagas, Millis delay, double backgro
   pqxx::connection conn(run.dsn);
   Lateness result;
   {
+    MachineWatch watch;
     EngineUnderTest engine(run, engine_options(run, EngineOptions{}.max_active_sagas, true));
     BackgroundStarts load(run, background, background_sagas_per_second);
     // Started over one timer's delay, so that due times spread over time.
@@ -290,6 +293,7 @@ Lateness run_timers(const BenchRun& run, int sagas, Millis delay, double backgro
     }
     wait_for_sagas(conn, *definition, sagas, "completed", std::chrono::seconds(120));
     result.engine_errors = engine.errors();
+    result.machine = watch.stop();
   }
   result.late = quantiles_of(conn,
                              "SELECT extract(epoch from e.at - st.wake_at) * 1000 AS ms FROM wsflow.saga_events e "
@@ -307,6 +311,7 @@ Lateness run_signals(const BenchRun& run, int sagas) {
   pqxx::connection conn(run.dsn);
   Lateness result;
   {
+    MachineWatch watch;
     EngineUnderTest engine(run, engine_options(run, EngineOptions{}.max_active_sagas, true));
     pg::PgStore store(run.dsn, 1);
     std::vector<std::string> ids;
@@ -318,6 +323,7 @@ Lateness run_signals(const BenchRun& run, int sagas) {
     }
     wait_for_sagas(conn, *definition, sagas, "completed", std::chrono::seconds(60));
     result.engine_errors = engine.errors();
+    result.machine = watch.stop();
   }
   result.late = quantiles_of(conn,
                              "SELECT extract(epoch from e.at - g.received_at) * 1000 AS ms FROM wsflow.saga_events e "
@@ -335,6 +341,7 @@ Lateness run_fairness(const BenchRun& run, int concurrency, int backlog, int pro
   start_many(run, *bulk, backlog);
   Lateness result;
   {
+    MachineWatch watch;
     EngineUnderTest engine(run, engine_options(run, concurrency, true));
     pg::PgStore store(run.dsn, 1);
     // Spread over the time the backlog takes to drain, not all at its start.
@@ -350,6 +357,7 @@ Lateness run_fairness(const BenchRun& run, int concurrency, int backlog, int pro
                    "wsflow_bench: the fairness backlog drained before the probes ended; raise --fairness-backlog\n");
     wait_for_sagas(conn, *bulk, backlog, "completed", std::chrono::seconds(60 + backlog / 100));
     result.engine_errors = engine.errors();
+    result.machine = watch.stop();
   }
   result.late =
       quantiles_of(conn,

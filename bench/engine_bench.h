@@ -16,6 +16,7 @@
 #include <chrono>
 #include <pqxx/pqxx>
 #include "bench/bench_support.h"
+#include "bench/machine_watch.h"
 #include "engine/action_registry.h"
 #include "engine/definition.h"
 #include "engine/duration.h"
@@ -66,6 +67,7 @@ struct StepToStep {
   int concurrency = 0;
   Quantiles commit_to_commit;
   long long engine_errors = 0;
+  MachineStalls machine;  // while the scenario's sagas ran
 };
 StepToStep run_step_to_step(const BenchRun& run, int concurrency, int sagas, int steps);
 
@@ -76,6 +78,7 @@ StepToStep run_step_to_step(const BenchRun& run, int concurrency, int sagas, int
 struct Lateness {
   Quantiles late;
   long long engine_errors = 0;
+  MachineStalls machine;  // while the scenario's sagas ran
 };
 Lateness run_timers(const BenchRun& run, int sagas, Millis delay, double background_sagas_per_second);
 

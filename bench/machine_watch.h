@@ -1,0 +1,41 @@
+#pragma once
+// Watches the machine under a latency scenario, so that a late figure can be
+// told apart from a stall of the machine itself: one thread sleeps 1 ms at a
+// time (how far past its time it woke: the process was not run, say while
+// the VM was paused), another writes 8 KB to a file in `directory` and
+// flushes it (fdatasync) every 20 ms (how long the flush took: while the disk
+// stalls, every durable commit waits). Each is the longest seen between
+// construction and stop(). The flushes add about fifty small writes a second
+// to the scenario's load.
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+namespace wsflow::bench {
+
+struct MachineStalls {
+  double longest_oversleep_ms = 0;  // of a 1 ms sleep
+  double longest_flush_ms = 0;      // of an 8 KB write and fdatasync
+};
+
+class MachineWatch {
+ public:
+  // Throws std::runtime_error if the file cannot be created.
+  explicit MachineWatch(const std::filesystem::path& directory = std::filesystem::temp_directory_path());
+  ~MachineWatch();
+  MachineWatch(const MachineWatch&) = delete;
+  MachineWatch& operator=(const MachineWatch&) = delete;
+
+  // Ends the watch (once; later calls return the same figures).
+  MachineStalls stop();
+
+ private:
+  std::filesystem::path file_;
+  int fd_ = -1;
+  std::atomic<bool> stopping_{false};
+  MachineStalls stalls_;  // each written by its own thread until stop() joins them
+  std::thread sleeper_, flusher_;
+};
+
+}  // namespace wsflow::bench
