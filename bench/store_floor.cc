@@ -15,9 +15,10 @@ namespace {
 constexpr int kSagasPerThread = 64;
 constexpr Millis kLease = std::chrono::minutes(10);  // far beyond any run: never renewed
 
-// Leases every saga of `definition` that is due (all `count` of them, once
-// started); sagas of other definitions a shared database may hold are given
-// back as they were.
+// Leases the `count` sagas of `definition` just started. A claim takes
+// whatever is due, so sagas of other definitions that a shared database holds
+// are given back at once, runnable now (after the bench's own, which were due
+// first).
 std::vector<Claim> lease_all(pg::PgStore& store, const std::string& owner, const SagaDefinition& definition,
                              std::size_t count) {
   std::vector<Claim> mine;
