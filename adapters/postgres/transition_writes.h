@@ -10,7 +10,10 @@
 //     lease's release merged, so one new row version per saga;
 //   - one insert of every event.
 // Run outside a transaction (pqxx::nontransaction), the statement is its own
-// transaction: all of it commits, durably, or none of it.
+// transaction: all of it commits, durably, or none of it. It is prepared in
+// two forms of the same text: rows as arrays (any number), and rows as single
+// values, which a commit of one saga with at most one row of each kind takes
+// because Postgres runs it cheaper.
 
 #include <pqxx/pqxx>
 
