@@ -1,6 +1,7 @@
 #include "adapters/postgres/transition_writes.h"
 
 #include <map>
+#include <string_view>
 
 #include "adapters/postgres/pg_store.h"
 #include "adapters/postgres/sql_time.h"
@@ -48,6 +49,9 @@ const std::vector<Column> kEventColumns = {
 // step's commit, measured with pg_stat_statements under pgbench).
 enum class Rows { kArrays, kOne };
 
+// The name each form is prepared under.
+const char* statement_name(Rows rows) { return rows == Rows::kOne ? "commit_one_saga" : "commit_transitions"; }
+
 // `columns` as rows named `alias`, from one parameter per column, numbered
 // from `first_param`.
 std::string rows_from(Rows rows, const std::vector<Column>& columns, std::size_t first_param, const char* alias = "u") {
@@ -68,7 +72,7 @@ std::string rows_from(Rows rows, const std::vector<Column>& columns, std::size_t
 // of each column's type, with the nil UUID for a saga id, which is never a
 // fenced saga's, so the part's filter drops the row.
 const char* nothing(const Column& column) {
-  const std::string type = column.type;
+  const std::string_view type = column.type;
   if (type == "uuid") return "00000000-0000-0000-0000-000000000000";
   if (type == "bool") return "f";
   if (type == "text") return "";
@@ -234,8 +238,7 @@ struct SagaChange {
 }  // namespace
 
 void prepare_transition_statements(pqxx::connection& conn) {
-  conn.prepare("commit_transitions", commit_transitions_sql(Rows::kArrays));
-  conn.prepare("commit_one_saga", commit_transitions_sql(Rows::kOne));
+  for (const Rows form : {Rows::kArrays, Rows::kOne}) conn.prepare(statement_name(form), commit_transitions_sql(form));
 }
 
 void prefer_key_lookups(pqxx::connection& conn) {
@@ -292,9 +295,8 @@ std::map<std::string, CommitResult> commit_transitions(pqxx::transaction_base& t
   std::vector<std::string> params;
   for (const Columns* part : {&fence_rows, &signals, &steps, &sagas}) part->append_params(form, params);
   events.append_params(Rows::kArrays, params);
-  const char* statement = form == Rows::kOne ? "commit_one_saga" : "commit_transitions";
   std::map<std::string, CommitResult> fenced;
-  for (const auto& row : tx.exec_prepared(statement, pqxx::prepare::make_dynamic_params(params))) {
+  for (const auto& row : tx.exec_prepared(statement_name(form), pqxx::prepare::make_dynamic_params(params))) {
     fenced.emplace(row[2].as<std::string>(), fence_requests(row));
   }
   return fenced;
