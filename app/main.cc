@@ -248,7 +248,7 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
 
   metrics::Metrics metrics;
   options.events = metrics.engine_events();
-  pg::PgStore store(db.dsn, options.blocking_threads + 2);
+  pg::PgStore store(db.dsn, engine_connections(options));
   Engine engine(store, registry, options);
   pg::NotifyListener listener(db.dsn, pg::kRunnableChannel, [&] { engine.wake(); });
   Scheduler scheduler(store, definitions.schedules.schedules, definitions.sagas.definitions, clock);

@@ -28,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 // construction to destruction, counting the errors it reports.
 class EngineUnderTest {
  public:
-  EngineUnderTest(const BenchRun& run, EngineOptions options) : store_(run.dsn, options.blocking_threads + 2) {
+  EngineUnderTest(const BenchRun& run, EngineOptions options) : store_(run.dsn, engine_connections(options)) {
     options.events.engine_error = [this](const std::string&) { ++errors_; };
     engine_ = std::make_unique<Engine>(store_, run.registry, std::move(options));
     runner_ = std::thread([this] { engine_->run(); });

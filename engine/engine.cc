@@ -223,6 +223,10 @@ struct Engine::Impl {
     rt.pool.join();
     rt.action_pool.stop();
     rt.action_pool.join();
+    if (rt.commit_pool) {
+      rt.commit_pool->stop();
+      rt.commit_pool->join();
+    }
   }
 
   // Gives up every lease still held (so others take over at once) and ends run().

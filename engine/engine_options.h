@@ -20,6 +20,11 @@ struct EngineOptions {
   Millis error_backoff{Millis(2'000)};   // retry delay after an unexpected error driving a saga
   unsigned long long seed = 0;           // jitter RNG seed; 0 = random
   bool group_commit = true;              // batch ready transitions of many sagas into one transaction
+  // With group commit off, each transition is a transaction of its own, and
+  // transactions share a WAL flush only when they commit at the same time:
+  // this many are committed at once, each on its own connection (unused
+  // with group commit on).
+  int commit_threads = 16;
   // An attempt of an idempotent step (and any in-transaction action) is
   // recorded as started only when it is still running after this long; one
   // that ends sooner is recorded with its outcome, in one commit instead of
@@ -31,5 +36,12 @@ struct EngineOptions {
   Millis attempt_record_delay{Millis(50)};
   EngineEvents events;  // metrics hooks (engine/engine_events.h)
 };
+
+// How many database connections the engine's store must have so that no
+// engine thread waits for one: a blocking thread each, the commit threads
+// when group commit is off, and two to spare for the poller and heartbeat.
+inline int engine_connections(const EngineOptions& options) {
+  return options.blocking_threads + 2 + (options.group_commit ? 0 : options.commit_threads);
+}
 
 }  // namespace wsflow

@@ -40,7 +40,9 @@ struct Runtime {
         actions(a),
         options(std::move(o)),
         pool(static_cast<std::size_t>(options.blocking_threads)),
-        action_pool(static_cast<std::size_t>(options.blocking_threads)) {}
+        action_pool(static_cast<std::size_t>(options.blocking_threads)) {
+    if (!options.group_commit) commit_pool.emplace(static_cast<std::size_t>(options.commit_threads));
+  }
 
   Store& store;
   const ActionRegistry& actions;
@@ -48,6 +50,8 @@ struct Runtime {
   asio::io_context io;
   asio::thread_pool pool;         // the engine's own database calls
   asio::thread_pool action_pool;  // blocking actions: a hung one must not stall the engine's commits
+  // Group commit off only: the transitions' own commits (EngineOptions::commit_threads).
+  std::optional<asio::thread_pool> commit_pool;
   bool stopping = false;
   std::set<asio::steady_timer*> sleepers;  // backoff sleeps, cut short by stop()
   std::mt19937_64 rng;
@@ -60,13 +64,19 @@ struct Runtime {
   // its result, or rethrows its exception there.
   template <class F>
   asio::awaitable<std::invoke_result_t<F>> on_pool(F f) {
+    return on(pool, std::move(f));
+  }
+
+  // The same on the given pool.
+  template <class F>
+  asio::awaitable<std::invoke_result_t<F>> on(asio::thread_pool& threads, F f) {
     using R = std::invoke_result_t<F>;
     static_assert(!std::is_void_v<R>, "on_pool needs a value-returning function");
     asio::steady_timer done(io, asio::steady_timer::time_point::max());
     std::optional<R> result;
     std::exception_ptr error;
     bool finished = false;  // touched on the io thread only
-    asio::post(pool, [&] {
+    asio::post(threads, [&] {
       try {
         result.emplace(f());
       } catch (...) {

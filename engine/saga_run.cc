@@ -13,7 +13,8 @@ namespace {
 
 using Clock = std::chrono::system_clock;
 
-enum class Flow { kContinue, kCompleted, kSuspended, kFailed, kCancelled, kPaused, kInterrupted };
+// kFinished: the saga's end is committed already (with its last step's).
+enum class Flow { kContinue, kCompleted, kFinished, kSuspended, kFailed, kCancelled, kPaused, kInterrupted };
 
 struct Outcome {
   Flow flow = Flow::kContinue;
@@ -104,12 +105,11 @@ class SagaRun {
           }
           const Outcome outcome = co_await forward();
           switch (outcome.flow) {
-            case Flow::kCompleted: {
-              Transition t = state_transition(SagaEvent::kComplete, "completed", {});
-              t.saga_error = "";  // clear any interim engine error
-              co_await finish(std::move(t));
+            case Flow::kCompleted:
+              co_await finish(completion());
               co_return;
-            }
+            case Flow::kFinished:
+              co_return;
             case Flow::kFailed:
               co_await fail(outcome.reason);
               break;
@@ -182,8 +182,10 @@ class SagaRun {
     // (if early, the poller finds the due time and sleeps until it).
     const auto sent = std::chrono::steady_clock::now();
     CommitResult result;
-    if (in_tx || !rt_.options.group_commit) {
+    if (in_tx) {
       result = co_await rt_.on_pool([&] { return rt_.store.commit(claim_, t, in_tx, timeout); });
+    } else if (rt_.commit_pool) {
+      result = co_await rt_.on(*rt_.commit_pool, [&] { return rt_.store.commit(claim_, t, nullptr, std::nullopt); });
     } else {
       result = co_await rt_.group_commit(claim_, t, def_->priority);
     }
@@ -195,7 +197,8 @@ class SagaRun {
     cancel_requested_ = cancel_requested_ || result.cancel_requested;
     pause_requested_ = pause_requested_ || result.pause_requested;
     if (t.saga_state) saga_.state = *t.saga_state;
-    if (t.step) remember(*t.step, in_tx ? std::optional(result.action.output) : t.step->output);
+    // As the store does: an output the transition carries, else the in-transaction action's.
+    if (t.step) remember(*t.step, t.step->output || !in_tx ? t.step->output : std::optional(result.action.output));
     saga_.context.update(t.context_updates);
     if (in_tx) saga_.context.update(result.action.context_updates);
     if (t.release && t.release_wake_in && rt_.wake_at) rt_.wake_at(sent + *t.release_wake_in);
@@ -228,15 +231,35 @@ class SagaRun {
     co_await commit(state_transition(event, std::move(kind), std::move(detail)));
   }
 
+  Transition completion() {
+    Transition t = state_transition(SagaEvent::kComplete, "completed", {});
+    t.saga_error = "";  // clear any interim engine error
+    return t;
+  }
+
+  // The saga's completion carrying its last step's outcome, so that both are
+  // one commit: the step's event goes just before the saga's.
+  Transition completion_with(Transition last_step) {
+    Transition t = completion();
+    t.prior_events = std::move(last_step.prior_events);
+    t.prior_events.push_back(
+        EventWrite{last_step.event, last_step.event_step, last_step.event_branch, last_step.event_detail});
+    t.step = std::move(last_step.step);
+    t.context_updates = std::move(last_step.context_updates);
+    return t;
+  }
+
   // Commits a terminal state, with the registry's finish hook in the same
   // transaction, and gives up the lease.
   asio::awaitable<void> finish(Transition t) {
     t.release = true;
     InTransaction hook;
     if (rt_.actions.finish_hook()) {
+      nlohmann::json context = saga_.context;
+      context.update(t.context_updates);  // the last step's, when it ends with the saga
       SagaOutcome outcome{
-          saga_.id,    def_->name,   saga_.workspace_id, *t.saga_state, t.saga_error.value_or(saga_.error),
-          saga_.input, saga_.context};
+          saga_.id,    def_->name, saga_.workspace_id, *t.saga_state, t.saga_error.value_or(saga_.error),
+          saga_.input, context};
       hook = [registry = &rt_.actions, outcome](pqxx::work& tx) {
         registry->finish_hook()(outcome, tx);
         return ActionResult::success();
@@ -609,6 +632,15 @@ class SagaRun {
           success.step->output = result.output;
           success.event_detail.update(result.detail);
           if (!mode.compensating) success.context_updates = result.context_updates;
+          // Forward's last step done leaves nothing between it and the
+          // saga's completion: one commit records both.
+          const bool ends_saga =
+              !mode.compensating && index + 1 == static_cast<int>(def_->steps.size()) && step.for_each.empty();
+          if (ends_saga) {
+            co_await finish(completion_with(with_start(std::move(success))));
+            report(true, false);
+            co_return Outcome{Flow::kFinished, {}};
+          }
           co_await commit(with_start(std::move(success)));
           report(true, false);
           co_return Outcome{};

@@ -1436,6 +1436,81 @@ TEST_F(EngineTest, FinishHookRunsInTheTerminalCommit) {
             1);
 }
 
+// Nothing happens between a saga's last step and its end, so one commit
+// records both: the step's outcome, then the completion, with the finish hook
+// seeing the context as the last step left it.
+TEST_F(EngineTest, TheLastStepsOutcomeAndTheSagasCompletionAreOneCommit) {
+  ActionRegistry registry;
+  register_testing_actions(registry);
+  registry.set_finish_hook([](const SagaOutcome& outcome, pqxx::work& tx) {
+    tx.exec_params(
+        "INSERT INTO wsflow.test_effects (idempotency_key, saga_id, step, branch, compensating) "
+        "VALUES ($1, $2::uuid, 'finish', '', false)",
+        outcome.context.dump(), outcome.saga_id);
+  });
+  const auto def = definition(R"(saga: t.last_step
+version: 1
+steps:
+  - { name: one, action: testing.succeed, input: { context: { first: 1 } } }
+  - { name: two, action: testing.succeed, input: { context: { last: 2 } } }
+)");
+  const std::string plain = run_to_end(def);  // the default registry: no finish hook
+  std::string hooked;
+  {
+    EngineHarness engine(dsn_, testing::fast_options(), &registry);
+    hooked = start(def);
+    ASSERT_EQ(wait_terminal(client_, hooked), SagaState::kCompleted);
+  }
+  for (const std::string& id : {plain, hooked}) {
+    const std::string of_saga = "saga_id = '" + id + "'";
+    const std::string last_commit =
+        "(SELECT xmin::text FROM wsflow.saga_events WHERE " + of_saga + " AND kind = 'completed')";
+    EXPECT_EQ(testing::column(dsn_, "SELECT kind || ':' || step FROM wsflow.saga_events WHERE " + of_saga +
+                                        " AND xmin::text = " + last_commit + " ORDER BY id"),
+              (std::vector<std::string>{"step_completed:two", "completed:"}))
+        << id;
+    EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.saga_steps WHERE " + of_saga +
+                               " AND step = 'two' AND state = 'completed' AND output IS NOT NULL AND xmin::text = " +
+                               last_commit),
+              1)
+        << id;
+    EXPECT_EQ(client_.find_saga(id)->context, (nlohmann::json{{"first", 1}, {"last", 2}})) << id;
+  }
+  EXPECT_EQ(testing::column(dsn_, "SELECT idempotency_key FROM wsflow.test_effects WHERE saga_id = '" + hooked + "'"),
+            std::vector<std::string>{nlohmann::json({{"first", 1}, {"last", 2}}).dump()});
+}
+
+// Without group commit each transition is a transaction of its own, and they
+// share WAL flushes only by committing at the same time: commit_threads of
+// them are in flight at once, more than the engine's blocking threads.
+TEST_F(EngineTest, WithoutGroupCommitTransitionsCommitConcurrently) {
+  const auto def = definition("saga: t.concurrent\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back(start(def));
+  // Every commit writes an event: held here, they pile up until let go.
+  pqxx::connection holder(dsn_);
+  auto hold = std::make_unique<pqxx::work>(holder);
+  hold->exec("LOCK TABLE wsflow.saga_events IN EXCLUSIVE MODE");
+  EngineOptions options = testing::fast_options();
+  options.group_commit = false;
+  options.blocking_threads = 2;
+  options.commit_threads = 6;
+  EngineHarness engine(dsn_, options);
+  const auto waiting_commits = [&] {
+    return scalar(dsn_,
+                  "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                  "AND query LIKE 'WITH fenced AS%'");  // the commit statement (its text is cut at 1 kB)
+  };
+  long long most = 0;
+  for (int i = 0; i < 100 && most < 6; ++i) {
+    most = std::max(most, waiting_commits());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(most, 6);
+  hold->abort();
+  for (const std::string& id : ids) EXPECT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+}
+
 TEST(Migrations, ApplyOnceEvenWhenRacing) {
   const std::string dsn = testing::fresh_unmigrated_database();
   std::vector<std::thread> racers;

@@ -34,7 +34,7 @@ EngineOptions fast_options() {
 }
 
 EngineHarness::EngineHarness(const std::string& dsn, EngineOptions options, const ActionRegistry* registry)
-    : store_(dsn, options.blocking_threads + 1) {
+    : store_(dsn, engine_connections(options)) {
   engine_ = std::make_unique<Engine>(store_, registry ? *registry : test_registry(), options);
   listener_ = std::make_unique<pg::NotifyListener>(dsn, pg::kRunnableChannel, [this] { engine_->wake(); });
   thread_ = std::thread([this] { engine_->run(); });
