@@ -14,6 +14,7 @@
 #include "adapters/postgres/migrations.h"
 #include "adapters/postgres/pg_store.h"
 #include "adapters/postgres/retention.h"
+#include "adapters/postgres/transition_writes.h"
 #include "engine/testing_actions.h"
 #include "tests/support/engine_harness.h"
 #include "tests/support/test_cluster.h"
@@ -44,6 +45,24 @@ std::map<std::string, StepRecord> steps_by_label(Store& store, const std::string
 
 using testing::scalar;
 
+// Sums `of` over the nodes of an EXPLAIN (FORMAT JSON) plan.
+double sum_over_plan(const nlohmann::json& node, const std::function<double(const nlohmann::json&)>& of) {
+  double sum = of(node);
+  for (const nlohmann::json& child : node.value("Plans", nlohmann::json::array())) sum += sum_over_plan(child, of);
+  return sum;
+}
+
+// The index entries an analysed plan's index scans read: what they returned
+// and what their filters then dropped, in every loop.
+double index_entries_read(const nlohmann::json& plan) {
+  return sum_over_plan(plan, [](const nlohmann::json& node) {
+    const std::string type = node.value("Node Type", "");
+    if (type.find("Index") == std::string::npos) return 0.0;
+    return (node.value("Actual Rows", 0.0) + node.value("Rows Removed by Filter", 0.0)) *
+           node.value("Actual Loops", 1.0);
+  });
+}
+
 class EngineTest : public ::testing::Test {
  protected:
   std::string dsn_ = testing::fresh_database();
@@ -61,6 +80,25 @@ class EngineTest : public ::testing::Test {
     return id;
   }
   SagaState final_state(const std::string& id) { return client_.find_saga(id)->state; }
+
+  // Statistics as a database may have them after a run: `count` sagas of
+  // `def`, all finished, and of those every `leased_every`th (0: none) still
+  // holding a lease. Plans made from them think the runnable sagas few, and
+  // the leased ones few, or many.
+  void analyze_after_finished_sagas(const SagaDefinition& def, int count, int leased_every = 0) {
+    client_.start_sagas(def, std::vector<StartRequest>(count));
+    scalar(dsn_,
+           "WITH f AS (UPDATE wsflow.sagas s SET state = 'completed', finished_at = now(), "
+           "lease_token = CASE WHEN r.leased THEN gen_random_uuid() END, "
+           "lease_until = CASE WHEN r.leased THEN now() END "
+           "FROM (SELECT id, " +
+               std::to_string(leased_every) + " > 0 AND row_number() OVER () % greatest(" +
+               std::to_string(leased_every) +
+               ", 1) = 0 AS leased FROM wsflow.sagas) r WHERE r.id = s.id "
+               "RETURNING 1) SELECT count(*) FROM f");
+    pqxx::connection conn(dsn_);
+    pqxx::nontransaction(conn).exec("ANALYZE wsflow.sagas");
+  }
 };
 
 TEST_F(EngineTest, HappyPathCompletesEveryStepInOrder) {
@@ -757,13 +795,64 @@ TEST_F(EngineTest, AClaimDoesNotReadThroughTheSagasOthersHold) {
       tx.exec("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim('probe', 60000, 10, 10)")[0][0].c_str());
   EXPECT_EQ(tx.exec("SELECT id::text FROM wsflow.sagas WHERE lease_owner = 'probe'")[0][0].c_str(), fresh);
   // The rows its scans read and dropped: the held thousand, before.
-  long long dropped = 0;
-  const std::function<void(const nlohmann::json&)> add = [&](const nlohmann::json& node) {
-    dropped += node.value("Rows Removed by Filter", 0LL);
-    for (const nlohmann::json& child : node.value("Plans", nlohmann::json::array())) add(child);
-  };
-  add(plan[0]["Plan"]);
+  const long long dropped = sum_over_plan(
+      plan[0]["Plan"], [](const nlohmann::json& node) { return node.value("Rows Removed by Filter", 0.0); });
   EXPECT_LT(dropped, 10) << plan.dump(2);
+}
+
+// Expired leases are found through the index on lease_until alone. With the
+// index on state ANDed in (as a generic plan made on a new database did),
+// every claim read the entry of every pending and running saga: the larger
+// the backlog, the slower each claim.
+TEST_F(EngineTest, AClaimReadsNoIndexEntriesOfTheBacklog) {
+  const auto bulk = definition("saga: t.backlog\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");
+  analyze_after_finished_sagas(bulk, 5000, 3);
+  scalar(dsn_,
+         "WITH f AS (UPDATE wsflow.sagas SET lease_token = NULL, lease_until = NULL RETURNING 1) "
+         "SELECT count(*) FROM f");
+  client_.start_sagas(bulk, std::vector<StartRequest>(2000));
+  ASSERT_EQ(client_.claim("busy", Millis(60'000), 300, 300).sagas.size(), 300u);
+  pqxx::connection conn(dsn_);
+  pg::prefer_key_lookups(conn);  // the store's sessions: generic plans
+  pqxx::work tx(conn);
+  tx.exec("PREPARE claim AS " + pg::claim_statement());
+  const nlohmann::json plan = nlohmann::json::parse(
+      tx.exec("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim('probe', 60000, 10, 10)")[0][0].c_str());
+  // Ten sagas taken, each updated by key, and the next due time: a few dozen.
+  EXPECT_LT(index_entries_read(plan[0]["Plan"]), 100) << plan.dump(2);
+}
+
+// A commit's fence finds its saga by key. Its single-row form's generic plan
+// once read every leased saga's entry in the index on lease_until instead.
+TEST_F(EngineTest, ACommitFindsItsSagaByKeyHoweverManyAreLeased) {
+  const auto def = definition("saga: t.fenced\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");
+  analyze_after_finished_sagas(def, 5000);
+  client_.start_sagas(def, std::vector<StartRequest>(300));
+  const std::vector<Claim> claims = testing::lease_sagas(client_, "busy", Millis(60'000), 300);
+  ASSERT_EQ(claims.size(), 300u);
+  pqxx::connection conn(dsn_);
+  pg::prepare_transition_statements(conn);
+  pg::prefer_key_lookups(conn);
+  // auto_explain sends each statement's plan to this session as a message.
+  struct Plans : pqxx::errorhandler {
+    using pqxx::errorhandler::errorhandler;
+    bool operator()(const char message[]) noexcept override {
+      const std::string text = message;
+      if (const auto brace = text.find('{'); brace != std::string::npos) json.push_back(text.substr(brace));
+      return false;
+    }
+    std::vector<std::string> json;
+  } plans(conn);
+  pqxx::nontransaction session(conn);
+  session.exec(
+      "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_analyze = on; "
+      "SET auto_explain.log_format = json; SET client_min_messages = log");
+  Transition tick;
+  tick.event = "test_tick";
+  ASSERT_EQ(pg::commit_transitions(session, {{&claims[150], &tick}}).size(), 1u);
+  ASSERT_FALSE(plans.json.empty());
+  const nlohmann::json plan = nlohmann::json::parse(plans.json.back());
+  EXPECT_LT(index_entries_read(plan["Plan"]), 20) << plan.dump(2);
 }
 
 // The poller claims a backlog through its share of the slots without a poll's
