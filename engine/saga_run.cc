@@ -181,6 +181,7 @@ class SagaRun {
     // which is after this: a local wake-up counted from here is never late
     // (if early, the poller finds the due time and sleeps until it).
     const auto sent = std::chrono::steady_clock::now();
+    t.progress_recent = progress_set_at_ && sent - *progress_set_at_ < kProgressRecent;
     CommitResult result;
     if (in_tx) {
       result = co_await rt_.on_pool([&] { return rt_.store.commit(claim_, t, in_tx, timeout); });
@@ -196,7 +197,10 @@ class SagaRun {
     if (start && rt_.options.events.saga_started) rt_.options.events.saga_started(def_->name);
     cancel_requested_ = cancel_requested_ || result.cancel_requested;
     pause_requested_ = pause_requested_ || result.pause_requested;
-    if (t.saga_state) saga_.state = *t.saga_state;
+    if (t.saga_state) {
+      saga_.state = *t.saga_state;
+      progress_set_at_ = sent;  // a state change sets the progress time, as of a moment after this
+    }
     // As the store does: an output the transition carries, else the in-transaction action's.
     if (t.step) remember(*t.step, t.step->output || !in_tx ? t.step->output : std::optional(result.action.output));
     saga_.context.update(t.context_updates);
@@ -739,6 +743,8 @@ class SagaRun {
   std::int64_t signals_seen_ = 0;
   // The saga's start, while it waits to be recorded with the next commit.
   std::optional<Transition> deferred_start_;
+  // When this run last set the saga's progress time (Transition::progress_recent).
+  std::optional<std::chrono::steady_clock::time_point> progress_set_at_;
   std::int64_t local_completion_seq_ = 1LL << 62;  // orders steps completed in this run after loaded ones
 };
 

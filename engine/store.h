@@ -191,7 +191,17 @@ struct Transition {
   // after it (while the saga was leased) makes the saga runnable now, so a
   // concurrent delivery is never lost. Likewise a pending cancel request.
   std::int64_t signals_seen_up_to = 0;
+  // The saga's progress time (the clock of the "no progress" stuck reason)
+  // was set by this process's own commits less than kProgressRecent ago. A
+  // store moves that time on a step's progress only when it is a second old,
+  // so a commit whose step progresses and which changes nothing else of the
+  // saga's row may then leave the row alone.
+  bool progress_recent = false;
 };
+
+// Under the store's one-second progress grain, with room for a commit's wait
+// in a queue.
+inline constexpr Millis kProgressRecent{900};
 
 struct StartOptions {
   std::string idempotency_key;  // empty: none; else a repeat returns the first saga

@@ -1444,6 +1444,68 @@ TEST_F(EngineTest, ACommitWritesEveryRowItCarriesInEitherForm) {
       scalar(dsn_, "SELECT count(*) FROM wsflow.saga_steps WHERE saga_id = '00000000-0000-0000-0000-000000000000'"), 0);
 }
 
+// A step's progress moves the saga's progress time only when it is a second
+// old. When the engine vouches that it set that time itself since
+// (progress_recent), a commit with nothing else for the saga's row leaves
+// the row alone, by a statement without the saga-row part.
+TEST_F(EngineTest, AStepsRecentProgressLeavesTheSagaRowAlone) {
+  const auto def = definition("saga: t.progress\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");
+  const std::string id = start(def);
+  const std::vector<Claim> claims = testing::lease_sagas(client_, "process-a", Millis(60'000), 10);
+  ASSERT_EQ(claims.size(), 1u);
+  scalar(dsn_, "UPDATE wsflow.sagas SET progressed_at = now() - interval '1 hour' WHERE id = '" + id + "' RETURNING 1");
+  const auto row_version = [&] {
+    return testing::column(dsn_, "SELECT xmin::text FROM wsflow.sagas WHERE id = '" + id + "'");
+  };
+  const auto progress_age_s = [&] {
+    return scalar(dsn_,
+                  "SELECT extract(epoch from now() - progressed_at)::bigint FROM wsflow.sagas WHERE id = '" + id + "'");
+  };
+  const auto completed = [&](const std::string& step, bool recent) {
+    Transition t;
+    t.step = StepWrite{};
+    t.step->step = step;
+    t.step->state = StepState::kCompleted;
+    t.event = "step_completed";
+    t.event_step = step;
+    t.progress_recent = recent;
+    return t;
+  };
+  const auto before = row_version();
+  client_.commit(claims[0], completed("a", true));
+  EXPECT_EQ(row_version(), before);
+  EXPECT_GE(progress_age_s(), 3000);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.saga_steps WHERE saga_id = '" + id + "' AND step = 'a'"), 1);
+  client_.commit(claims[0], completed("b", false));
+  EXPECT_NE(row_version(), before);
+  EXPECT_LT(progress_age_s(), 60);
+}
+
+// The engine says its progress is recent only while it is: a step that ends
+// more than a second after the saga's start still moves the progress time.
+TEST_F(EngineTest, ASlowStepStillMovesTheSagasProgressTime) {
+  const auto def = definition(R"(saga: t.slow_progress
+version: 1
+steps:
+  - { name: quick, action: testing.succeed }
+  - { name: slow, action: testing.sleep, input: { ms: 1300 } }
+  - { name: stuck, action: testing.hang }
+)");
+  EngineHarness engine(dsn_);
+  const std::string id = start(def);
+  const std::string of_saga = "saga_id = '" + id + "'";
+  for (int i = 0; i < 100 && scalar(dsn_, "SELECT count(*) FROM wsflow.saga_steps WHERE " + of_saga +
+                                              " AND step = 'slow' AND state = 'completed'") == 0;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(scalar(dsn_,
+                   "SELECT count(*) FROM wsflow.sagas s JOIN wsflow.saga_steps st ON st.saga_id = s.id "
+                   "AND st.step = 'slow' WHERE s.id = '" +
+                       id + "' AND s.progressed_at >= st.finished_at - interval '100 ms'"),
+            1);
+}
+
 TEST_F(EngineTest, EverythingAlsoWorksWithoutGroupCommit) {
   const auto def = definition(R"(saga: t.single
 version: 1

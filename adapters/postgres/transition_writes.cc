@@ -49,8 +49,26 @@ const std::vector<Column> kEventColumns = {
 // step's commit, measured with pg_stat_statements under pgbench).
 enum class Rows { kArrays, kOne };
 
-// The name each form is prepared under.
-const char* statement_name(Rows rows) { return rows == Rows::kOne ? "commit_one_saga" : "commit_transitions"; }
+// A prepared form of the statement: how it takes rows, and whether it has
+// the two parts most single-saga commits have nothing for. Leaving them out
+// spares Postgres starting them: the saga-row update alone opens and locks
+// every index of the sagas table, for a step whose commit changes nothing in
+// that row. The array form always has every part.
+struct Shape {
+  Rows rows;
+  bool signals;
+  bool saga_rows;
+};
+constexpr Shape kShapes[] = {
+    {Rows::kArrays, true, true}, {Rows::kOne, true, true},   {Rows::kOne, true, false},
+    {Rows::kOne, false, true},   {Rows::kOne, false, false},
+};
+
+// The name each shape is prepared under.
+std::string statement_name(const Shape& shape) {
+  if (shape.rows == Rows::kArrays) return "commit_transitions";
+  return std::string("commit_one_saga") + (shape.signals ? "_signal" : "") + (shape.saga_rows ? "_saga" : "");
+}
 
 // `columns` as rows named `alias`, from one parameter per column, numbered
 // from `first_param`.
@@ -97,8 +115,38 @@ std::string fence(Rows rows) {
          "OF s)";
 }
 const char* kHeld = "ANY(ARRAY(SELECT id FROM fenced))";
-const std::size_t kFirstSignalParam = 1 + kLeaseColumns.size();
-const std::size_t kFirstStepParam = kFirstSignalParam + kSignalColumns.size();
+
+// The saga rows' part of the statement, its rows from `first_param` on.
+std::string saga_updates_part(Rows rows, std::size_t first_param) {
+  const std::string held = kHeld;
+  const std::string new_state = "coalesce(NULLIF(u.state, ''), s.state)";
+  return ", saga_updates AS (UPDATE wsflow.sagas s SET "
+         "context = CASE WHEN u.context = '' THEN s.context ELSE s.context || u.context::jsonb END, "
+         "state = " +
+         new_state +
+         ", progressed_at = CASE WHEN u.state <> '' OR (u.progressed AND s.progressed_at < now() - " WSF_PROGRESS_GRAIN
+         ") THEN now() ELSE s.progressed_at END, "
+         "pause_requested = s.pause_requested AND (u.state = '' OR u.state <> 'paused'), "
+         "finished_at = CASE WHEN u.state = '' THEN s.finished_at "
+         "WHEN u.state IN ('completed','compensated','failed','cancelled') THEN now() END, "
+         "error = CASE WHEN u.has_error THEN NULLIF(u.error, '') ELSE s.error END, "
+         "updated_at = CASE WHEN u.context <> '' OR u.state <> '' OR u.has_error OR u.release THEN now() "
+         "ELSE s.updated_at END, "
+         "lease_owner = CASE WHEN u.release THEN NULL ELSE s.lease_owner END, "
+         "lease_token = CASE WHEN u.release THEN NULL ELSE s.lease_token END, "
+         "lease_until = CASE WHEN u.release THEN NULL ELSE s.lease_until END, "
+         "wake_at = CASE WHEN NOT u.release THEN s.wake_at "
+         "WHEN " +
+         new_state +
+         " IN ('completed','compensated','failed','cancelled','paused') THEN NULL "
+         "WHEN s.cancel_requested OR s.last_signal_id > u.signals_seen THEN now() "
+         "WHEN u.release_wake_in < 0 THEN s.deadline_at "
+         "ELSE LEAST(now() + u.release_wake_in * interval '1 ms', s.deadline_at) END "
+         "FROM " +
+         rows_from(rows, kSagaColumns, first_param) + " WHERE s.id = u.id AND u.id = " + held +
+         " AND (u.context <> '' OR u.state <> '' OR u.has_error OR u.release "
+         "OR s.progressed_at < now() - " WSF_PROGRESS_GRAIN "))";
+}
 
 // One statement, so one round trip, whatever the transitions write, and,
 // outside a transaction, its own commit. Each part writes only fenced sagas:
@@ -120,19 +168,28 @@ const std::size_t kFirstStepParam = kFirstSignalParam + kSignalColumns.size();
 // end: every row is locked, in order, before any is written.
 //
 // The events come as arrays in both forms: one saga's commit may write several.
-std::string commit_transitions_sql(Rows rows) {
-  const std::size_t saga_params = kFirstStepParam + kStepColumns.size();
-  const std::size_t event_params = saga_params + kSagaColumns.size();
+// Parameters are numbered in that order, over the parts the shape has.
+std::string commit_transitions_sql(const Shape& shape) {
+  const Rows rows = shape.rows;
+  std::size_t next_param = 1 + kLeaseColumns.size();
+  const auto params_of = [&](const std::vector<Column>& columns) {
+    const std::size_t first = next_param;
+    next_param += columns.size();
+    return first;
+  };
   const std::string held = kHeld;
-  const std::string new_state = "coalesce(NULLIF(u.state, ''), s.state)";
-  return "WITH " + fence(rows) +
-         ", signals_consumed AS (UPDATE wsflow.signals g SET consumed_at = now() "
-         "FROM " +
-         rows_from(rows, kSignalColumns, kFirstSignalParam, "c") +
-         " WHERE g.id = c.id AND g.saga_id = c.saga_id "
-         "AND c.saga_id = " +
-         held + " AND g.consumed_at IS NULL), step_rows AS (SELECT * FROM " +
-         rows_from(rows, kStepColumns, kFirstStepParam) +
+  std::string signals_part;
+  if (shape.signals) {
+    signals_part = ", signals_consumed AS (UPDATE wsflow.signals g SET consumed_at = now() FROM " +
+                   rows_from(rows, kSignalColumns, params_of(kSignalColumns), "c") +
+                   " WHERE g.id = c.id AND g.saga_id = c.saga_id AND c.saga_id = " + held +
+                   " AND g.consumed_at IS NULL)";
+  }
+  const std::size_t step_params = params_of(kStepColumns);
+  const std::size_t saga_params = shape.saga_rows ? params_of(kSagaColumns) : 0;
+  const std::size_t event_params = params_of(kEventColumns);
+  return "WITH " + fence(rows) + signals_part + ", step_rows AS (SELECT * FROM " +
+         rows_from(rows, kStepColumns, step_params) +
          " WHERE u.saga_id = " + held +
          "), step_updates AS (UPDATE wsflow.saga_steps s SET state = u.state, attempts = s.attempts + u.add_attempts, "
          "compensation_attempts = s.compensation_attempts + u.add_compensation_attempts, "
@@ -163,35 +220,9 @@ std::string commit_transitions_sql(Rows rows) {
          "NULLIF(u.max_attempts, -1), "
          "CASE WHEN u.began_at < 0 THEN now() ELSE LEAST(now(), " WSF_TS("u.began_at") ") END FROM step_rows u "
          "WHERE NOT EXISTS (SELECT 1 FROM step_updates d WHERE d.saga_id = u.saga_id AND d.step = u.step "
-         "AND d.branch = u.branch)), "
-         "saga_updates AS (UPDATE wsflow.sagas s SET "
-         "context = CASE WHEN u.context = '' THEN s.context ELSE s.context || u.context::jsonb END, "
-         "state = " +
-         new_state +
-         ", progressed_at = CASE WHEN u.state <> '' OR (u.progressed AND s.progressed_at < now() - " WSF_PROGRESS_GRAIN
-         ") THEN now() ELSE s.progressed_at END, "
-         "pause_requested = s.pause_requested AND (u.state = '' OR u.state <> 'paused'), "
-         "finished_at = CASE WHEN u.state = '' THEN s.finished_at "
-         "WHEN u.state IN ('completed','compensated','failed','cancelled') THEN now() END, "
-         "error = CASE WHEN u.has_error THEN NULLIF(u.error, '') ELSE s.error END, "
-         "updated_at = CASE WHEN u.context <> '' OR u.state <> '' OR u.has_error OR u.release THEN now() "
-         "ELSE s.updated_at END, "
-         "lease_owner = CASE WHEN u.release THEN NULL ELSE s.lease_owner END, "
-         "lease_token = CASE WHEN u.release THEN NULL ELSE s.lease_token END, "
-         "lease_until = CASE WHEN u.release THEN NULL ELSE s.lease_until END, "
-         "wake_at = CASE WHEN NOT u.release THEN s.wake_at "
-         "WHEN " +
-         new_state +
-         " IN ('completed','compensated','failed','cancelled','paused') THEN NULL "
-         "WHEN s.cancel_requested OR s.last_signal_id > u.signals_seen THEN now() "
-         "WHEN u.release_wake_in < 0 THEN s.deadline_at "
-         "ELSE LEAST(now() + u.release_wake_in * interval '1 ms', s.deadline_at) END "
-         "FROM " +
-         rows_from(rows, kSagaColumns, saga_params) + " WHERE s.id = u.id AND u.id = " + held +
-         " AND (u.context <> '' OR u.state <> '' OR u.has_error OR u.release "
-         "OR s.progressed_at < now() - " WSF_PROGRESS_GRAIN
-         ")), "
-         "event_inserts AS (INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) "
+         "AND d.branch = u.branch))" +
+         (shape.saga_rows ? saga_updates_part(rows, saga_params) : "") +
+         ", event_inserts AS (INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) "
          "SELECT u.saga_id, u.kind, u.step, u.branch, u.detail::jsonb FROM " +
          rows_from(Rows::kArrays, kEventColumns, event_params) + " WHERE u.saga_id = " + held +
          ") SELECT cancel_requested, pause_requested, id::text FROM fenced";
@@ -245,7 +276,7 @@ struct SagaChange {
 }  // namespace
 
 void prepare_transition_statements(pqxx::connection& conn) {
-  for (const Rows form : {Rows::kArrays, Rows::kOne}) conn.prepare(statement_name(form), commit_transitions_sql(form));
+  for (const Shape& shape : kShapes) conn.prepare(statement_name(shape), commit_transitions_sql(shape));
 }
 
 void prefer_key_lookups(pqxx::connection& conn) {
@@ -280,7 +311,7 @@ std::map<std::string, CommitResult> commit_transitions(pqxx::transaction_base& t
     if (write.action && write.action->context_updates.is_object()) change.context.update(write.action->context_updates);
     if (t.saga_state) change.state = to_string(*t.saga_state);
     if (t.saga_error) change.error = t.saga_error;
-    change.progressed = change.progressed || (t.step && progresses(t.step->state));
+    change.progressed = change.progressed || (t.step && progresses(t.step->state) && !t.progress_recent);
     if (t.release) {
       change.release = true;
       change.release_wake_in = t.release_wake_in;
@@ -298,12 +329,16 @@ std::map<std::string, CommitResult> commit_transitions(pqxx::transaction_base& t
   Columns fence_rows(kLeaseColumns);
   for (const auto& [id, token] : leases) fence_rows.add({id, token});
   const bool one_row_each = fence_rows.rows() == 1 && signals.rows() <= 1 && steps.rows() <= 1 && sagas.rows() <= 1;
-  const Rows form = one_row_each ? Rows::kOne : Rows::kArrays;
+  const Shape shape =
+      one_row_each ? Shape{Rows::kOne, signals.rows() > 0, sagas.rows() > 0} : Shape{Rows::kArrays, true, true};
   std::vector<std::string> params;
-  for (const Columns* part : {&fence_rows, &signals, &steps, &sagas}) part->append_params(form, params);
+  fence_rows.append_params(shape.rows, params);
+  if (shape.signals) signals.append_params(shape.rows, params);
+  steps.append_params(shape.rows, params);
+  if (shape.saga_rows) sagas.append_params(shape.rows, params);
   events.append_params(Rows::kArrays, params);
   std::map<std::string, CommitResult> fenced;
-  for (const auto& row : tx.exec_prepared(statement_name(form), pqxx::prepare::make_dynamic_params(params))) {
+  for (const auto& row : tx.exec_prepared(statement_name(shape), pqxx::prepare::make_dynamic_params(params))) {
     fenced.emplace(row[2].as<std::string>(), fence_requests(row));
   }
   return fenced;

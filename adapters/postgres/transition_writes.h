@@ -13,7 +13,10 @@
 // transaction: all of it commits, durably, or none of it. It is prepared in
 // two forms of the same text: rows as arrays (any number), and rows as single
 // values, which a commit of one saga with at most one row of each kind takes
-// because Postgres runs it cheaper.
+// because Postgres runs it cheaper. The single-value form comes also without
+// the signals' part, the saga row's part or both, for a commit with nothing
+// for them (a step of a saga whose progress time is recent, say): Postgres
+// then does not start those parts at all.
 
 #include <pqxx/pqxx>
 
