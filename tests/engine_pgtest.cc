@@ -1420,11 +1420,35 @@ TEST_F(EngineTest, ACommitWritesEveryRowItCarriesInEitherForm) {
                              "' AND kind IN ('started', 'step_completed')"),
             2);
 
+  // An existing step row, updated by a single-row commit: its attempt's
+  // start, then its outcome.
+  Transition attempt;
+  attempt.step = StepWrite{};
+  attempt.step->step = "review";
+  attempt.step->state = StepState::kRunning;
+  attempt.step->add_attempts = 1;
+  attempt.step->max_attempts = 3;
+  attempt.step->attempt_timeout = Millis(60'000);
+  attempt.event = "attempt_started";
+  client_.commit(claims[0], attempt);
+  Transition outcome;
+  outcome.step = StepWrite{};
+  outcome.step->step = "review";
+  outcome.step->state = StepState::kCompleted;
+  outcome.step->output = nlohmann::json{{"ok", 1}};
+  outcome.step->error = "";
+  outcome.event = "step_completed";
+  client_.commit(claims[0], outcome);
+  EXPECT_EQ(steps_of("step = 'review' AND state = 'completed' AND attempts = 1 AND max_attempts = 3 AND "
+                     "output = '{\"ok\": 1}' AND error IS NULL AND completed_seq IS NOT NULL AND "
+                     "finished_at IS NOT NULL AND attempt_deadline_at IS NULL"),
+            1);
+
   Transition event_only;  // no step, no signal, no change to the saga row
   event_only.event = "noted";
   client_.commit(claims[0], event_only);
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.saga_events WHERE kind = 'noted'"), 1);
-  EXPECT_EQ(steps_of("true"), 1);
+  EXPECT_EQ(steps_of("true"), 2);
 
   std::vector<Store::BatchItem> branches;  // two step rows of one saga
   for (const std::string branch : {"x", "y"}) {

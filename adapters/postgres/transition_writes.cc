@@ -1,6 +1,7 @@
 #include "adapters/postgres/transition_writes.h"
 
 #include <map>
+#include <stdexcept>
 #include <string_view>
 
 #include "adapters/postgres/pg_store.h"
@@ -148,6 +149,71 @@ std::string saga_updates_part(Rows rows, std::size_t first_param) {
          "OR s.progressed_at < now() - " WSF_PROGRESS_GRAIN "))";
 }
 
+// The step rows' part of the statement, its rows from `first_param` on: an
+// existing row is updated, another inserted. Many rows go by an update and
+// an insert of the rows it did not find; one row by a single insert that
+// updates on conflict, which Postgres starts and runs cheaper (one table
+// write instead of two, no join), and whose update may name the row's
+// parameters directly.
+std::string step_writes_part(Rows rows, std::size_t first_param) {
+  const std::string held = kHeld;
+  const std::string insert =
+      "INSERT INTO wsflow.saga_steps AS s (saga_id, step, branch, step_index, state, attempts, "
+      "compensation_attempts, output, error, wake_at, completed_seq, finished_at, attempt_deadline_at, "
+      "max_attempts, started_at) "
+      "SELECT u.saga_id, u.step, u.branch, u.step_index, u.state, u.add_attempts, u.add_compensation_attempts, "
+      "u.output::jsonb, NULLIF(u.error, ''), "
+      "CASE WHEN u.wake_in < 0 THEN NULL ELSE now() + u.wake_in * interval '1 ms' END, "
+      "CASE WHEN u.state = 'completed' THEN nextval('wsflow.step_completion_seq') END, "
+      "CASE WHEN u.state IN " +
+      std::string(kStepStateEnds) +
+      " THEN now() END, "
+      "CASE WHEN u.attempt_timeout < 0 THEN NULL ELSE now() + u.attempt_timeout * interval '1 ms' END, "
+      "NULLIF(u.max_attempts, -1), "
+      "CASE WHEN u.began_at < 0 THEN now() ELSE LEAST(now(), " WSF_TS("u.began_at") ") END FROM ";
+  if (rows == Rows::kOne) {
+    const auto param = [&](std::string_view name) {
+      for (std::size_t i = 0; i < kStepColumns.size(); ++i) {
+        if (name == kStepColumns[i].name) {
+          return "$" + std::to_string(first_param + i) + "::" + kStepColumns[i].type;
+        }
+      }
+      throw std::logic_error("no step column " + std::string(name));
+    };
+    return ", step_upsert AS (" + insert + rows_from(rows, kStepColumns, first_param) + " WHERE u.saga_id = " + held +
+           " ON CONFLICT (saga_id, step, branch) DO UPDATE SET state = excluded.state, "
+           "attempts = s.attempts + excluded.attempts, "
+           "compensation_attempts = s.compensation_attempts + excluded.compensation_attempts, "
+           "output = CASE WHEN " +
+           param("has_output") + " THEN excluded.output ELSE s.output END, error = CASE WHEN " + param("has_error") +
+           " THEN excluded.error ELSE s.error END, wake_at = CASE WHEN " + param("wake_in") +
+           " < 0 THEN s.wake_at ELSE excluded.wake_at END, "
+           "completed_seq = coalesce(excluded.completed_seq, s.completed_seq), "
+           "attempt_deadline_at = excluded.attempt_deadline_at, "
+           "max_attempts = coalesce(excluded.max_attempts, s.max_attempts), "
+           "finished_at = excluded.finished_at, updated_at = now())";
+  }
+  return ", step_rows AS (SELECT * FROM " + rows_from(rows, kStepColumns, first_param) + " WHERE u.saga_id = " + held +
+         "), step_updates AS (UPDATE wsflow.saga_steps s SET state = u.state, attempts = s.attempts + u.add_attempts, "
+         "compensation_attempts = s.compensation_attempts + u.add_compensation_attempts, "
+         "output = CASE WHEN u.has_output THEN u.output::jsonb ELSE s.output END, "
+         "error = CASE WHEN u.has_error THEN NULLIF(u.error, '') ELSE s.error END, "
+         "wake_at = CASE WHEN u.wake_in < 0 THEN s.wake_at ELSE now() + u.wake_in * interval '1 ms' END, "
+         "completed_seq = coalesce(CASE WHEN u.state = 'completed' THEN nextval('wsflow.step_completion_seq') END, "
+         "s.completed_seq), "
+         "attempt_deadline_at = CASE WHEN u.attempt_timeout < 0 THEN NULL "
+         "ELSE now() + u.attempt_timeout * interval '1 ms' END, "
+         "max_attempts = coalesce(NULLIF(u.max_attempts, -1), s.max_attempts), "
+         "finished_at = CASE WHEN u.state IN " +
+         kStepStateEnds +
+         " THEN now() END, updated_at = now() "
+         "FROM step_rows u WHERE s.saga_id = u.saga_id AND s.step = u.step AND s.branch = u.branch "
+         "RETURNING s.saga_id, s.step, s.branch), step_inserts AS (" +
+         insert +
+         "step_rows u WHERE NOT EXISTS (SELECT 1 FROM step_updates d WHERE d.saga_id = u.saga_id AND d.step = u.step "
+         "AND d.branch = u.branch))";
+}
+
 // One statement, so one round trip, whatever the transitions write, and,
 // outside a transaction, its own commit. Each part writes only fenced sagas:
 //   - the signals they consumed;
@@ -188,39 +254,7 @@ std::string commit_transitions_sql(const Shape& shape) {
   const std::size_t step_params = params_of(kStepColumns);
   const std::size_t saga_params = shape.saga_rows ? params_of(kSagaColumns) : 0;
   const std::size_t event_params = params_of(kEventColumns);
-  return "WITH " + fence(rows) + signals_part + ", step_rows AS (SELECT * FROM " +
-         rows_from(rows, kStepColumns, step_params) +
-         " WHERE u.saga_id = " + held +
-         "), step_updates AS (UPDATE wsflow.saga_steps s SET state = u.state, attempts = s.attempts + u.add_attempts, "
-         "compensation_attempts = s.compensation_attempts + u.add_compensation_attempts, "
-         "output = CASE WHEN u.has_output THEN u.output::jsonb ELSE s.output END, "
-         "error = CASE WHEN u.has_error THEN NULLIF(u.error, '') ELSE s.error END, "
-         "wake_at = CASE WHEN u.wake_in < 0 THEN s.wake_at ELSE now() + u.wake_in * interval '1 ms' END, "
-         "completed_seq = coalesce(CASE WHEN u.state = 'completed' THEN nextval('wsflow.step_completion_seq') END, "
-         "s.completed_seq), "
-         "attempt_deadline_at = CASE WHEN u.attempt_timeout < 0 THEN NULL "
-         "ELSE now() + u.attempt_timeout * interval '1 ms' END, "
-         "max_attempts = coalesce(NULLIF(u.max_attempts, -1), s.max_attempts), "
-         "finished_at = CASE WHEN u.state IN " +
-         kStepStateEnds +
-         " THEN now() END, updated_at = now() "
-         "FROM step_rows u WHERE s.saga_id = u.saga_id AND s.step = u.step AND s.branch = u.branch "
-         "RETURNING s.saga_id, s.step, s.branch), "
-         "step_inserts AS (INSERT INTO wsflow.saga_steps (saga_id, step, branch, step_index, state, attempts, "
-         "compensation_attempts, output, error, wake_at, completed_seq, finished_at, attempt_deadline_at, "
-         "max_attempts, started_at) "
-         "SELECT u.saga_id, u.step, u.branch, u.step_index, u.state, u.add_attempts, u.add_compensation_attempts, "
-         "u.output::jsonb, NULLIF(u.error, ''), "
-         "CASE WHEN u.wake_in < 0 THEN NULL ELSE now() + u.wake_in * interval '1 ms' END, "
-         "CASE WHEN u.state = 'completed' THEN nextval('wsflow.step_completion_seq') END, "
-         "CASE WHEN u.state IN " +
-         kStepStateEnds +
-         " THEN now() END, "
-         "CASE WHEN u.attempt_timeout < 0 THEN NULL ELSE now() + u.attempt_timeout * interval '1 ms' END, "
-         "NULLIF(u.max_attempts, -1), "
-         "CASE WHEN u.began_at < 0 THEN now() ELSE LEAST(now(), " WSF_TS("u.began_at") ") END FROM step_rows u "
-         "WHERE NOT EXISTS (SELECT 1 FROM step_updates d WHERE d.saga_id = u.saga_id AND d.step = u.step "
-         "AND d.branch = u.branch))" +
+  return "WITH " + fence(rows) + signals_part + step_writes_part(rows, step_params) +
          (shape.saga_rows ? saga_updates_part(rows, saga_params) : "") +
          ", event_inserts AS (INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) "
          "SELECT u.saga_id, u.kind, u.step, u.branch, u.detail::jsonb FROM " +

@@ -5,7 +5,8 @@
 //   - the fence: every saga's row locked, in saga-id order, if its lease is
 //     still held; nothing is written for the others;
 //   - the signals they consumed;
-//   - one write of every step row (updated if it exists, else inserted);
+//   - one write of every step row (updated if it exists, else inserted: in
+//     the single-value form, by one insert that updates on conflict);
 //   - one update per saga row: context, state, error, progress and the
 //     lease's release merged, so one new row version per saga;
 //   - one insert of every event.
