@@ -1450,6 +1450,14 @@ TEST_F(EngineTest, ACommitWritesEveryRowItCarriesInEitherForm) {
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.saga_events WHERE kind = 'noted'"), 1);
   EXPECT_EQ(steps_of("true"), 2);
 
+  Transition no_event;  // nothing for the history: a context change alone
+  no_event.context_updates = {{"seen", true}};
+  client_.commit(claims[0], no_event);
+  EXPECT_EQ(client_.find_saga(id)->context.value("seen", false), true);
+  EXPECT_EQ(
+      scalar(dsn_, "SELECT count(*) FROM wsflow.saga_events WHERE saga_id = '00000000-0000-0000-0000-000000000000'"),
+      0);
+
   std::vector<Store::BatchItem> branches;  // two step rows of one saga
   for (const std::string branch : {"x", "y"}) {
     Transition t;

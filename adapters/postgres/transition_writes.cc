@@ -50,25 +50,36 @@ const std::vector<Column> kEventColumns = {
 // step's commit, measured with pg_stat_statements under pgbench).
 enum class Rows { kArrays, kOne };
 
-// A prepared form of the statement: how it takes rows, and whether it has
-// the two parts most single-saga commits have nothing for. Leaving them out
-// spares Postgres starting them: the saga-row update alone opens and locks
-// every index of the sagas table, for a step whose commit changes nothing in
-// that row. The array form always has every part.
+// A prepared form of the statement: how it takes rows, whether it has the
+// two parts most single-saga commits have nothing for, and how it takes the
+// events. Leaving parts out spares Postgres starting them: the saga-row
+// update alone opens and locks every index of the sagas table, for a step
+// whose commit changes nothing in that row. A commit of one saga with at
+// most one event takes that event as single values too. The array form
+// always has every part, and its events as arrays.
 struct Shape {
   Rows rows;
   bool signals;
   bool saga_rows;
+  Rows events;
 };
-constexpr Shape kShapes[] = {
-    {Rows::kArrays, true, true}, {Rows::kOne, true, true},   {Rows::kOne, true, false},
-    {Rows::kOne, false, true},   {Rows::kOne, false, false},
-};
+
+// Every shape, each prepared on every connection.
+std::vector<Shape> all_shapes() {
+  std::vector<Shape> shapes = {{Rows::kArrays, true, true, Rows::kArrays}};
+  for (const bool signals : {true, false}) {
+    for (const bool saga_rows : {true, false}) {
+      for (const Rows events : {Rows::kArrays, Rows::kOne}) shapes.push_back({Rows::kOne, signals, saga_rows, events});
+    }
+  }
+  return shapes;
+}
 
 // The name each shape is prepared under.
 std::string statement_name(const Shape& shape) {
   if (shape.rows == Rows::kArrays) return "commit_transitions";
-  return std::string("commit_one_saga") + (shape.signals ? "_signal" : "") + (shape.saga_rows ? "_saga" : "");
+  return std::string("commit_one_saga") + (shape.signals ? "_signal" : "") + (shape.saga_rows ? "_saga" : "") +
+         (shape.events == Rows::kOne ? "_one_event" : "");
 }
 
 // `columns` as rows named `alias`, from one parameter per column, numbered
@@ -233,7 +244,8 @@ std::string step_writes_part(Rows rows, std::size_t first_param) {
 // runs the writing parts after the main query, which reads the fence to its
 // end: every row is locked, in order, before any is written.
 //
-// The events come as arrays in both forms: one saga's commit may write several.
+// The events come as arrays (one saga's commit may write several), or, in a
+// shape for one event, as single values.
 // Parameters are numbered in that order, over the parts the shape has.
 std::string commit_transitions_sql(const Shape& shape) {
   const Rows rows = shape.rows;
@@ -258,7 +270,7 @@ std::string commit_transitions_sql(const Shape& shape) {
          (shape.saga_rows ? saga_updates_part(rows, saga_params) : "") +
          ", event_inserts AS (INSERT INTO wsflow.saga_events (saga_id, kind, step, branch, detail) "
          "SELECT u.saga_id, u.kind, u.step, u.branch, u.detail::jsonb FROM " +
-         rows_from(Rows::kArrays, kEventColumns, event_params) + " WHERE u.saga_id = " + held +
+         rows_from(shape.events, kEventColumns, event_params) + " WHERE u.saga_id = " + held +
          ") SELECT cancel_requested, pause_requested, id::text FROM fenced";
 }
 
@@ -310,7 +322,7 @@ struct SagaChange {
 }  // namespace
 
 void prepare_transition_statements(pqxx::connection& conn) {
-  for (const Shape& shape : kShapes) conn.prepare(statement_name(shape), commit_transitions_sql(shape));
+  for (const Shape& shape : all_shapes()) conn.prepare(statement_name(shape), commit_transitions_sql(shape));
 }
 
 void prefer_key_lookups(pqxx::connection& conn) {
@@ -363,14 +375,15 @@ std::map<std::string, CommitResult> commit_transitions(pqxx::transaction_base& t
   Columns fence_rows(kLeaseColumns);
   for (const auto& [id, token] : leases) fence_rows.add({id, token});
   const bool one_row_each = fence_rows.rows() == 1 && signals.rows() <= 1 && steps.rows() <= 1 && sagas.rows() <= 1;
-  const Shape shape =
-      one_row_each ? Shape{Rows::kOne, signals.rows() > 0, sagas.rows() > 0} : Shape{Rows::kArrays, true, true};
+  const Shape shape = one_row_each ? Shape{Rows::kOne, signals.rows() > 0, sagas.rows() > 0,
+                                           events.rows() <= 1 ? Rows::kOne : Rows::kArrays}
+                                   : Shape{Rows::kArrays, true, true, Rows::kArrays};
   std::vector<std::string> params;
   fence_rows.append_params(shape.rows, params);
   if (shape.signals) signals.append_params(shape.rows, params);
   steps.append_params(shape.rows, params);
   if (shape.saga_rows) sagas.append_params(shape.rows, params);
-  events.append_params(Rows::kArrays, params);
+  events.append_params(shape.events, params);
   std::map<std::string, CommitResult> fenced;
   for (const auto& row : tx.exec_prepared(statement_name(shape), pqxx::prepare::make_dynamic_params(params))) {
     fenced.emplace(row[2].as<std::string>(), fence_requests(row));
