@@ -71,7 +71,7 @@ struct Runtime {
   template <class F>
   asio::awaitable<std::invoke_result_t<F>> on(asio::thread_pool& threads, F f) {
     using R = std::invoke_result_t<F>;
-    static_assert(!std::is_void_v<R>, "on_pool needs a value-returning function");
+    static_assert(!std::is_void_v<R>, "on() needs a value-returning function");
     asio::steady_timer done(io, asio::steady_timer::time_point::max());
     std::optional<R> result;
     std::exception_ptr error;
