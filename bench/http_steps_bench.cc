@@ -77,13 +77,13 @@ int main(int argc, char** argv) {
     LoadResult loaded = load_definition(kSaga, "bench", [](const std::string&) { return false; });
     const SagaDefinition& def = *loaded.definition;
 
-    pg::PgStore store(dsn, blocking_threads + 2);
-    for (int i = 0; i < steps; ++i) store.start_saga(def, {{"n", i}}, {});
-
     EngineOptions options;
     options.max_active_sagas = steps;
     options.blocking_threads = blocking_threads;
     options.poll_interval = Millis(100);
+    pg::PgStore store(dsn, engine_connections(options));
+    for (int i = 0; i < steps; ++i) store.start_saga(def, {{"n", i}}, {});
+
     Engine engine(store, registry, options);
     const auto begin = Clock::now();
     std::thread runner([&] { engine.run(); });

@@ -38,8 +38,10 @@ struct EngineOptions {
 };
 
 // How many database connections the engine's store must have so that no
-// engine thread waits for one: a blocking thread each, the commit threads
-// when group commit is off, and two to spare for the poller and heartbeat.
+// engine thread waits for one: a blocking thread each (the poller and the
+// heartbeat run on those too), the commit threads when group commit is off,
+// and two to spare for whoever else shares the store (`serve`'s scheduler
+// and HTTP routes).
 inline int engine_connections(const EngineOptions& options) {
   return options.blocking_threads + 2 + (options.group_commit ? 0 : options.commit_threads);
 }

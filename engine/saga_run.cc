@@ -246,8 +246,8 @@ class SagaRun {
   Transition completion_with(Transition last_step) {
     Transition t = completion();
     t.prior_events = std::move(last_step.prior_events);
-    t.prior_events.push_back(
-        EventWrite{last_step.event, last_step.event_step, last_step.event_branch, last_step.event_detail});
+    t.prior_events.push_back(EventWrite{std::move(last_step.event), std::move(last_step.event_step),
+                                        std::move(last_step.event_branch), std::move(last_step.event_detail)});
     t.step = std::move(last_step.step);
     t.context_updates = std::move(last_step.context_updates);
     return t;

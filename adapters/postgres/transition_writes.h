@@ -17,7 +17,8 @@
 // because Postgres runs it cheaper. The single-value form comes also without
 // the signals' part, the saga row's part or both, for a commit with nothing
 // for them (a step of a saga whose progress time is recent, say): Postgres
-// then does not start those parts at all.
+// then does not start those parts at all. It takes a single event as single
+// values too; more than one come as arrays.
 
 #include <pqxx/pqxx>
 
