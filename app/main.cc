@@ -249,6 +249,7 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   metrics::Metrics metrics;
   options.events = metrics.engine_events();
   pg::PgStore store(db.dsn, engine_connections(options));
+  store.open_connections();  // a first burst of sagas does not wait for them
   Engine engine(store, registry, options);
   pg::NotifyListener listener(db.dsn, pg::kRunnableChannel, [&] { engine.wake(); });
   Scheduler scheduler(store, definitions.schedules.schedules, definitions.sagas.definitions, clock);
@@ -501,6 +502,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
   serve_cmd->add_option("--blocking-threads", engine_options.blocking_threads, "database/blocking-action threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  serve_cmd
+      ->add_option("--commit-batches", engine_options.commit_batches,
+                   "group commit's batches in flight at once on the database, shared by the engines on it")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
 

@@ -47,6 +47,7 @@ struct Options {
   int blocking_threads = 4;
   int pgbench_seconds = 15;
   int processes = 4;
+  int process_sagas = 30'000;
   int timer_sagas = 100'000;
   int fairness_backlog = 5'000;
   std::vector<std::string> only;
@@ -212,7 +213,11 @@ int run_all(const Options& o) {
     // a separate process (as one `serve` would be) on the same database, each
     // run on a settled database. The N are compared with the mean of the two
     // single runs, which bracket them: each run leaves the database bigger.
+    // Longer runs than the throughput scenario's: N processes hold N times
+    // the sagas in flight, so their pipeline takes N times as long to fill
+    // and drain, and in a short run that, not their rate, would decide.
     ThroughputOptions single = throughput;
+    single.sagas = o.process_sagas;
     single.worker_command = worker_command(o, o.concurrency);
     ThroughputOptions multi = single;
     multi.processes = o.processes;
@@ -288,6 +293,9 @@ int main(int argc, char** argv) {
   cli.add_option("--pgbench-seconds", o.pgbench_seconds)->capture_default_str()->check(CLI::Range(1, 3600));
   cli.add_option("--processes", o.processes, "engine processes of the multi-process run (1 skips it)")
       ->capture_default_str();
+  cli.add_option("--process-sagas", o.process_sagas, "sagas of each run of the multi-process comparison")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10'000'000));
   cli.add_option("--timer-sagas", o.timer_sagas, "sagas parked on timers in the scale run")->capture_default_str();
   cli.add_option("--fairness-backlog", o.fairness_backlog, "queued sagas the high-priority ones overtake")
       ->capture_default_str();
@@ -303,6 +311,7 @@ int main(int argc, char** argv) {
     }
     if (o.quick) {
       o.sagas = std::min(o.sagas, 500);
+      o.process_sagas = std::min(o.process_sagas, 500);
       o.pgbench_seconds = std::min(o.pgbench_seconds, 2);
       o.timer_sagas = std::min(o.timer_sagas, 2000);
       o.fairness_backlog = std::min(o.fairness_backlog, 1000);

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -29,6 +30,7 @@ using Clock = std::chrono::steady_clock;
 class EngineUnderTest {
  public:
   EngineUnderTest(const BenchRun& run, EngineOptions options) : store_(run.dsn, engine_connections(options)) {
+    store_.open_connections();  // as `serve` does
     options.events.engine_error = [this](const std::string&) { ++errors_; };
     engine_ = std::make_unique<Engine>(store_, run.registry, std::move(options));
     runner_ = std::thread([this] { engine_->run(); });
@@ -163,6 +165,25 @@ WorkerProcesses::WorkerProcesses(const std::vector<std::string>& command, const 
 
 WorkerProcesses::~WorkerProcesses() { stop(); }
 
+namespace {
+constexpr const char* kWorkerReady = "worker ready";
+}
+
+void WorkerProcesses::wait_ready(std::chrono::seconds limit) const {
+  const auto give_up = Clock::now() + limit;
+  for (const std::string& path : logs_) {
+    for (;;) {
+      std::ifstream log(path);
+      std::string line;
+      bool ready = false;
+      while (!ready && std::getline(log, line)) ready = line == kWorkerReady;
+      if (ready) break;
+      if (Clock::now() > give_up) throw std::runtime_error("a bench worker did not start; its log: " + path);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+}
+
 long long WorkerProcesses::stop() {
   long long errors = 0;
   for (int pid : pids_) kill(pid, SIGTERM);
@@ -210,31 +231,36 @@ std::string noop_steps(int steps) {
 Throughput run_throughput(const BenchRun& run, const ThroughputOptions& options, const std::string& scenario) {
   const auto definition = run.define(scenario, noop_steps(options.steps));
   pqxx::connection conn(run.dsn);
-  start_many(run, *definition, options.sagas);
+  // The engines are running, their connections open, before the sagas
+  // exist, as long-running `serve` processes would be: the figure leaves out
+  // starting them, as pgbench's leaves out opening its connections.
+  std::unique_ptr<EngineUnderTest> engine;
+  std::unique_ptr<WorkerProcesses> workers;
+  if (options.worker_command.empty()) {
+    engine = std::make_unique<EngineUnderTest>(run, engine_options(run, options.concurrency, options.group_commit));
+  } else {
+    workers = std::make_unique<WorkerProcesses>(options.worker_command, run.dsn, options.processes);
+    workers->wait_ready(std::chrono::seconds(60));
+  }
 
   Throughput result;
-  // Timed on the database's clock, from the engines' start to the last saga's
-  // end, not to when the waiting loop below happens to look.
+  // Timed on the database's clock, from the first saga's start to the last
+  // one's end, not to when the waiting loop below happens to look.
   const std::string db_begin = [&] {
     pqxx::read_transaction tx(conn);
     return tx.exec("SELECT clock_timestamp()::text")[0][0].as<std::string>();
   }();
-  const auto limit = std::chrono::seconds(60 + options.sagas * options.steps / 200);
-  if (options.worker_command.empty()) {
-    EngineUnderTest engine(run, engine_options(run, options.concurrency, options.group_commit));
-    wait_for_sagas(conn, *definition, options.sagas, "completed", limit);
-    result.engine_errors = engine.errors();
-  } else {
-    WorkerProcesses workers(options.worker_command, run.dsn, options.processes);
-    std::exception_ptr failure;
-    try {
-      wait_for_sagas(conn, *definition, options.sagas, "completed", limit);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    result.engine_errors = workers.stop();
-    if (failure) std::rethrow_exception(failure);
+  start_many(run, *definition, options.sagas);
+  std::exception_ptr failure;
+  try {
+    wait_for_sagas(conn, *definition, options.sagas, "completed",
+                   std::chrono::seconds(60 + options.sagas * options.steps / 200));
+  } catch (...) {
+    failure = std::current_exception();
   }
+  result.engine_errors = engine ? engine->errors() : workers->stop();
+  engine.reset();
+  if (failure) std::rethrow_exception(failure);
   {
     pqxx::read_transaction tx(conn);
     result.seconds = tx.exec_params(
@@ -382,6 +408,8 @@ long long run_worker(const std::string& dsn, int concurrency, int blocking_threa
   long long errors = 0;
   {
     EngineUnderTest engine(run, engine_options(run, concurrency, true));
+    std::printf("%s\n", kWorkerReady);
+    std::fflush(stdout);
     while (!g_worker_stop) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     errors = engine.errors();
   }

@@ -98,6 +98,9 @@ class WorkerProcesses {
   WorkerProcesses(const WorkerProcesses&) = delete;
   WorkerProcesses& operator=(const WorkerProcesses&) = delete;
   const std::vector<int>& pids() const { return pids_; }
+  // Until every worker has its engine running on all its connections; throws
+  // std::runtime_error if one is not by `limit`.
+  void wait_ready(std::chrono::seconds limit) const;
   // SIGTERM, reap, and the engine errors the workers reported.
   long long stop();
 

@@ -21,6 +21,7 @@ struct Engine::Impl {
         poll_timer(rt.io),
         local_wake_timer(rt.io),
         heartbeat_timer(rt.io),
+        share_timer(rt.io),
         grace_timer(rt.io) {
     if (rt.options.owner.empty()) {
       char host[256] = {0};
@@ -40,6 +41,7 @@ struct Engine::Impl {
   asio::steady_timer local_wake_timer;
   std::optional<std::chrono::steady_clock::time_point> local_wake_at;
   asio::steady_timer heartbeat_timer;
+  asio::steady_timer share_timer;
   asio::steady_timer grace_timer;  // bounds shutdown
   bool poll_requested = false;
   bool finished = false;
@@ -88,6 +90,7 @@ struct Engine::Impl {
         try {
           ClaimResult found = co_await rt.on_pool(
               [&] { return rt.store.claim(rt.options.owner, rt.options.lease, free, free_below_high); });
+          if (active.empty() && !found.sagas.empty()) share_timer.expires_after(kShareAfterStart);
           int found_below_high = 0;
           for (ClaimedSaga& claimed : found.sagas) {
             active.emplace(claimed.claim.lease_token, claimed.claim.saga_id);
@@ -189,6 +192,34 @@ struct Engine::Impl {
     }
   }
 
+  // Every second while it drives sagas, and soon after it starts to, the
+  // engine takes its share of the database's commit batches among the
+  // engines that hold leases on it.
+  static constexpr Millis kShareEvery{1'000};
+  static constexpr Millis kShareAfterStart{100};  // the others' claims in a burst have landed by then
+  asio::awaitable<void> share_commits() {
+    while (!finished) {
+      boost::system::error_code ec;
+      co_await share_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (finished) break;
+      if (ec == asio::error::operation_aborted) continue;  // set to an earlier time
+      share_timer.expires_after(kShareEvery);
+      if (active.empty()) continue;
+      try {
+        const int engines = co_await rt.on_pool([&] { return rt.store.engines_holding_leases(); });
+        const int share = commit_share(rt.options.commit_batches, engines);
+        if (share != rt.commit_window) {
+          log_info(std::to_string(engines) + " engine(s) drive sagas on the database: this one now sends " +
+                   std::to_string(share) + " of their " + std::to_string(rt.options.commit_batches) +
+                   " commit batches at once");
+        }
+        rt.commit_window = share;
+      } catch (const std::exception& e) {
+        log_warn(std::string("could not count the engines sharing the database: ") + e.what());
+      }
+    }
+  }
+
   asio::awaitable<void> refresh_statistics() {
     try {
       const auto tables = co_await rt.on_pool([&] { return rt.store.refresh_statistics(); });
@@ -235,6 +266,7 @@ struct Engine::Impl {
     finished = true;
     grace_timer.cancel();
     heartbeat_timer.cancel();
+    share_timer.cancel();
     try {
       co_await rt.on_pool([&] {
         rt.store.release_all(rt.options.owner);
@@ -259,6 +291,8 @@ void Engine::run() {
   auto guard = asio::make_work_guard(impl_->rt.io);
   asio::co_spawn(impl_->rt.io, impl_->poller(), asio::detached);
   asio::co_spawn(impl_->rt.io, impl_->heartbeat(), asio::detached);
+  impl_->share_timer.expires_after(Impl::kShareEvery);
+  asio::co_spawn(impl_->rt.io, impl_->share_commits(), asio::detached);
   log_info("engine " + impl_->rt.options.owner + " running");
   impl_->rt.io.run();
   impl_->join_pools();

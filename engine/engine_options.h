@@ -20,6 +20,14 @@ struct EngineOptions {
   Millis error_backoff{Millis(2'000)};   // retry delay after an unexpected error driving a saga
   unsigned long long seed = 0;           // jitter RNG seed; 0 = random
   bool group_commit = true;              // batch ready transitions of many sagas into one transaction
+  // Group commit's batches in flight at once on the database, shared by the
+  // engines driving sagas on it: each sends its share (commit_share below),
+  // counting every second the engines that hold leases. The database takes
+  // only a few commits at once well: four processes sending three each
+  // measured 5 to 10% slower than at one each (BENCHMARKS.md). Batches run
+  // on the blocking threads, one of which is always left for claims and
+  // loads, and a high-priority batch may go beyond the share by one.
+  int commit_batches = 3;
   // With group commit off, each transition is a transaction of its own, and
   // transactions share a WAL flush only when they commit at the same time:
   // this many are committed at once, each on its own connection (unused
@@ -36,6 +44,14 @@ struct EngineOptions {
   Millis attempt_record_delay{Millis(50)};
   EngineEvents events;  // metrics hooks (engine/engine_events.h)
 };
+
+// One engine's share of `commit_batches` when `engines` (at least one) drive
+// sagas on the database: the nearest whole number, at least 1.
+inline int commit_share(int commit_batches, int engines) {
+  engines = engines < 1 ? 1 : engines;
+  const int share = (commit_batches + engines / 2) / engines;
+  return share < 1 ? 1 : share;
+}
 
 // How many database connections the engine's store must have so that no
 // engine thread waits for one: a blocking thread each (the poller and the

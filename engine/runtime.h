@@ -53,6 +53,9 @@ struct Runtime {
   // Group commit off only: the transitions' own commits (EngineOptions::commit_threads).
   std::optional<asio::thread_pool> commit_pool;
   bool stopping = false;
+  // This engine's share of the database's commit batches (io thread only;
+  // EngineOptions::commit_batches until the engine has counted the others).
+  int commit_window = options.commit_batches;
   std::set<asio::steady_timer*> sleepers;  // backoff sleeps, cut short by stop()
   std::mt19937_64 rng;
   std::map<std::string, std::shared_ptr<const SagaDefinition>> definitions;  // by hash
@@ -135,7 +138,7 @@ struct Runtime {
   void start_batches() {
     // Leave a pool thread for claims, loads and in-transaction commits; an
     // urgent batch may borrow it.
-    const int max_in_flight = std::max(1, options.blocking_threads - 1);
+    const int max_in_flight = std::max(1, std::min(commit_window, options.blocking_threads - 1));
     for (;;) {
       const bool room = batches_in_flight < max_in_flight;
       const bool urgent_room = !urgent_queue.empty() && batches_in_flight <= max_in_flight;

@@ -274,6 +274,8 @@ class Store {
   // saga it let go of after an error is not renewed, so its lease expires
   // and it runs again). Returns how many were still held.
   virtual int renew_leases(const std::vector<Claim>& claims, Millis lease) = 0;
+  // How many engines (distinct lease owners) hold an unexpired lease now.
+  virtual int engines_holding_leases() = 0;
   // Gives up every lease `owner` holds, making those sagas runnable now.
   virtual void release_all(const std::string& owner) = 0;
   // Refreshes the database's planner statistics of the store's tables that

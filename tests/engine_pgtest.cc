@@ -1695,6 +1695,55 @@ TEST_F(EngineTest, WithoutGroupCommitTransitionsCommitConcurrently) {
   for (const std::string& id : ids) EXPECT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
 }
 
+TEST_F(EngineTest, EnginesOnOneDatabaseShareItsCommitBatches) {
+  // Another engine drives a saga here: it holds that saga's lease.
+  const auto elsewhere =
+      definition("saga: t.elsewhere\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");
+  start(elsewhere);
+  ASSERT_EQ(client_.claim("another-engine", Millis(60'000), 1, 1).sagas.size(), 1u);
+  EXPECT_EQ(client_.engines_holding_leases(), 1);
+
+  const auto def = definition("saga: t.shared\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");
+  pqxx::connection holder(dsn_);
+  auto hold = std::make_unique<pqxx::work>(holder);
+  // Every commit writes its step's row; a start writes none.
+  hold->exec("LOCK TABLE wsflow.saga_steps IN EXCLUSIVE MODE");
+  EngineOptions options = testing::fast_options();
+  options.blocking_threads = 6;  // threads for five batches
+  options.commit_batches = 4;    // four, alone; two each, for two engines
+  EngineHarness engine(dsn_, options);
+  const auto waiting_commits = [&] {
+    return scalar(dsn_,
+                  "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                  "AND query LIKE 'WITH fenced AS%'");
+  };
+  std::vector<std::string> ids{start(def)};
+  // The engine counts the engines holding leases once a second.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1'500));
+  EXPECT_EQ(client_.engines_holding_leases(), 2);
+  // One at a time, so that each saga's commit would be a batch of its own.
+  long long most = 0;
+  for (int i = 0; i < 4; ++i) {
+    ids.push_back(start(def));
+    for (int j = 0; j < 4; ++j) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      most = std::max(most, waiting_commits());
+    }
+  }
+  EXPECT_EQ(most, 2);
+  hold->abort();
+  for (const std::string& id : ids) EXPECT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+}
+
+TEST(CommitShare, IsTheNearestWholeShareAndAtLeastOne) {
+  EXPECT_EQ(commit_share(3, 1), 3);
+  EXPECT_EQ(commit_share(3, 2), 2);
+  EXPECT_EQ(commit_share(3, 4), 1);
+  EXPECT_EQ(commit_share(3, 10), 1);
+  EXPECT_EQ(commit_share(8, 3), 3);
+  EXPECT_EQ(commit_share(3, 0), 3);
+}
+
 TEST(Migrations, ApplyOnceEvenWhenRacing) {
   const std::string dsn = testing::fresh_unmigrated_database();
   std::vector<std::thread> racers;
@@ -1749,6 +1798,25 @@ TEST(Migrations, KeyTheHistoryBySagaAndKeepAnUpgradedDatabasesEvents) {
 
 // A cached statement is prepared once per connection, on its first use, and
 // only executed after that; each connection prepares its own.
+TEST(PgStore, OpenConnectionsOpensThePoolsEveryConnectionBeforeFirstUse) {
+  const std::string dsn = testing::fresh_database();
+  // The store's backends: every other one (each scalar's own) has gone when counted.
+  const auto backends = [&] {
+    return testing::scalar(dsn,
+                           "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND pid <> pg_backend_pid()");
+  };
+  pg::PgStore store(dsn, 3);
+  EXPECT_EQ(backends(), 0);
+  store.open_connections();
+  EXPECT_EQ(backends(), 3);
+  EXPECT_FALSE(store.find_saga("00000000-0000-0000-0000-000000000000"));  // on one of the three
+  EXPECT_EQ(backends(), 3);
+
+  pg::PgStore unreachable(dsn + " port=1", 2);
+  EXPECT_THROW(unreachable.open_connections(), pqxx::broken_connection);
+}
+
 TEST(CachedStatement, IsPreparedOnceOnEachConnectionThatRunsIt) {
   const std::string dsn = testing::fresh_database();
   const std::string sql = "SELECT $1::int + 1";

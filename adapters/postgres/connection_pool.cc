@@ -32,6 +32,12 @@ ConnectionPool::Lease ConnectionPool::acquire() {
   return Lease(*this, std::move(conn));
 }
 
+void ConnectionPool::open_all() {
+  std::vector<Lease> leases;
+  leases.reserve(static_cast<std::size_t>(size_));
+  for (int i = 0; i < size_; ++i) leases.push_back(acquire());
+}
+
 void ConnectionPool::give_back(std::unique_ptr<pqxx::connection> conn) {
   {
     std::lock_guard lock(mutex_);

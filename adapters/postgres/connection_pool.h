@@ -1,7 +1,8 @@
 #pragma once
 // A fixed-size pool of libpqxx connections to one database. Connections are
-// opened lazily, each with the store's prepared statements, and a connection
-// that broke is replaced on its next use. Thread-safe.
+// opened lazily (or all at once by open_all), each with the store's prepared
+// statements, and a connection that broke is replaced on its next use.
+// Thread-safe.
 
 #include <condition_variable>
 #include <functional>
@@ -43,6 +44,13 @@ class ConnectionPool {
     std::unique_ptr<pqxx::connection> conn_;
   };
   Lease acquire();
+
+  // Opens every connection the pool has not opened yet, now rather than on
+  // first use: a process that opens them at start-up neither makes its first
+  // burst of work wait for connections nor finds a database it cannot use
+  // only then. Throws like acquire(). Call it while the pool is not shared
+  // yet: it holds all the connections at once until it returns.
+  void open_all();
 
   const std::string& dsn() const { return dsn_; }
   int size() const { return size_; }

@@ -156,6 +156,9 @@ const std::pair<const char*, std::string> kStatements[] = {
     {"release_all",
      "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, "
      "wake_at = CASE WHEN wake_at IS NULL THEN NULL ELSE now() END WHERE lease_token IS NOT NULL AND lease_owner = $1"},
+    // Through the partial index on lease_until: the leased sagas alone.
+    {"engines_holding_leases",
+     "SELECT count(DISTINCT lease_owner) FROM wsflow.sagas WHERE lease_token IS NOT NULL AND lease_until > now()"},
     {"fence",
      "SELECT cancel_requested, pause_requested FROM wsflow.sagas WHERE id = $1::uuid AND lease_token = $2::uuid FOR "
      "UPDATE"},
@@ -496,6 +499,12 @@ int PgStore::renew_leases(const std::vector<Claim>& claims, Millis lease) {
   auto result = tx.exec_prepared("renew", arrays.ids, arrays.tokens, static_cast<long long>(lease.count()));
   tx.commit();
   return static_cast<int>(result.affected_rows());
+}
+
+int PgStore::engines_holding_leases() {
+  auto conn = pool_.acquire();
+  pqxx::nontransaction statement(*conn);
+  return statement.exec_prepared1("engines_holding_leases")[0].as<int>();
 }
 
 void PgStore::release_all(const std::string& owner) {

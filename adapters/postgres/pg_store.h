@@ -23,8 +23,12 @@ std::string claim_statement();
 
 class PgStore final : public Store {
  public:
-  // `pool_size` connections at most; none is opened until first use.
+  // `pool_size` connections at most; none is opened until first use, or
+  // until open_connections().
   PgStore(std::string dsn, int pool_size);
+  // Opens all `pool_size` connections now (ConnectionPool::open_all): for a
+  // process about to run an engine, before anything else uses the store.
+  void open_connections() { pool_.open_all(); }
 
   StartResult start_saga(const SagaDefinition& definition, const nlohmann::json& input,
                          const StartOptions& options) override;
@@ -41,6 +45,7 @@ class PgStore final : public Store {
 
   ClaimResult claim(const std::string& owner, Millis lease, int limit, int below_high) override;
   int renew_leases(const std::vector<Claim>& claims, Millis lease) override;
+  int engines_holding_leases() override;
   void release_all(const std::string& owner) override;
   CommitResult commit(const Claim& claim, const Transition& transition, const InTransaction& in_transaction = nullptr,
                       std::optional<Millis> statement_timeout = std::nullopt) override;
