@@ -24,7 +24,7 @@ struct EngineOptions {
   // engines driving sagas on it: each sends its share (commit_share below),
   // counting every second the engines that hold leases. The database takes
   // only a few commits at once well: four processes sending three each
-  // measured 5 to 10% slower than at one each (BENCHMARKS.md). Batches run
+  // measured about 9% slower than at one each (BENCHMARKS.md). Batches run
   // on the blocking threads, one of which is always left for claims and
   // loads, and a high-priority batch may go beyond the share by one.
   int commit_batches = 3;
