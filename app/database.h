@@ -29,8 +29,9 @@ struct Database {
 // embedded cluster is created and started, its DSN recorded in
 // <data-dir>/pg/dsn for the other commands, and the environments' database
 // chosen once and for good in <data-dir>/pg/environments-database; without
-// it, the recorded DSN of a running `serve` is used. Throws
-// std::runtime_error saying what to do.
+// it, the recorded DSN of a running `serve` is used. One process owns the
+// embedded cluster (its pid in <data-dir>/pg/owner): while it runs, another
+// with `may_start` is refused. Throws std::runtime_error saying what to do.
 Database open_database(const std::string& url, const std::filesystem::path& data_dir, bool may_start);
 
 }  // namespace wsflow::app

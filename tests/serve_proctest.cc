@@ -244,6 +244,16 @@ TEST(Embedded, ServeStartsItsOwnPostgresSurvivesCtrlCAndKeepsDataAcrossRestarts)
     ASSERT_EQ(started.status, 0) << started.text << serve.log();
     id = started.text.substr(0, 36);
     ASSERT_TRUE(eventually_state(base, id, "completed")) << serve.log();
+    // A second serve on the same data would restart the cluster under the
+    // first: it is refused, and the first keeps its database.
+    testing::Process second(serve_argv, (dir.path() / "second.log").string());
+    const std::optional<int> refused = second.wait(30s);
+    ASSERT_TRUE(refused.has_value()) << second.log();
+    EXPECT_NE(*refused, 0);
+    EXPECT_TRUE(contains(second.log(), "served by another wsflow process")) << second.log();
+    auto status_argv = base;
+    status_argv.insert(status_argv.end(), {"status", id});
+    EXPECT_EQ(run_command(status_argv).status, 0) << serve.log();
     serve.signal(SIGINT);
     ASSERT_EQ(serve.wait(30s), 0) << serve.log();
   }
