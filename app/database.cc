@@ -1,13 +1,13 @@
 #include "app/database.h"
 
-#include <signal.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
-#include <iterator>
-#include <optional>
 #include <pqxx/pqxx>
 
 namespace wsflow::app {
@@ -20,21 +20,28 @@ std::string read_first_line(const std::filesystem::path& file) {
   return line;
 }
 
-// The process that started the embedded cluster under `root` (its pid in
-// root/owner), if it still runs: a wsflow process by that pid, not this one.
-std::optional<pid_t> live_owner(const std::filesystem::path& root) {
-  pid_t pid = 0;
-  try {
-    pid = static_cast<pid_t>(std::stol(read_first_line(root / "owner")));
-  } catch (const std::exception&) {
-    return std::nullopt;
+// Takes the embedded cluster under `root` for this process: an exclusive
+// lock on root/owner, held until the process ends (the kernel lets go of it
+// however the process ends), with this process's pid in the file. Throws,
+// naming the holder, if another process holds it.
+std::shared_ptr<void> own_cluster(const std::filesystem::path& root, const std::filesystem::path& dsn_file) {
+  const std::string path = (root / "owner").string();
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    const std::string holder = read_first_line(path);
+    throw std::runtime_error("the embedded Postgres under " + root.string() + " is served by another wsflow process" +
+                             (holder.empty() ? "" : " (pid " + holder + ")") +
+                             ": stop that one first, or run this one on its database with --database-url \"$(cat " +
+                             dsn_file.string() + ")\"");
   }
-  if (pid <= 0 || pid == getpid()) return std::nullopt;
-  if (kill(pid, 0) != 0 && errno != EPERM) return std::nullopt;
-  std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
-  const std::string command((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
-  if (command.find("wsflow") == std::string::npos) return std::nullopt;  // the pid was reused
-  return pid;
+  const std::string pid = std::to_string(getpid()) + "\n";
+  if (ftruncate(fd, 0) != 0 || write(fd, pid.data(), pid.size()) != static_cast<ssize_t>(pid.size())) {
+    close(fd);
+    throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+  }
+  return std::shared_ptr<void>(nullptr, [fd](void*) { close(fd); });
 }
 
 }  // namespace
@@ -68,15 +75,10 @@ Database open_database(const std::string& url, const std::filesystem::path& data
   }
   // Starting the cluster stops a server left running, as if its process had
   // died: a live one's would lose its database.
-  if (const std::optional<pid_t> owner = live_owner(root)) {
-    throw std::runtime_error("the embedded Postgres under " + root.string() +
-                             " is served by another wsflow process (pid " + std::to_string(*owner) +
-                             "): stop that one first, or run this one on its database with --database-url \"$(cat " +
-                             dsn_file.string() + ")\"");
-  }
+  std::filesystem::create_directories(root);
+  db.owner = own_cluster(root, dsn_file);
   const bool served_before = std::filesystem::exists(dsn_file);
   db.cluster = pg::EmbeddedCluster::start({root, /*ephemeral=*/false, /*unsafe_fast=*/false, 200});
-  std::ofstream(root / "owner") << getpid() << "\n";
   db.cluster->ensure_database("wsflow");
   db.dsn = db.cluster->dsn("wsflow");
   const std::filesystem::path environments_file = root / "environments-database";

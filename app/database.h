@@ -22,6 +22,9 @@ struct Database {
   // Elsewhere (--database-url), the wsflow database. Only `serve` creates
   // environments: the other commands get the wsflow database here.
   std::string environments_dsn;
+  // With `cluster`: the lock that makes it this process's, let go of after
+  // the cluster has stopped (members are destroyed last to first).
+  std::shared_ptr<void> owner;
   std::unique_ptr<pg::EmbeddedCluster> cluster;  // set when this process started it
 };
 
@@ -30,8 +33,8 @@ struct Database {
 // <data-dir>/pg/dsn for the other commands, and the environments' database
 // chosen once and for good in <data-dir>/pg/environments-database; without
 // it, the recorded DSN of a running `serve` is used. One process owns the
-// embedded cluster (its pid in <data-dir>/pg/owner): while it runs, another
-// with `may_start` is refused. Throws std::runtime_error saying what to do.
+// embedded cluster (a lock on <data-dir>/pg/owner, which holds its pid):
+// while it runs, another with `may_start` is refused. Throws std::runtime_error saying what to do.
 Database open_database(const std::string& url, const std::filesystem::path& data_dir, bool may_start);
 
 }  // namespace wsflow::app
