@@ -80,6 +80,12 @@ class EngineTest : public ::testing::Test {
     return id;
   }
   SagaState final_state(const std::string& id) { return client_.find_saga(id)->state; }
+  // Commit statements (their text, cut at 1 kB, begins so) waiting on a lock now.
+  long long waiting_commits() {
+    return scalar(dsn_,
+                  "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                  "AND query LIKE 'WITH fenced AS%'");
+  }
 
   // Statistics as a database may have them after a run: `count` sagas of
   // `def`, all finished, and of those every `leased_every`th (0: none) still
@@ -1680,11 +1686,6 @@ TEST_F(EngineTest, WithoutGroupCommitTransitionsCommitConcurrently) {
   options.blocking_threads = 2;
   options.commit_threads = 6;
   EngineHarness engine(dsn_, options);
-  const auto waiting_commits = [&] {
-    return scalar(dsn_,
-                  "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                  "AND query LIKE 'WITH fenced AS%'");  // the commit statement (its text is cut at 1 kB)
-  };
   long long most = 0;
   for (int i = 0; i < 100 && most < 6; ++i) {
     most = std::max(most, waiting_commits());
@@ -1712,11 +1713,6 @@ TEST_F(EngineTest, EnginesOnOneDatabaseShareItsCommitBatches) {
   options.blocking_threads = 6;  // threads for five batches
   options.commit_batches = 4;    // four, alone; two each, for two engines
   EngineHarness engine(dsn_, options);
-  const auto waiting_commits = [&] {
-    return scalar(dsn_,
-                  "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                  "AND query LIKE 'WITH fenced AS%'");
-  };
   std::vector<std::string> ids{start(def)};
   // The engine counts the engines holding leases once a second.
   std::this_thread::sleep_for(std::chrono::milliseconds(1'500));
