@@ -20,6 +20,14 @@ struct AttemptReport {
   Millis duration{0};
 };
 
+// One claim: the room it asked for (of it, the room for sagas below high
+// priority) and how many sagas it leased.
+struct ClaimReport {
+  int room = 0;
+  int room_below_high = 0;
+  int found = 0;
+};
+
 struct EngineEvents {
   std::function<void(const std::string& definition)> saga_started;
   std::function<void(const std::string& definition, SagaState final_state)> saga_finished;
@@ -27,6 +35,8 @@ struct EngineEvents {
   // A saga was claimed `latency` after it became due; `takeover` when the
   // lease it replaced had expired (its previous engine died or hung).
   std::function<void(Millis latency, bool takeover)> claimed;
+  // A claim ran (whether or not it found sagas); not called when it failed.
+  std::function<void(const ClaimReport& claim)> claim_ran;
   // Something failed that should not have: driving a saga hit an unexpected
   // error (the saga is retried after EngineOptions::error_backoff), or a
   // claim, lease renewal or wake-time lookup failed. A deadlock would show

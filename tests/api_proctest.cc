@@ -512,6 +512,8 @@ TEST_F(Api, MetricsForOperatorsParseAsPrometheusText) {
   EXPECT_EQ(m.types["wsflow_step_duration_seconds"], "histogram");
   EXPECT_GE(m.sum("wsflow_step_duration_seconds_count", R"(action="environment.provision")"), 3);
   EXPECT_GE(m.sum("wsflow_claim_latency_seconds_count"), 1);
+  EXPECT_EQ(m.types["wsflow_claim_sagas"], "histogram");
+  EXPECT_GE(m.sum("wsflow_claim_sagas_sum"), 1);  // sagas leased, over every claim
   EXPECT_EQ(m.types["wsflow_lease_takeovers_total"], "counter");
   EXPECT_EQ(m.value("wsflow_engine_errors_total"), 0);
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <mutex>
 #include <pqxx/pqxx>
 #include <set>
 #include <thread>
@@ -1729,6 +1730,33 @@ TEST_F(EngineTest, EnginesOnOneDatabaseShareItsCommitBatches) {
   EXPECT_EQ(most, 2);
   hold->abort();
   for (const std::string& id : ids) EXPECT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+}
+
+TEST_F(EngineTest, AFullEngineClaimsAgainOnceARefillOfRoomIsFreeNotAsEachSagaEnds) {
+  const auto def =
+      definition("saga: t.refill\nversion: 1\nsteps:\n  - { name: a, action: testing.sleep, input: { ms: 30 } }\n");
+  std::vector<std::string> ids;
+  for (const auto& started : client_.start_sagas(def, std::vector<StartRequest>(400))) ids.push_back(started.saga_id);
+  EngineOptions options = testing::fast_options();
+  options.max_active_sagas = 160;          // a refill of 10 (160 / 16); 144 below high priority
+  options.poll_interval = Millis(60'000);  // no wake-up but a refill's (and no NOTIFY listener)
+  std::mutex mutex;
+  std::vector<ClaimReport> claims;
+  options.events.claim_ran = [&](const ClaimReport& claim) {
+    std::lock_guard<std::mutex> lock(mutex);
+    claims.push_back(claim);
+  };
+  pg::PgStore store(dsn_, engine_connections(options));
+  Engine engine(store, testing::test_registry(), options);
+  std::thread runner([&] { engine.run(); });
+  for (const std::string& id : ids) EXPECT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  engine.stop();
+  runner.join();
+
+  std::string seen;  // room below high / found, per claim
+  for (const ClaimReport& c : claims) seen += " " + std::to_string(c.room_below_high) + "/" + std::to_string(c.found);
+  ASSERT_GE(claims.size(), 4u) << seen;  // the backlog took several rounds of the room
+  for (const ClaimReport& c : claims) EXPECT_GE(c.room_below_high, 10) << seen;
 }
 
 TEST(CommitShare, IsTheNearestWholeShareAndAtLeastOne) {

@@ -48,6 +48,10 @@ struct Metrics::Families {
                           .Name("wsflow_claim_latency_seconds")
                           .Help("From a saga becoming due to an engine claiming it.")
                           .Register(r)),
+        claim_sizes(prometheus::BuildHistogram()
+                        .Name("wsflow_claim_sagas")
+                        .Help("Sagas leased by each claim this process ran (a claim that found none counts 0).")
+                        .Register(r)),
         takeovers(prometheus::BuildCounter()
                       .Name("wsflow_lease_takeovers_total")
                       .Help("Sagas claimed after their previous engine's lease expired unreleased.")
@@ -65,6 +69,7 @@ struct Metrics::Families {
   prometheus::Family<prometheus::Counter>& compensations;
   prometheus::Family<prometheus::Histogram>& step_duration;
   prometheus::Family<prometheus::Histogram>& claim_latency;
+  prometheus::Family<prometheus::Histogram>& claim_sizes;
   prometheus::Family<prometheus::Counter>& takeovers;
   prometheus::Family<prometheus::Counter>& engine_errors;
 };
@@ -101,6 +106,10 @@ EngineEvents Metrics::engine_events() {
                                                                      0.1,   0.25,   0.5,   1,    2.5,   10};
     f->claim_latency.Add({}, kBuckets).Observe(seconds(latency));
     if (takeover) f->takeovers.Add({}).Increment();
+  };
+  events.claim_ran = [f](const ClaimReport& claim) {
+    static const prometheus::Histogram::BucketBoundaries kBuckets = {0, 1, 2, 5, 10, 20, 50, 100};
+    f->claim_sizes.Add({}, kBuckets).Observe(claim.found);
   };
   events.engine_error = [f](const std::string&) { f->engine_errors.Add({}).Increment(); };
   return events;
