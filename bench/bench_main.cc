@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -46,6 +47,7 @@ struct Options {
   int concurrency = wsflow::EngineOptions{}.max_active_sagas;  // the engine's default
   int blocking_threads = 4;
   int pgbench_seconds = 15;
+  int rounds = 3;
   int processes = 4;
   int process_sagas = 30'000;
   int timer_sagas = 100'000;
@@ -100,6 +102,34 @@ std::string lateness_note(const Lateness& l) {
   return buffer + machine_note(l.machine);
 }
 
+// One round of the throughput scenario: pgbench, then the engine's two modes.
+struct ThroughputRound {
+  PgbenchResult pgbench;
+  Throughput on, off;
+  double ratio(Throughput ThroughputRound::*mode) const { return (this->*mode).steps_per_second / pgbench.tps; }
+};
+
+// The round whose `mode` ratio is the median (the lower middle of an even
+// number of rounds). `rounds` is not empty.
+const ThroughputRound& median_round(const std::vector<ThroughputRound>& rounds, Throughput ThroughputRound::*mode) {
+  std::vector<const ThroughputRound*> sorted;
+  for (const auto& r : rounds) sorted.push_back(&r);
+  std::sort(sorted.begin(), sorted.end(), [&](auto* a, auto* b) { return a->ratio(mode) < b->ratio(mode); });
+  return *sorted[(sorted.size() - 1) / 2];
+}
+
+// Every round's ratio, in the order they ran: "rounds: 2.31x 2.05x 2.48x".
+std::string rounds_note(const std::vector<ThroughputRound>& rounds, Throughput ThroughputRound::*mode) {
+  if (rounds.size() < 2) return "";
+  std::string note = "median of rounds:";
+  for (const auto& r : rounds) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, " %.2fx", r.ratio(mode));
+    note += buffer;
+  }
+  return note;
+}
+
 // This program again, as an engine worker on the database appended to it.
 std::vector<std::string> worker_command(const Options& o, int concurrency) {
   char self[4096];
@@ -152,15 +182,45 @@ int run_all(const Options& o) {
     return true;
   };
   if (scenario("throughput")) {
-    progress("throughput, group commit on");
-    const Throughput on = run_throughput(run, throughput, "throughput");
-    saturation_sagas_per_second = on.sagas_per_second;
-    report.add(ratio_figure("durable steps/s, group commit", on.steps_per_second, step_unit, pg16, 2.0));
-    progress("throughput, group commit off");
-    ThroughputOptions off_options = throughput;
-    off_options.group_commit = false;
-    const Throughput off = run_throughput(run, off_options, "throughput_no_group_commit");
-    report.add(ratio_figure("durable steps/s, no group commit", off.steps_per_second, step_unit, pg16, 0.7));
+    // Rounds of pgbench at 16 clients, then the engine with and without
+    // group commit: each engine figure against the pgbench run just before
+    // it, the round with the median ratio reported. The machine's speed
+    // drifts over minutes (BENCHMARKS.md), so a ratio of two figures taken
+    // minutes apart carries that drift; one round apart it carries less.
+    std::vector<ThroughputRound> rounds;
+    for (int r = 1; r <= o.rounds; ++r) {
+      const std::string of = " (round " + std::to_string(r) + " of " + std::to_string(o.rounds) + ")";
+      ThroughputRound round;
+      round.pgbench = pg16;
+      if (r > 1) {  // on a settled database, as the first round's pgbench after its init
+        settle(dsn);
+        progress("pgbench -N -M prepared, 16 clients" + of);
+        round.pgbench = pgbench_run(dsn, 16, o.pgbench_seconds);
+        settle(dsn);
+      }
+      progress("throughput, group commit on" + of);
+      // Each run its own definition, which its figures count.
+      const std::string suffix = r > 1 ? "_round" + std::to_string(r) : "";
+      round.on = run_throughput(run, throughput, "throughput" + suffix);
+      progress("throughput, group commit off" + of);
+      ThroughputOptions off_options = throughput;
+      off_options.group_commit = false;
+      round.off = run_throughput(run, off_options, "throughput_no_group_commit" + suffix);
+      engine_errors += round.on.engine_errors + round.off.engine_errors;
+      duplicates += round.on.duplicate_commits + round.off.duplicate_commits;
+      rounds.push_back(round);
+    }
+    const ThroughputRound& on = median_round(rounds, &ThroughputRound::on);
+    saturation_sagas_per_second = on.on.sagas_per_second;
+    Figure on_figure =
+        ratio_figure("durable steps/s, group commit", on.on.steps_per_second, step_unit, on.pgbench, 2.0);
+    on_figure.note = rounds_note(rounds, &ThroughputRound::on);
+    report.add(on_figure);
+    const ThroughputRound& off = median_round(rounds, &ThroughputRound::off);
+    Figure off_figure =
+        ratio_figure("durable steps/s, no group commit", off.off.steps_per_second, step_unit, off.pgbench, 0.7);
+    off_figure.note = rounds_note(rounds, &ThroughputRound::off);
+    report.add(off_figure);
     // The same commits with no engine: the database's share of that cost.
     const auto floor_duration = std::chrono::seconds(o.quick ? 1 : std::min(o.pgbench_seconds, 5));
     for (int threads : {o.blocking_threads, 16}) {
@@ -169,8 +229,6 @@ int run_all(const Options& o) {
       report.add(ratio_figure("store commits/s alone, no engine, " + std::to_string(threads) + " threads",
                               alone.commits_per_second, "commits/s", pg16, std::nullopt));
     }
-    engine_errors += on.engine_errors + off.engine_errors;
-    duplicates += on.duplicate_commits + off.duplicate_commits;
   }
   if (scenario("latency")) {
     for (int concurrency : {1, 4}) {
@@ -222,28 +280,51 @@ int run_all(const Options& o) {
     ThroughputOptions multi = single;
     multi.processes = o.processes;
     const std::string n = std::to_string(o.processes);
+    // Rounds as in the throughput scenario, the single runs shared by the
+    // rounds on either side: one, N, one, N, ..., one.
+    std::vector<Throughput> ones, manys;
     progress("1 engine process, then " + n + ", then 1 again, on one database");
-    const Throughput one_before = run_throughput(run, single, "processes_one_before");
-    settle(dsn);
-    const Throughput t = run_throughput(run, multi, "processes");
-    settle(dsn);
-    const Throughput one_after = run_throughput(run, single, "processes_one_after");
+    ones.push_back(run_throughput(run, single, "processes_one_0"));
+    for (int r = 1; r <= o.rounds; ++r) {
+      if (r > 1) progress(n + " engine processes, then 1 (round " + std::to_string(r) + ")");
+      settle(dsn);
+      manys.push_back(run_throughput(run, multi, "processes_" + std::to_string(r)));
+      settle(dsn);
+      ones.push_back(run_throughput(run, single, "processes_one_" + std::to_string(r)));
+    }
+    std::vector<std::size_t> order(manys.size());
+    for (std::size_t r = 0; r < order.size(); ++r) order[r] = r;
+    auto one_process = [&](std::size_t r) { return (ones[r].steps_per_second + ones[r + 1].steps_per_second) / 2; };
+    auto ratio = [&](std::size_t r) { return manys[r].steps_per_second / one_process(r); };
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return ratio(a) < ratio(b); });
+    const std::size_t median = order[(order.size() - 1) / 2];
+    const Throughput& t = manys[median];
     report.add(ratio_figure("durable steps/s, " + n + " processes", t.steps_per_second, step_unit, pg16, std::nullopt));
     Figure f = plain(n + " processes / one process", t.steps_per_second, step_unit);
-    f.reference = (one_before.steps_per_second + one_after.steps_per_second) / 2;
+    f.reference = one_process(median);
     f.reference_name = "1 process steps/s";
     f.target = 1.0;
-    char note[96];
-    std::snprintf(note, sizeof note, "one process before and after: %.0f and %.0f steps/s", one_before.steps_per_second,
-                  one_after.steps_per_second);
+    char note[160];
+    std::snprintf(note, sizeof note, "one process before and after: %.0f and %.0f steps/s",
+                  ones[median].steps_per_second, ones[median + 1].steps_per_second);
     f.note = note;
-    report.add(f);
-    report.add(
-        absolute("duplicated step commits, " + n + " processes", static_cast<double>(t.duplicate_commits), "count", 0));
-    for (const Throughput* r : {&one_before, &t, &one_after}) {
-      engine_errors += r->engine_errors;
-      duplicates += r->duplicate_commits;
+    if (manys.size() > 1) {
+      f.note += "; median of rounds:";
+      for (std::size_t r = 0; r < manys.size(); ++r) {
+        std::snprintf(note, sizeof note, " %.2fx", ratio(r));
+        f.note += note;
+      }
     }
+    report.add(f);
+    long long duplicated = 0;  // by the N processes
+    for (const Throughput& r : manys) duplicated += r.duplicate_commits;
+    for (const auto* runs : {&ones, &manys}) {
+      for (const Throughput& r : *runs) {
+        engine_errors += r.engine_errors;
+        duplicates += r.duplicate_commits;
+      }
+    }
+    report.add(absolute("duplicated step commits, " + n + " processes", static_cast<double>(duplicated), "count", 0));
   }
   if (scenario("scale")) {
     progress("scale: " + std::to_string(o.timer_sagas) + " sagas parked on timers");
@@ -291,6 +372,9 @@ int main(int argc, char** argv) {
   cli.add_option("--concurrency", o.concurrency, "sagas driven at once by each engine process")->capture_default_str();
   cli.add_option("--blocking-threads", o.blocking_threads, "engine database threads")->capture_default_str();
   cli.add_option("--pgbench-seconds", o.pgbench_seconds)->capture_default_str()->check(CLI::Range(1, 3600));
+  cli.add_option("--rounds", o.rounds, "rounds of pgbench then the throughput runs; the median ratio is reported")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 99));
   cli.add_option("--processes", o.processes, "engine processes of the multi-process run (1 skips it)")
       ->capture_default_str();
   cli.add_option("--process-sagas", o.process_sagas, "sagas of each run of the multi-process comparison")
@@ -313,6 +397,7 @@ int main(int argc, char** argv) {
       o.sagas = std::min(o.sagas, 500);
       o.process_sagas = std::min(o.process_sagas, 500);
       o.pgbench_seconds = std::min(o.pgbench_seconds, 2);
+      o.rounds = 1;
       o.timer_sagas = std::min(o.timer_sagas, 2000);
       o.fairness_backlog = std::min(o.fairness_backlog, 1000);
     }
