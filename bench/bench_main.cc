@@ -106,25 +106,25 @@ std::string lateness_note(const Lateness& l) {
 struct ThroughputRound {
   PgbenchResult pgbench;
   Throughput on, off;
-  double ratio(Throughput ThroughputRound::*mode) const { return (this->*mode).steps_per_second / pgbench.tps; }
 };
 
-// The round whose `mode` ratio is the median (the lower middle of an even
-// number of rounds). `rounds` is not empty.
-const ThroughputRound& median_round(const std::vector<ThroughputRound>& rounds, Throughput ThroughputRound::*mode) {
-  std::vector<const ThroughputRound*> sorted;
-  for (const auto& r : rounds) sorted.push_back(&r);
-  std::sort(sorted.begin(), sorted.end(), [&](auto* a, auto* b) { return a->ratio(mode) < b->ratio(mode); });
-  return *sorted[(sorted.size() - 1) / 2];
+// The index of the median ratio (the lower middle of an even number); `ratios`
+// is not empty.
+std::size_t median_index(const std::vector<double>& ratios) {
+  std::vector<std::size_t> order(ratios.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return ratios[a] < ratios[b]; });
+  return order[(order.size() - 1) / 2];
 }
 
-// Every round's ratio, in the order they ran: "rounds: 2.31x 2.05x 2.48x".
-std::string rounds_note(const std::vector<ThroughputRound>& rounds, Throughput ThroughputRound::*mode) {
-  if (rounds.size() < 2) return "";
+// Every round's ratio, in the order they ran: "median of rounds: 2.31x 2.05x
+// 2.48x"; empty for a single round.
+std::string rounds_note(const std::vector<double>& ratios) {
+  if (ratios.size() < 2) return "";
   std::string note = "median of rounds:";
-  for (const auto& r : rounds) {
+  for (double r : ratios) {
     char buffer[32];
-    std::snprintf(buffer, sizeof buffer, " %.2fx", r.ratio(mode));
+    std::snprintf(buffer, sizeof buffer, " %.2fx", r);
     note += buffer;
   }
   return note;
@@ -210,16 +210,21 @@ int run_all(const Options& o) {
       duplicates += round.on.duplicate_commits + round.off.duplicate_commits;
       rounds.push_back(round);
     }
-    const ThroughputRound& on = median_round(rounds, &ThroughputRound::on);
+    std::vector<double> on_ratios, off_ratios;
+    for (const ThroughputRound& r : rounds) {
+      on_ratios.push_back(r.on.steps_per_second / r.pgbench.tps);
+      off_ratios.push_back(r.off.steps_per_second / r.pgbench.tps);
+    }
+    const ThroughputRound& on = rounds[median_index(on_ratios)];
     saturation_sagas_per_second = on.on.sagas_per_second;
     Figure on_figure =
         ratio_figure("durable steps/s, group commit", on.on.steps_per_second, step_unit, on.pgbench, 2.0);
-    on_figure.note = rounds_note(rounds, &ThroughputRound::on);
+    on_figure.note = rounds_note(on_ratios);
     report.add(on_figure);
-    const ThroughputRound& off = median_round(rounds, &ThroughputRound::off);
+    const ThroughputRound& off = rounds[median_index(off_ratios)];
     Figure off_figure =
         ratio_figure("durable steps/s, no group commit", off.off.steps_per_second, step_unit, off.pgbench, 0.7);
-    off_figure.note = rounds_note(rounds, &ThroughputRound::off);
+    off_figure.note = rounds_note(off_ratios);
     report.add(off_figure);
     // The same commits with no engine: the database's share of that cost.
     const auto floor_duration = std::chrono::seconds(o.quick ? 1 : std::min(o.pgbench_seconds, 5));
@@ -292,12 +297,10 @@ int run_all(const Options& o) {
       settle(dsn);
       ones.push_back(run_throughput(run, single, "processes_one_" + std::to_string(r)));
     }
-    std::vector<std::size_t> order(manys.size());
-    for (std::size_t r = 0; r < order.size(); ++r) order[r] = r;
     auto one_process = [&](std::size_t r) { return (ones[r].steps_per_second + ones[r + 1].steps_per_second) / 2; };
-    auto ratio = [&](std::size_t r) { return manys[r].steps_per_second / one_process(r); };
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return ratio(a) < ratio(b); });
-    const std::size_t median = order[(order.size() - 1) / 2];
+    std::vector<double> ratios;
+    for (std::size_t r = 0; r < manys.size(); ++r) ratios.push_back(manys[r].steps_per_second / one_process(r));
+    const std::size_t median = median_index(ratios);
     const Throughput& t = manys[median];
     report.add(ratio_figure("durable steps/s, " + n + " processes", t.steps_per_second, step_unit, pg16, std::nullopt));
     Figure f = plain(n + " processes / one process", t.steps_per_second, step_unit);
@@ -308,13 +311,7 @@ int run_all(const Options& o) {
     std::snprintf(note, sizeof note, "one process before and after: %.0f and %.0f steps/s",
                   ones[median].steps_per_second, ones[median + 1].steps_per_second);
     f.note = note;
-    if (manys.size() > 1) {
-      f.note += "; median of rounds:";
-      for (std::size_t r = 0; r < manys.size(); ++r) {
-        std::snprintf(note, sizeof note, " %.2fx", ratio(r));
-        f.note += note;
-      }
-    }
+    if (manys.size() > 1) f.note += "; " + rounds_note(ratios);
     report.add(f);
     long long duplicated = 0;  // by the N processes
     for (const Throughput& r : manys) duplicated += r.duplicate_commits;
