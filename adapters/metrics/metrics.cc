@@ -108,7 +108,8 @@ EngineEvents Metrics::engine_events() {
     if (takeover) f->takeovers.Add({}).Increment();
   };
   events.claim_ran = [f](const ClaimReport& claim) {
-    static const prometheus::Histogram::BucketBoundaries kBuckets = {0, 1, 2, 5, 10, 20, 50, 100};
+    static const prometheus::Histogram::BucketBoundaries kBuckets = {0,  1,  2,  4, 8,
+                                                                     16, 32, 48, 64};  // a claim leases 64 at most
     f->claim_sizes.Add({}, kBuckets).Observe(claim.found);
   };
   events.engine_error = [f](const std::string&) { f->engine_errors.Add({}).Increment(); };
