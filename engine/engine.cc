@@ -83,8 +83,8 @@ struct Engine::Impl {
       // leased) grows with its size, and a high-priority saga that arrives
       // meanwhile waits for it; a cold start before a large backlog would
       // otherwise make it wait for hundreds of sagas' reads.
-      const int free = std::min(rt.options.max_active_sagas - static_cast<int>(active.size()), kClaimChunk);
-      const int free_below_high = std::clamp(below_high_capacity() - active_below_high, 0, std::max(free, 0));
+      const int free = std::min(room(), kClaimChunk);
+      const int free_below_high = std::clamp(room_below_high(), 0, std::max(free, 0));
       Millis sleep = rt.options.poll_interval;
       if (free > 0) {
         try {
