@@ -392,6 +392,25 @@ const std::string kRunnableUnleased =
     "WHERE state IN ('pending','running','waiting','compensating') AND lease_token IS NULL; " +
     stuck_candidates_function("CREATE OR REPLACE", " AND lease_token IS NULL");
 
+// Saga ids in the order sagas are created (the layout of UUID version 7: the
+// first 48 bits the creation time in milliseconds, the rest random, 74 bits
+// of it). A saga's step and event rows are keyed by its id, so with random
+// ids every saga in flight wrote into a leaf page of its own in each of those
+// indexes, spread over the whole index: once the indexes outgrew the
+// database's cache, about one write in three first read its page back from
+// the disk cache (pg_statio, 330,000 sagas). Ids that follow time keep the
+// sagas in flight on a few pages near each index's end, however many are in
+// flight and however big the history. The ids stay unguessable (74 random
+// bits) and tell no more than the saga's created_at, which the API shows.
+const char* kTimeOrderedSagaIds = R"SQL(
+CREATE FUNCTION wsflow.time_ordered_uuid() RETURNS uuid LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+  SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+      PLACING substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+      FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid
+$$;
+ALTER TABLE wsflow.sagas ALTER COLUMN id SET DEFAULT wsflow.time_ordered_uuid();
+)SQL";
+
 }  // namespace
 
 const std::vector<Migration>& migrations() {
@@ -476,6 +495,7 @@ const std::vector<Migration>& migrations() {
        "DROP INDEX wsflow.saga_events_saga; "
        "ALTER TABLE wsflow.saga_events ADD CONSTRAINT saga_events_pkey PRIMARY KEY (saga_id, id)"},
       {20, "runnable index without leased sagas", kRunnableUnleased},
+      {21, "time-ordered saga ids", kTimeOrderedSagaIds},
   };
   return all;
 }

@@ -12,9 +12,11 @@ namespace wsflow::pg {
 namespace {
 
 // Sagas and their `created` events in one statement; ids are drawn first so
-// that each request's id comes back in the requests' order.
+// that each request's id comes back in the requests' order. Ids follow
+// creation time (migration 21 in migrations.cc).
 const char* kInsertSagas =
-    "WITH r AS MATERIALIZED (SELECT gen_random_uuid() AS id, ord, input::jsonb AS input, NULLIF(key, '') AS key, "
+    "WITH r AS MATERIALIZED (SELECT wsflow.time_ordered_uuid() AS id, ord, input::jsonb AS input, NULLIF(key, '') AS "
+    "key, "
     "NULLIF(ws, '')::uuid AS ws, delay::bigint AS delay "
     "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u(input, key, ws, delay, ord)), "
     "s AS (INSERT INTO wsflow.sagas (id, definition, version, definition_hash, workspace_id, state, input, context, "
