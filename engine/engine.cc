@@ -31,6 +31,7 @@ struct Engine::Impl {
     }
     rt.rng.seed(rt.options.seed ? rt.options.seed : std::random_device{}());
     rt.wake_at = [this](std::chrono::steady_clock::time_point at) { wake_at(at); };
+    rt.on_parked = [this] { wake_if_refilled(); };
   }
 
   detail::Runtime rt;
@@ -44,6 +45,7 @@ struct Engine::Impl {
   asio::steady_timer share_timer;
   asio::steady_timer grace_timer;  // bounds shutdown
   bool poll_requested = false;
+  bool claim_in_flight = false;
   bool finished = false;
   std::map<std::string, std::string> active;  // lease token -> saga id, for sagas being driven
   int active_below_high = 0;                  // of them, sagas of normal or low priority
@@ -84,12 +86,14 @@ struct Engine::Impl {
       // meanwhile waits for it; a cold start before a large backlog would
       // otherwise make it wait for hundreds of sagas' reads.
       const int free = std::min(room(), kClaimChunk);
-      const int free_below_high = std::clamp(room_below_high(), 0, std::max(free, 0));
+      const int free_below_high = std::clamp(room_for_normal(), 0, std::max(free, 0));
       Millis sleep = rt.options.poll_interval;
       if (free > 0) {
         try {
+          claim_in_flight = true;
           ClaimResult found = co_await rt.on_pool(
               [&] { return rt.store.claim(rt.options.owner, rt.options.lease, free, free_below_high); });
+          claim_in_flight = false;
           if (rt.options.events.claim_ran) {
             rt.options.events.claim_ran({free, free_below_high, static_cast<int>(found.sagas.size())});
           }
@@ -106,16 +110,22 @@ struct Engine::Impl {
           // Maybe more are due: all the room asked for was taken. High
           // priority sagas are claimed again at once; the rest once a
           // refill's worth of room is free (claim_refill): the saga ending
-          // that frees it wakes the poller, as does a NOTIFY, and the poll
+          // or parking that frees it wakes the poller, as does a NOTIFY, and the poll
           // interval bounds the wait. Claiming each few sagas as they end
           // would cost the database a claim's fixed work per few sagas
           // (measured: a claim every 33 to 42 sagas at saturation).
           const int found_high = static_cast<int>(found.sagas.size()) - found_below_high;
           const bool full = static_cast<int>(found.sagas.size()) == free;
-          const bool share_taken = free_below_high > 0 && found_below_high == free_below_high;
-          if ((full && found_high > 0) || ((full || share_taken) && room_below_high() >= claim_refill())) continue;
+          // Normal sagas may still be due when the claim took all it asked of
+          // them, or asked none (no room then; room freed while it ran wakes
+          // nobody, see wake_if_refilled).
+          const bool normal_may_be_due = found_below_high == free_below_high;
+          if ((full && found_high > 0) || ((full || normal_may_be_due) && room_for_normal() >= claim_refill())) {
+            continue;
+          }
           if (found.next_wake_in) sleep = std::clamp(*found.next_wake_in, Millis(0), sleep);
         } catch (const std::exception& e) {
+          claim_in_flight = false;
           report_error(std::string("claiming runnable sagas failed: ") + e.what());
         }
       }
@@ -137,9 +147,35 @@ struct Engine::Impl {
   }
   int room() const { return rt.options.max_active_sagas - static_cast<int>(active.size()); }
   int room_below_high() const { return below_high_capacity() - active_below_high; }
+  // Sagas the commit pipeline may take on (EngineOptions::pipeline_per_batch):
+  // those driven less those parked in actions and retry sleeps (a saga with
+  // several branches in actions counts each: the pipeline is then thought
+  // emptier than it is, and max_active_sagas still bounds the claims).
+  static constexpr int kNoLimit = 1 << 20;
+  int pipeline_capacity() const {
+    if (!rt.options.group_commit || rt.options.pipeline_per_batch <= 0) return kNoLimit;
+    return (rt.batch_slots() + 1) * rt.options.pipeline_per_batch;
+  }
+  int pipeline_room() const {
+    const int driven = static_cast<int>(active.size());
+    return pipeline_capacity() - (driven - std::min(rt.parked, driven));
+  }
+  // How many sagas below high priority a claim may take.
+  int room_for_normal() const { return std::min(room_below_high(), pipeline_room()); }
   // The room a full engine waits for before it claims again: a sixteenth of
-  // its sagas (32 of the default 512), at most half a claim, at least one.
-  int claim_refill() const { return std::clamp(rt.options.max_active_sagas / 16, 1, kClaimChunk / 2); }
+  // its sagas (32 of the default 512), or a quarter of its commit pipeline
+  // if that is less, at most half a claim, at least one.
+  int claim_refill() const {
+    return std::clamp(std::min(rt.options.max_active_sagas / 16, pipeline_capacity() / 4), 1, kClaimChunk / 2);
+  }
+  // A full engine's room just grew to the refill the poller waits for: counted
+  // as it crosses (room grows by one saga at a time), so one wake-up. Not
+  // while a claim is in flight: the poller looks at the room when it returns,
+  // and a wake-up would make it claim again at once, whatever the room.
+  void wake_if_refilled() {
+    if (rt.stopping || claim_in_flight) return;
+    if (room() == claim_refill() || room_for_normal() == claim_refill()) wake_now();
+  }
 
   asio::awaitable<void> drive(ClaimedSaga claimed) {
     const Claim claim = claimed.claim;
@@ -162,13 +198,10 @@ struct Engine::Impl {
     if (give_back) co_await give_back_after_error(claim, error);
     active.erase(token);
     if (below_high) --active_below_high;
-    // A full engine's room (or room below high priority) just grew to the
-    // refill the poller waits for: counted as it crosses, so one wake-up.
-    const bool refilled = room() == claim_refill() || (below_high && room_below_high() == claim_refill());
     if (rt.stopping) {
       if (active.empty()) co_await finish();
-    } else if (refilled) {
-      wake_now();
+    } else {
+      wake_if_refilled();
     }
   }
 
@@ -227,7 +260,9 @@ struct Engine::Impl {
                    std::to_string(share) + " of their " + std::to_string(rt.options.commit_batches) +
                    " commit batches at once");
         }
+        const bool grew = share > rt.commit_window;
         rt.commit_window = share;
+        if (grew && room_for_normal() >= claim_refill()) wake_now();  // a bigger share, a bigger pipeline
       } catch (const std::exception& e) {
         log_warn(std::string("could not count the engines sharing the database: ") + e.what());
       }

@@ -47,6 +47,11 @@ struct Runtime {
   Store& store;
   const ActionRegistry& actions;
   EngineOptions options;
+  // Sagas' actions in flight and retry sleeps (ParkedSaga): what the engine
+  // drives that waits on neither a commit nor the engine. Before `io`, whose
+  // destruction ends the coroutines that count it.
+  int parked = 0;
+  std::function<void()> on_parked;  // the count just grew
   asio::io_context io;
   asio::thread_pool pool;         // the engine's own database calls
   asio::thread_pool action_pool;  // blocking actions: a hung one must not stall the engine's commits
@@ -115,15 +120,12 @@ struct Runtime {
     co_return queued.result;
   }
 
+  // Batches this engine sends at once: its share, less the pool thread kept
+  // for claims, loads and in-transaction commits.
+  int batch_slots() const { return std::max(1, std::min(commit_window, options.blocking_threads - 1)); }
+
   // Sleeps on the io thread; returns false if stop() cut the sleep short.
-  asio::awaitable<bool> sleep(Millis delay) {
-    asio::steady_timer timer(io, delay);
-    sleepers.insert(&timer);
-    boost::system::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    sleepers.erase(&timer);
-    co_return !stopping;
-  }
+  asio::awaitable<bool> sleep(Millis delay);
 
  private:
   struct QueuedCommit {
@@ -136,9 +138,8 @@ struct Runtime {
   static constexpr std::size_t kMaxBatch = 128;
 
   void start_batches() {
-    // Leave a pool thread for claims, loads and in-transaction commits; an
-    // urgent batch may borrow it.
-    const int max_in_flight = std::max(1, std::min(commit_window, options.blocking_threads - 1));
+    // An urgent batch may borrow the pool thread batch_slots() leaves.
+    const int max_in_flight = batch_slots();
     for (;;) {
       const bool room = batches_in_flight < max_in_flight;
       const bool urgent_room = !urgent_queue.empty() && batches_in_flight <= max_in_flight;
@@ -186,5 +187,31 @@ struct Runtime {
   std::deque<QueuedCommit*> commit_queue;  // the others'
   int batches_in_flight = 0;
 };
+
+// Counts a saga as parked (Runtime::parked) for its lifetime: held across an
+// action's await or a retry's sleep.
+class ParkedSaga {
+ public:
+  explicit ParkedSaga(Runtime& rt) : rt_(rt) {
+    ++rt_.parked;
+    if (rt_.on_parked) rt_.on_parked();
+  }
+  ~ParkedSaga() { --rt_.parked; }
+  ParkedSaga(const ParkedSaga&) = delete;
+  ParkedSaga& operator=(const ParkedSaga&) = delete;
+
+ private:
+  Runtime& rt_;
+};
+
+inline asio::awaitable<bool> Runtime::sleep(Millis delay) {
+  ParkedSaga parked(*this);
+  asio::steady_timer timer(io, delay);
+  sleepers.insert(&timer);
+  boost::system::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  sleepers.erase(&timer);
+  co_return !stopping;
+}
 
 }  // namespace wsflow::detail

@@ -13,6 +13,11 @@ namespace {
 
 using Clock = std::chrono::system_clock;
 
+// How long an action runs before its saga counts as parked on it, out of the
+// commit pipeline (Runtime::parked): longer than an in-process action takes,
+// shorter than a call to another service.
+constexpr Millis kParkAfter{5};
+
 // kFinished: the saga's end is committed already (with its last step's).
 enum class Flow { kContinue, kCompleted, kFinished, kSuspended, kFailed, kCancelled, kPaused, kInterrupted };
 
@@ -503,9 +508,10 @@ class SagaRun {
       std::optional<ActionResult> result;
     };
     auto pending = std::make_shared<Pending>(rt_.io);
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const auto began = std::chrono::steady_clock::now();
+    const auto deadline = began + timeout;
     const bool may_be_slow = slow_after && *slow_after < timeout;
-    pending->timer.expires_after(may_be_slow ? *slow_after : timeout);
+    const auto first_stop = may_be_slow ? began + *slow_after : deadline;
     asio::io_context& io = rt_.io;
     Completion done = [pending, &io](ActionResult result) {
       asio::post(io, [pending, result = std::move(result)]() mutable {
@@ -519,8 +525,18 @@ class SagaRun {
     } catch (const std::exception& e) {
       co_return ActionResult::failure("exception", e.what());
     }
+    // An action still running after kParkAfter waits on its service, not on
+    // the database: the saga leaves the engine's commit pipeline until it
+    // ends (EngineOptions::pipeline_per_batch). A quick one never parks.
+    std::optional<ParkedSaga> parked;
     boost::system::error_code ec;
+    pending->timer.expires_at(std::min(began + kParkAfter, first_stop));
     co_await pending->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (!pending->result && std::chrono::steady_clock::now() < first_stop) {
+      parked.emplace(rt_);
+      pending->timer.expires_at(first_stop);
+      co_await pending->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
     if (!pending->result && may_be_slow) {
       co_await on_slow();  // the action may complete meanwhile: its result is kept
       if (!pending->result) {

@@ -1801,6 +1801,38 @@ TEST_F(EngineTest, AFullEngineClaimsAgainOnceARefillOfRoomIsFreeNotAsEachSagaEnd
   for (const ClaimReport& c : claims) EXPECT_GE(c.room_below_high, 10) << seen;
 }
 
+// With group commit, an engine holds no more sagas of quick steps than its
+// commit batches take (EngineOptions::pipeline_per_batch): more would only
+// queue for the batches. Sagas whose actions take time wait on their
+// services, not on the database, and are claimed up to max_active_sagas.
+TEST_F(EngineTest, AnEngineHoldsNoMoreQuickSagasThanItsCommitPipelineTakes) {
+  const auto quick = definition(
+      "saga: t.quick\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n"
+      "  - { name: b, action: testing.succeed }\n  - { name: c, action: testing.succeed }\n");
+  const auto slow =
+      definition("saga: t.slow\nversion: 1\nsteps:\n  - { name: a, action: testing.sleep, input: { ms: 300 } }\n");
+  EngineOptions options = testing::fast_options();
+  options.max_active_sagas = 200;
+  options.commit_batches = 1;      // one batch in flight and one filling,
+  options.pipeline_per_batch = 8;  // so 16 sagas in the pipeline at most
+  // Runs `count` sagas of `def`; returns the most leased at once.
+  auto most_held = [&](const SagaDefinition& def, int count) {
+    client_.start_sagas(def, std::vector<StartRequest>(count));
+    EngineHarness engine(dsn_, options);
+    const std::string of = "FROM wsflow.sagas WHERE definition = '" + def.name + "'";
+    long long most = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (scalar(dsn_, "SELECT count(*) " + of + " AND state = 'completed'") < count &&
+           std::chrono::steady_clock::now() < deadline) {
+      most = std::max(most, scalar(dsn_, "SELECT count(*) " + of + " AND lease_token IS NOT NULL"));
+    }
+    EXPECT_EQ(scalar(dsn_, "SELECT count(*) " + of + " AND state = 'completed'"), count) << def.name;
+    return most;
+  };
+  EXPECT_LE(most_held(quick, 150), 16);
+  EXPECT_GT(most_held(slow, 100), 40);
+}
+
 TEST(CommitShare, IsTheNearestWholeShareAndAtLeastOne) {
   EXPECT_EQ(commit_share(3, 1), 3);
   EXPECT_EQ(commit_share(3, 2), 2);
