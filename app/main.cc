@@ -509,6 +509,12 @@ int main(int argc, char** argv) {
                    "group commit's batches in flight at once on the database, shared by the engines on it")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
+  serve_cmd
+      ->add_option("--pipeline-per-batch", engine_options.pipeline_per_batch,
+                   "claim normal sagas only while fewer than this many per commit batch slot wait on commits or "
+                   "run quick actions (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
 
   auto* migrate_cmd = cli.add_subcommand("migrate", "apply pending schema migrations");
 
