@@ -31,13 +31,15 @@ struct EngineOptions {
   // With group commit, sagas of normal or low priority are claimed only
   // while fewer than this many per batch slot (the engine's share of
   // commit_batches, plus one for the batch being filled) are in its commit
-  // pipeline: driven, but not in an action or a retry's sleep. A saga queued
-  // behind full batches adds nothing to throughput but its wait, and the
-  // memory of each saga in flight, the engine's and the database's, grows
-  // colder: one engine ran quick steps 15% faster holding 256 sagas than 512,
-  // and four engines holding 512 each lost to one (BENCHMARKS.md). Sagas in
-  // slow actions do not count: up to max_active_sagas of them still run at
-  // once. High-priority sagas are claimed regardless. Zero: no limit.
+  // pipeline: driven, but not in an action that has run 5 ms or more, nor in
+  // a retry's sleep. A batch takes 128, so the default keeps every slot
+  // sending full batches; a saga beyond that only queues, and the memory of
+  // each saga in flight, the engine's and the database's, grows colder: four
+  // engines holding 512 quick sagas each, one batch slot each, committed
+  // less than one engine, and 7% less than four holding 256 each
+  // (BENCHMARKS.md). One engine's limit, 4 x 128, is its max_active_sagas.
+  // Sagas in slow actions do not count: up to max_active_sagas of them still
+  // run at once. High-priority sagas are claimed regardless. Zero: no limit.
   int pipeline_per_batch = 128;
   // With group commit off, each transition is a transaction of its own, and
   // transactions share a WAL flush only when they commit at the same time:

@@ -47,9 +47,10 @@ struct Runtime {
   Store& store;
   const ActionRegistry& actions;
   EngineOptions options;
-  // Sagas' actions in flight and retry sleeps (ParkedSaga): what the engine
-  // drives that waits on neither a commit nor the engine. Before `io`, whose
-  // destruction ends the coroutines that count it.
+  // Sagas' actions that have run a few milliseconds, and retry sleeps
+  // (ParkedSaga): what the engine drives that waits on neither a commit nor
+  // the engine. Before `io`, whose destruction ends the coroutines that
+  // count it.
   int parked = 0;
   std::function<void()> on_parked;  // the count just grew
   asio::io_context io;
@@ -188,8 +189,9 @@ struct Runtime {
   int batches_in_flight = 0;
 };
 
-// Counts a saga as parked (Runtime::parked) for its lifetime: held across an
-// action's await or a retry's sleep.
+// Counts a saga as parked (Runtime::parked) for its lifetime: held across a
+// retry's sleep, and across an action's await once the action has run a few
+// milliseconds (saga_run.cc, kParkAfter).
 class ParkedSaga {
  public:
   explicit ParkedSaga(Runtime& rt) : rt_(rt) {

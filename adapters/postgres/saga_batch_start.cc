@@ -15,9 +15,8 @@ namespace {
 // that each request's id comes back in the requests' order. Ids follow
 // creation time (migration 21 in migrations.cc).
 const char* kInsertSagas =
-    "WITH r AS MATERIALIZED (SELECT wsflow.time_ordered_uuid() AS id, ord, input::jsonb AS input, NULLIF(key, '') AS "
-    "key, "
-    "NULLIF(ws, '')::uuid AS ws, delay::bigint AS delay "
+    "WITH r AS MATERIALIZED (SELECT wsflow.time_ordered_uuid() AS id, ord, input::jsonb AS input, "
+    "NULLIF(key, '') AS key, NULLIF(ws, '')::uuid AS ws, delay::bigint AS delay "
     "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u(input, key, ws, delay, ord)), "
     "s AS (INSERT INTO wsflow.sagas (id, definition, version, definition_hash, workspace_id, state, input, context, "
     "idempotency_key, deadline_at, wake_at, priority) "
