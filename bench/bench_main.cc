@@ -210,22 +210,19 @@ int run_all(const Options& o) {
       duplicates += round.on.duplicate_commits + round.off.duplicate_commits;
       rounds.push_back(round);
     }
-    std::vector<double> on_ratios, off_ratios;
-    for (const ThroughputRound& r : rounds) {
-      on_ratios.push_back(r.on.steps_per_second / r.pgbench.tps);
-      off_ratios.push_back(r.off.steps_per_second / r.pgbench.tps);
-    }
-    const ThroughputRound& on = rounds[median_index(on_ratios)];
-    saturation_sagas_per_second = on.on.sagas_per_second;
-    Figure on_figure =
-        ratio_figure("durable steps/s, group commit", on.on.steps_per_second, step_unit, on.pgbench, 2.0);
-    on_figure.note = rounds_note(on_ratios);
-    report.add(on_figure);
-    const ThroughputRound& off = rounds[median_index(off_ratios)];
-    Figure off_figure =
-        ratio_figure("durable steps/s, no group commit", off.off.steps_per_second, step_unit, off.pgbench, 0.7);
-    off_figure.note = rounds_note(off_ratios);
-    report.add(off_figure);
+    // One mode's figure, from the round with its median ratio; returns that run.
+    auto report_median = [&](const std::string& name, Throughput ThroughputRound::*mode, double target) {
+      std::vector<double> ratios;
+      for (const ThroughputRound& r : rounds) ratios.push_back((r.*mode).steps_per_second / r.pgbench.tps);
+      const ThroughputRound& median = rounds[median_index(ratios)];
+      Figure figure = ratio_figure(name, (median.*mode).steps_per_second, step_unit, median.pgbench, target);
+      figure.note = rounds_note(ratios);
+      report.add(figure);
+      return median.*mode;
+    };
+    saturation_sagas_per_second =
+        report_median("durable steps/s, group commit", &ThroughputRound::on, 2.0).sagas_per_second;
+    report_median("durable steps/s, no group commit", &ThroughputRound::off, 0.7);
     // The same commits with no engine: the database's share of that cost.
     const auto floor_duration = std::chrono::seconds(o.quick ? 1 : std::min(o.pgbench_seconds, 5));
     for (int threads : {o.blocking_threads, 16}) {
