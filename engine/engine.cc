@@ -111,9 +111,9 @@ struct Engine::Impl {
           // priority sagas are claimed again at once; the rest once a
           // refill's worth of room is free (claim_refill): the saga ending
           // or parking that frees it wakes the poller, as does a NOTIFY,
-          // and the poll interval bounds the wait. Claiming each few sagas as they end
-          // would cost the database a claim's fixed work per few sagas
-          // (measured: a claim every 33 to 42 sagas at saturation).
+          // and the poll interval bounds the wait. Claiming each few sagas
+          // as they end would cost the database a claim's fixed work per few
+          // sagas (measured: a claim every 33 to 42 sagas at saturation).
           const int found_high = static_cast<int>(found.sagas.size()) - found_below_high;
           const bool full = static_cast<int>(found.sagas.size()) == free;
           // Normal sagas may still be due when the claim took all it asked of
