@@ -35,6 +35,10 @@ struct EngineEvents {
   // A saga was claimed `latency` after it became due; `takeover` when the
   // lease it replaced had expired (its previous engine died or hung).
   std::function<void(Millis latency, bool takeover)> claimed;
+  // The engine read and parsed a stored definition version (`definition` is
+  // its saga name): once per version per process, however many sagas need
+  // it at once.
+  std::function<void(const std::string& definition)> definition_loaded;
   // A claim ran (whether or not it found sagas); not called when it failed.
   std::function<void(const ClaimReport& claim)> claim_ran;
   // Something failed that should not have: driving a saga hit an unexpected

@@ -65,6 +65,17 @@ struct Runtime {
   std::set<asio::steady_timer*> sleepers;  // backoff sleeps, cut short by stop()
   std::mt19937_64 rng;
   std::map<std::string, std::shared_ptr<const SagaDefinition>> definitions;  // by hash
+  // A stored definition version being read and parsed (saga_run.cc,
+  // definition_for): the sagas that need it meanwhile wait for this one read
+  // rather than each making its own.
+  struct DefinitionLoad {
+    explicit DefinitionLoad(asio::io_context& io) : done(io, asio::steady_timer::time_point::max()) {}
+    asio::steady_timer done;  // cancelled once finished
+    bool finished = false;
+    std::shared_ptr<const SagaDefinition> definition;  // when finished without error
+    std::exception_ptr error;
+  };
+  std::map<std::string, std::shared_ptr<DefinitionLoad>> definitions_loading;  // by hash
   // Asks the poller to look again at this time: a saga released to wake later
   // aims it at its own due time.
   std::function<void(std::chrono::steady_clock::time_point)> wake_at;

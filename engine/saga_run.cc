@@ -764,9 +764,8 @@ class SagaRun {
   std::int64_t local_completion_seq_ = 1LL << 62;  // orders steps completed in this run after loaded ones
 };
 
-// The definition version a saga started on, parsed once per process.
-asio::awaitable<std::shared_ptr<const SagaDefinition>> definition_for(Runtime& rt, const std::string& hash) {
-  if (auto it = rt.definitions.find(hash); it != rt.definitions.end()) co_return it->second;
+// Reads and parses a stored definition version.
+asio::awaitable<std::shared_ptr<const SagaDefinition>> read_definition(Runtime& rt, const std::string& hash) {
   const std::optional<std::string> source = co_await rt.on_pool([&] { return rt.store.definition_source(hash); });
   if (!source) throw std::runtime_error("definition version " + hash + " is not stored");
   LoadResult loaded = load_definition(*source, "stored definition " + hash,
@@ -775,8 +774,38 @@ asio::awaitable<std::shared_ptr<const SagaDefinition>> definition_for(Runtime& r
     throw std::runtime_error("stored definition " + hash + " no longer loads: " + loaded.errors.front().to_string());
   }
   auto def = std::make_shared<const SagaDefinition>(std::move(*loaded.definition));
-  rt.definitions.emplace(hash, def);
+  if (rt.options.events.definition_loaded) rt.options.events.definition_loaded(def->name);
   co_return def;
+}
+
+// The definition version a saga started on, parsed once per process. A claim
+// leases up to 64 sagas at once, all new to this process after a start or a
+// new version: they wait for the first one's read instead of each reading and
+// parsing the same source (measured: 64 reads of one version for one claim).
+// A failed read is not kept: each saga waiting for it fails with its error
+// and is retried later (EngineOptions::error_backoff), reading again.
+asio::awaitable<std::shared_ptr<const SagaDefinition>> definition_for(Runtime& rt, const std::string& hash) {
+  if (auto it = rt.definitions.find(hash); it != rt.definitions.end()) co_return it->second;
+  std::shared_ptr<Runtime::DefinitionLoad> load;
+  if (auto it = rt.definitions_loading.find(hash); it != rt.definitions_loading.end()) {
+    load = it->second;
+    boost::system::error_code ec;
+    while (!load->finished) co_await load->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    load = std::make_shared<Runtime::DefinitionLoad>(rt.io);
+    rt.definitions_loading.emplace(hash, load);
+    try {
+      load->definition = co_await read_definition(rt, hash);
+      rt.definitions.emplace(hash, load->definition);
+    } catch (...) {
+      load->error = std::current_exception();
+    }
+    rt.definitions_loading.erase(hash);
+    load->finished = true;
+    load->done.cancel();
+  }
+  if (load->error) std::rethrow_exception(load->error);
+  co_return load->definition;
 }
 
 }  // namespace

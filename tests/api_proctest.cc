@@ -515,6 +515,8 @@ TEST_F(Api, MetricsForOperatorsParseAsPrometheusText) {
   EXPECT_EQ(m.types["wsflow_claim_sagas"], "histogram");
   EXPECT_GE(m.sum("wsflow_claim_sagas_sum"), 1);  // sagas leased, over every claim
   EXPECT_EQ(m.types["wsflow_lease_takeovers_total"], "counter");
+  // Read and parsed once, however many of its sagas the engine claimed at once.
+  EXPECT_EQ(m.value(R"(wsflow_definition_loads_total{definition="workspace.create"})"), 1);
   EXPECT_EQ(m.value("wsflow_engine_errors_total"), 0);
 }
 

@@ -44,6 +44,7 @@ std::map<std::string, StepRecord> steps_by_label(Store& store, const std::string
   return out;
 }
 
+using testing::column;
 using testing::scalar;
 
 // Sums `of` over the nodes of an EXPLAIN (FORMAT JSON) plan.
@@ -1831,6 +1832,63 @@ TEST_F(EngineTest, AnEngineHoldsNoMoreQuickSagasThanItsCommitPipelineTakes) {
   };
   EXPECT_LE(most_held(quick, 150), 16);
   EXPECT_GT(most_held(slow, 100), 40);
+}
+
+// Polls `count_sql` on `dsn` until it counts `count` (a failure after 30 s).
+void wait_for_count(const std::string& dsn, const std::string& count_sql, long long count) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (scalar(dsn, count_sql) < count && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(scalar(dsn, count_sql), count) << count_sql;
+}
+
+// A claim leases up to 64 sagas at once; when their definition version is
+// new to the process, they wait for one read of it rather than each reading
+// and parsing it.
+TEST_F(EngineTest, ABurstOfSagasOnANewDefinitionReadsItOnce) {
+  const auto def = definition("saga: t.burst\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");
+  constexpr int kSagas = 200;
+  client_.start_sagas(def, std::vector<StartRequest>(kSagas));
+  std::atomic<int> loads{0};
+  EngineOptions options = testing::fast_options();
+  options.events.definition_loaded = [&](const std::string& name) {
+    EXPECT_EQ(name, "t.burst");
+    ++loads;
+  };
+  {
+    EngineHarness engine(dsn_, options);
+    wait_for_count(dsn_, "SELECT count(*) FROM wsflow.sagas WHERE definition = 't.burst' AND state = 'completed'",
+                   kSagas);
+  }
+  EXPECT_EQ(loads.load(), 1);
+}
+
+// A read that fails is not kept: every saga waiting for it fails with its
+// error and is retried, and the next read (the source mended meanwhile) runs
+// them.
+TEST_F(EngineTest, AFailedDefinitionReadFailsItsWaitersAndIsReadAgain) {
+  const auto def = definition("saga: t.mended\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");
+  constexpr int kSagas = 40;
+  client_.start_sagas(def, std::vector<StartRequest>(kSagas));
+  const std::string source = column(dsn_, "SELECT source FROM wsflow.definitions WHERE name = 't.mended'").at(0);
+  scalar(dsn_, "UPDATE wsflow.definitions SET source = 'saga: [' WHERE name = 't.mended' RETURNING 1");
+  std::atomic<int> loads{0}, errors{0};
+  EngineOptions options = testing::fast_options();
+  options.events.definition_loaded = [&](const std::string&) { ++loads; };
+  options.events.engine_error = [&](const std::string&) { ++errors; };
+  EngineHarness engine(dsn_, options);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (errors.load() < kSagas && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(errors.load(), kSagas);  // every saga of the burst, not just the one that read
+  EXPECT_EQ(loads.load(), 0);
+  pqxx::connection conn(dsn_);
+  pqxx::nontransaction(conn).exec_params("UPDATE wsflow.definitions SET source = $1 WHERE name = 't.mended'", source);
+  wait_for_count(dsn_, "SELECT count(*) FROM wsflow.sagas WHERE definition = 't.mended' AND state = 'completed'",
+                 kSagas);
+  EXPECT_EQ(loads.load(), 1);
 }
 
 TEST(CommitShare, IsTheNearestWholeShareAndAtLeastOne) {

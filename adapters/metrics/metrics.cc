@@ -52,6 +52,11 @@ struct Metrics::Families {
                         .Name("wsflow_claim_sagas")
                         .Help("Sagas leased by each claim this process ran (a claim that found none counts 0).")
                         .Register(r)),
+        definition_loads(prometheus::BuildCounter()
+                             .Name("wsflow_definition_loads_total")
+                             .Help("Stored definition versions this process read and parsed, by definition: "
+                                   "once per version, however many sagas need it at once.")
+                             .Register(r)),
         takeovers(prometheus::BuildCounter()
                       .Name("wsflow_lease_takeovers_total")
                       .Help("Sagas claimed after their previous engine's lease expired unreleased.")
@@ -70,6 +75,7 @@ struct Metrics::Families {
   prometheus::Family<prometheus::Histogram>& step_duration;
   prometheus::Family<prometheus::Histogram>& claim_latency;
   prometheus::Family<prometheus::Histogram>& claim_sizes;
+  prometheus::Family<prometheus::Counter>& definition_loads;
   prometheus::Family<prometheus::Counter>& takeovers;
   prometheus::Family<prometheus::Counter>& engine_errors;
 };
@@ -111,6 +117,9 @@ EngineEvents Metrics::engine_events() {
     static const prometheus::Histogram::BucketBoundaries kBuckets = {0,  1,  2,  4, 8,
                                                                      16, 32, 48, 64};  // a claim leases 64 at most
     f->claim_sizes.Add({}, kBuckets).Observe(claim.found);
+  };
+  events.definition_loaded = [f](const std::string& definition) {
+    f->definition_loads.Add({{"definition", definition}}).Increment();
   };
   events.engine_error = [f](const std::string&) { f->engine_errors.Add({}).Increment(); };
   return events;
