@@ -74,13 +74,15 @@ StepToStep run_step_to_step(const BenchRun& run, int concurrency, int sagas, int
 // Durable timers: due time to the timer firing, with `--poll` set to `poll`
 // (a minute, so that a timer the poller alone found would be a minute late),
 // and optionally a background of no-op sagas started at
-// `background_sagas_per_second` meanwhile.
+// `background_sagas_per_second` meanwhile: a batch start every 10 ms, or
+// (`background_one_by_one`) each saga in a transaction of its own.
 struct Lateness {
   Quantiles late;
   long long engine_errors = 0;
   MachineStalls machine;  // while the scenario's sagas ran
 };
-Lateness run_timers(const BenchRun& run, int sagas, Millis delay, double background_sagas_per_second);
+Lateness run_timers(const BenchRun& run, int sagas, Millis delay, double background_sagas_per_second,
+                    bool background_one_by_one = false);
 
 // Signal delivered to the saga's next step committed.
 Lateness run_signals(const BenchRun& run, int sagas);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -20,11 +21,27 @@ double ms_since(Steady::time_point from) {
 
 }  // namespace
 
+std::optional<CpuTimes> read_cpu_times() {
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  CpuTimes times;
+  // user nice system idle iowait irq softirq steal
+  unsigned long long field[8] = {};
+  if (!(stat >> cpu) || cpu != "cpu") return std::nullopt;
+  for (unsigned long long& f : field) {
+    if (!(stat >> f)) return std::nullopt;
+    times.total += f;
+  }
+  times.idle = field[3] + field[4];
+  return times;
+}
+
 MachineWatch::MachineWatch(const std::filesystem::path& directory)
     : file_(directory / ("wsflow-bench-watch-" + std::to_string(getpid()) + "-" +
                          std::to_string(Steady::now().time_since_epoch().count()))) {
   fd_ = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd_ < 0) throw std::runtime_error("cannot create " + file_.string());
+  cpu_at_start_ = read_cpu_times();
   sleeper_ = std::thread([this] {
     constexpr auto kNap = std::chrono::milliseconds(1);
     while (!stopping_.load()) {
@@ -51,7 +68,12 @@ MachineStalls MachineWatch::stop() {
   stopping_.store(true);
   if (sleeper_.joinable()) sleeper_.join();
   if (flusher_.joinable()) flusher_.join();
-  if (fd_ >= 0) {
+  if (fd_ >= 0) {  // the first stop()
+    const std::optional<CpuTimes> now = read_cpu_times();
+    if (cpu_at_start_ && now && now->total > cpu_at_start_->total) {
+      const double idle = static_cast<double>(now->idle - cpu_at_start_->idle);
+      stalls_.busy_percent = 100.0 * (1.0 - idle / static_cast<double>(now->total - cpu_at_start_->total));
+    }
     ::close(fd_);
     fd_ = -1;
     std::error_code ignored;

@@ -6,17 +6,28 @@
 // flushes it (fdatasync) every 20 ms (how long the flush took: while the disk
 // stalls, every durable commit waits). Each is the longest seen between
 // construction and stop(). The flushes add about fifty small writes a second
-// to the scenario's load.
+// to the scenario's load. It also tells how busy the machine's cores were
+// meanwhile (/proc/stat), so that a figure "under load" says how much.
 
 #include <atomic>
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 namespace wsflow::bench {
 
+// All cores' time since boot, in clock ticks (/proc/stat's first line).
+struct CpuTimes {
+  unsigned long long idle = 0;  // idle and waiting on I/O
+  unsigned long long total = 0;
+};
+// Empty when /proc/stat cannot be read.
+std::optional<CpuTimes> read_cpu_times();
+
 struct MachineStalls {
   double longest_oversleep_ms = 0;  // of a 1 ms sleep
   double longest_flush_ms = 0;      // of an 8 KB write and fdatasync
+  double busy_percent = -1;         // of all cores' time, not idle nor waiting on I/O; -1 when unknown
 };
 
 class MachineWatch {
@@ -33,6 +44,7 @@ class MachineWatch {
  private:
   std::filesystem::path file_;
   int fd_ = -1;
+  std::optional<CpuTimes> cpu_at_start_;
   std::atomic<bool> stopping_{false};
   MachineStalls stalls_;  // each written by its own thread until stop() joins them
   std::thread sleeper_, flusher_;
