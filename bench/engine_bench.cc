@@ -67,7 +67,6 @@ long long count_of(pqxx::connection& conn, const std::string& sql, const std::st
   return tx.exec_params(sql, name)[0][0].as<long long>();
 }
 
-// Starts sagas of `definition` at a steady rate on its own thread until destroyed.
 // Starts `per_second` sagas of `definition` a second until destroyed, on its
 // own thread. Each 10 ms, the sagas due by then go in one batch start, as the
 // saturation rate a background load is a share of was measured with; or
