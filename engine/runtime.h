@@ -34,6 +34,26 @@ namespace wsflow::detail {
 
 namespace asio = boost::asio;
 
+// Something that happens once, on the io thread: the coroutines there that
+// wait() for it go on once set() is called (io thread only), and a wait()
+// after that returns at once. The waiters must not outlive it.
+class IoEvent {
+ public:
+  explicit IoEvent(asio::io_context& io) : timer_(io, asio::steady_timer::time_point::max()) {}
+  void set() {
+    set_ = true;
+    timer_.cancel();
+  }
+  asio::awaitable<void> wait() {
+    boost::system::error_code ec;
+    while (!set_) co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+ private:
+  asio::steady_timer timer_;  // never expires: set() cancels its waits
+  bool set_ = false;
+};
+
 struct Runtime {
   Runtime(Store& s, const ActionRegistry& a, EngineOptions o)
       : store(s),
@@ -69,10 +89,9 @@ struct Runtime {
   // definition_for): the sagas that need it meanwhile wait for this one read
   // rather than each making its own.
   struct DefinitionLoad {
-    explicit DefinitionLoad(asio::io_context& io) : done(io, asio::steady_timer::time_point::max()) {}
-    asio::steady_timer done;  // cancelled once finished
-    bool finished = false;
-    std::shared_ptr<const SagaDefinition> definition;  // when finished without error
+    explicit DefinitionLoad(asio::io_context& io) : done(io) {}
+    IoEvent done;
+    std::shared_ptr<const SagaDefinition> definition;  // when done without error
     std::exception_ptr error;
   };
   std::map<std::string, std::shared_ptr<DefinitionLoad>> definitions_loading;  // by hash
@@ -92,23 +111,18 @@ struct Runtime {
   asio::awaitable<std::invoke_result_t<F>> on(asio::thread_pool& threads, F f) {
     using R = std::invoke_result_t<F>;
     static_assert(!std::is_void_v<R>, "on() needs a value-returning function");
-    asio::steady_timer done(io, asio::steady_timer::time_point::max());
+    IoEvent done(io);
     std::optional<R> result;
     std::exception_ptr error;
-    bool finished = false;  // touched on the io thread only
     asio::post(threads, [&] {
       try {
         result.emplace(f());
       } catch (...) {
         error = std::current_exception();
       }
-      asio::post(io, [&] {
-        finished = true;
-        done.cancel();
-      });
+      asio::post(io, [&] { done.set(); });
     });
-    boost::system::error_code ec;
-    while (!finished) co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await done.wait();
     if (error) std::rethrow_exception(error);
     co_return std::move(*result);
   }
@@ -122,12 +136,10 @@ struct Runtime {
   // their own (on the pool thread otherwise kept for claims), so a backlog's
   // large batches do not delay the sagas a user waits on.
   asio::awaitable<CommitResult> group_commit(const Claim& claim, Transition transition, Priority priority) {
-    asio::steady_timer done(io, asio::steady_timer::time_point::max());
-    QueuedCommit queued{{claim, std::move(transition)}, {}, {}, &done, false};
+    QueuedCommit queued{{claim, std::move(transition)}, {}, {}, IoEvent(io)};
     (priority == Priority::kHigh ? urgent_queue : commit_queue).push_back(&queued);
     start_batches();
-    boost::system::error_code ec;
-    while (!queued.finished) co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await queued.done.wait();
     if (queued.error) std::rethrow_exception(queued.error);
     co_return queued.result;
   }
@@ -144,8 +156,7 @@ struct Runtime {
     Store::BatchItem item;
     CommitResult result;
     std::exception_ptr error;
-    asio::steady_timer* done;  // lives in the waiting coroutine's frame
-    bool finished;
+    IoEvent done;  // set once result or error is
   };
   static constexpr std::size_t kMaxBatch = 128;
 
@@ -173,8 +184,7 @@ struct Runtime {
             QueuedCommit& queued = *(*batch)[i];
             queued.result = outcomes[i].result;
             queued.error = outcomes[i].error;
-            queued.finished = true;
-            queued.done->cancel();
+            queued.done.set();
           }
           --batches_in_flight;
           start_batches();

@@ -445,9 +445,8 @@ class SagaRun {
     if (branches.size() == 1) co_return co_await attempts(index, step, branches.front(), kForward);
 
     struct Join {
-      explicit Join(asio::io_context& io, std::size_t n)
-          : done(io, asio::steady_timer::time_point::max()), results(n) {}
-      asio::steady_timer done;
+      explicit Join(asio::io_context& io, std::size_t n) : done(io), results(n) {}
+      IoEvent done;  // set when every branch has ended
       std::vector<Outcome> results;
       std::exception_ptr error;
       std::size_t remaining = 0;
@@ -459,11 +458,10 @@ class SagaRun {
                      [join, i](std::exception_ptr e, Outcome outcome) {
                        if (e && !join->error) join->error = e;
                        join->results[i] = std::move(outcome);
-                       if (--join->remaining == 0) join->done.cancel();
+                       if (--join->remaining == 0) join->done.set();
                      });
     }
-    boost::system::error_code ec;
-    while (join->remaining > 0) co_await join->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await join->done.wait();
     if (join->error) std::rethrow_exception(join->error);
     for (const Outcome& o : join->results) {
       if (o.flow == Flow::kFailed) co_return o;
@@ -789,8 +787,7 @@ asio::awaitable<std::shared_ptr<const SagaDefinition>> definition_for(Runtime& r
   std::shared_ptr<Runtime::DefinitionLoad> load;
   if (auto it = rt.definitions_loading.find(hash); it != rt.definitions_loading.end()) {
     load = it->second;
-    boost::system::error_code ec;
-    while (!load->finished) co_await load->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await load->done.wait();
   } else {
     load = std::make_shared<Runtime::DefinitionLoad>(rt.io);
     rt.definitions_loading.emplace(hash, load);
@@ -801,8 +798,7 @@ asio::awaitable<std::shared_ptr<const SagaDefinition>> definition_for(Runtime& r
       load->error = std::current_exception();
     }
     rt.definitions_loading.erase(hash);
-    load->finished = true;
-    load->done.cancel();
+    load->done.set();
   }
   if (load->error) std::rethrow_exception(load->error);
   co_return load->definition;
