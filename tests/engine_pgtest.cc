@@ -18,6 +18,7 @@
 #include "adapters/postgres/transition_writes.h"
 #include "engine/testing_actions.h"
 #include "tests/support/engine_harness.h"
+#include "tests/support/serve_fixture.h"
 #include "tests/support/test_cluster.h"
 
 namespace wsflow {
@@ -1836,10 +1837,7 @@ TEST_F(EngineTest, AnEngineHoldsNoMoreQuickSagasThanItsCommitPipelineTakes) {
 
 // Polls `count_sql` on `dsn` until it counts `count` (a failure after 30 s).
 void wait_for_count(const std::string& dsn, const std::string& count_sql, long long count) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (scalar(dsn, count_sql) < count && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  testing::eventually([&] { return scalar(dsn, count_sql) >= count; });
   EXPECT_EQ(scalar(dsn, count_sql), count) << count_sql;
 }
 
@@ -1878,10 +1876,7 @@ TEST_F(EngineTest, AFailedDefinitionReadFailsItsWaitersAndIsReadAgain) {
   options.events.definition_loaded = [&](const std::string&) { ++loads; };
   options.events.engine_error = [&](const std::string&) { ++errors; };
   EngineHarness engine(dsn_, options);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (errors.load() < kSagas && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  testing::eventually([&] { return errors.load() >= kSagas; });
   EXPECT_GE(errors.load(), kSagas);  // every saga of the burst, not just the one that read
   EXPECT_EQ(loads.load(), 0);
   pqxx::connection conn(dsn_);
