@@ -19,8 +19,7 @@ double ms_since(Steady::time_point from) {
   return std::chrono::duration<double, std::milli>(Steady::now() - from).count();
 }
 
-}  // namespace
-
+// Empty when /proc/stat cannot be read.
 std::optional<CpuTimes> read_cpu_times() {
   std::ifstream stat("/proc/stat");
   std::string cpu;
@@ -35,6 +34,8 @@ std::optional<CpuTimes> read_cpu_times() {
   times.idle = field[3] + field[4];
   return times;
 }
+
+}  // namespace
 
 MachineWatch::MachineWatch(const std::filesystem::path& directory)
     : file_(directory / ("wsflow-bench-watch-" + std::to_string(getpid()) + "-" +

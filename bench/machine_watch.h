@@ -21,9 +21,6 @@ struct CpuTimes {
   unsigned long long idle = 0;  // idle and waiting on I/O
   unsigned long long total = 0;
 };
-// Empty when /proc/stat cannot be read.
-std::optional<CpuTimes> read_cpu_times();
-
 struct MachineStalls {
   double longest_oversleep_ms = 0;  // of a 1 ms sleep
   double longest_flush_ms = 0;      // of an 8 KB write and fdatasync
