@@ -111,6 +111,7 @@ struct ServeOptions {
   std::string idle_timeout = "30s", header_timeout = "10s", body_timeout = "10s";
   std::string retention = "30d";  // "off": keep every finished saga's history
   std::string attempt_record_delay = "50ms";
+  std::string claim_ahead = "20ms";
 };
 
 // Where ${var.X} and ${secret.X} come from (adapters/outbound/runtime_values.h),
@@ -180,6 +181,7 @@ int serve(const Common& common, EngineOptions options, const ServeOptions& serve
   options.poll_interval = duration_option(serve_options.poll, "--poll");
   options.shutdown_grace = duration_option(serve_options.grace, "--shutdown-grace");
   options.attempt_record_delay = duration_option(serve_options.attempt_record_delay, "--attempt-record-delay");
+  options.claim_ahead = duration_option(serve_options.claim_ahead, "--claim-ahead");
   // Checked before anything starts, like every other option.
   const bool prune = serve_options.retention != "off";
   const Millis retention = prune ? duration_option(serve_options.retention, "--retention") : Millis(0);
@@ -487,6 +489,11 @@ int main(int argc, char** argv) {
       ->add_option("--attempt-record-delay", serve_options.attempt_record_delay,
                    "an idempotent step's attempt is recorded as started once it has run this long; a quicker one is "
                    "recorded with its outcome, in one commit (0: always record first)")
+      ->capture_default_str();
+  serve_cmd
+      ->add_option("--claim-ahead", serve_options.claim_ahead,
+                   "claim sagas due within this long and hold each until its wake time, so that a timer fires on "
+                   "time however long a claim takes (0: claim only what is due)")
       ->capture_default_str();
   serve_cmd
       ->add_option("--retention", serve_options.retention,

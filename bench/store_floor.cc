@@ -24,7 +24,7 @@ std::vector<Claim> lease_all(pg::PgStore& store, const std::string& owner, const
   std::vector<Claim> mine;
   for (int round = 0; mine.size() < count && round < 100; ++round) {
     const int want = static_cast<int>(count - mine.size());
-    ClaimResult found = store.claim(owner, kLease, want, want);
+    ClaimResult found = store.claim({owner, kLease, want, want});
     for (ClaimedSaga& claimed : found.sagas) {
       if (claimed.snapshot.saga.definition == definition.name) {
         mine.push_back(claimed.claim);

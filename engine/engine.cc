@@ -55,7 +55,9 @@ struct Engine::Impl {
     poll_timer.cancel();
   }
 
-  void wake_at(std::chrono::steady_clock::time_point at) {
+  // The poller looks again when `at`, a saga's wake time, is claim_ahead away.
+  void wake_at(std::chrono::steady_clock::time_point due) {
+    const auto at = due - rt.options.claim_ahead;
     if (local_wake_at && *local_wake_at <= at) return;  // an earlier wake-up will find this one's time
     local_wake_at = at;
     local_wake_timer.expires_at(at);  // a later wait it replaces ends with operation_aborted
@@ -91,8 +93,7 @@ struct Engine::Impl {
       if (free > 0) {
         try {
           claim_in_flight = true;
-          ClaimResult found = co_await rt.on_pool(
-              [&] { return rt.store.claim(rt.options.owner, rt.options.lease, free, free_below_high); });
+          ClaimResult found = co_await rt.on_pool([&] { return rt.store.claim(claim_request(free, free_below_high)); });
           claim_in_flight = false;
           if (rt.options.events.claim_ran) {
             rt.options.events.claim_ran({free, free_below_high, static_cast<int>(found.sagas.size())});
@@ -138,6 +139,10 @@ struct Engine::Impl {
       co_await poll_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       poll_requested = false;
     }
+  }
+
+  ClaimRequest claim_request(int limit, int below_high) const {
+    return {rt.options.owner, rt.options.lease, limit, below_high, rt.options.claim_ahead};
   }
 
   // How many sagas of normal or low priority may run at once.

@@ -10,7 +10,15 @@ struct EngineOptions {
   std::string owner;                    // unique per process; generated when empty
   Millis lease{Millis(15'000)};         // how long a claim lasts without a heartbeat
   Millis poll_interval{Millis(1'000)};  // fallback when no NOTIFY arrives
-  int max_active_sagas = 512;           // sagas driven at once by this process
+  // A claim also takes the sagas whose wake time (a timer, a retry's
+  // backoff, a deadline, a jittered start) is at most this far off, and the
+  // engine holds each until its wake time before it does anything with it:
+  // the claim's own time (a round trip, longer under load) then comes before
+  // the wake time instead of after it. A saga held so is leased, not parked
+  // in the database; it counts against max_active_sagas but not against the
+  // commit pipeline. Zero: claimed only once due.
+  Millis claim_ahead{Millis(20)};
+  int max_active_sagas = 512;  // sagas driven at once by this process
   // Of those, slots only high-priority sagas may take (at most half of them):
   // a bulk backlog of normal sagas never fills the engine, so a saga a user
   // waits on starts at once instead of after the backlog's next saga ends.

@@ -148,8 +148,10 @@ struct Runtime {
   // for claims, loads and in-transaction commits.
   int batch_slots() const { return std::max(1, std::min(commit_window, options.blocking_threads - 1)); }
 
-  // Sleeps on the io thread; returns false if stop() cut the sleep short.
-  asio::awaitable<bool> sleep(Millis delay);
+  // Sleeps on the io thread, the saga counted as parked meanwhile; returns
+  // false if stop() cut the sleep short.
+  asio::awaitable<bool> sleep_until(std::chrono::steady_clock::time_point at);
+  asio::awaitable<bool> sleep(Millis delay) { return sleep_until(std::chrono::steady_clock::now() + delay); }
 
  private:
   struct QueuedCommit {
@@ -227,9 +229,10 @@ class ParkedSaga {
   Runtime& rt_;
 };
 
-inline asio::awaitable<bool> Runtime::sleep(Millis delay) {
+inline asio::awaitable<bool> Runtime::sleep_until(std::chrono::steady_clock::time_point at) {
+  if (stopping) co_return false;  // stop() cancels only the sleeps it finds
   ParkedSaga parked(*this);
-  asio::steady_timer timer(io, delay);
+  asio::steady_timer timer(io, at);
   sleepers.insert(&timer);
   boost::system::error_code ec;
   co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));

@@ -59,7 +59,8 @@ std::string step_label(const std::string& step, const std::string& branch) {
 
 class SagaRun {
  public:
-  SagaRun(Runtime& rt, Claim claim, SagaSnapshot snapshot, std::shared_ptr<const SagaDefinition> def)
+  // `held`: the saga was claimed ahead of its wake time and held until then.
+  SagaRun(Runtime& rt, Claim claim, SagaSnapshot snapshot, std::shared_ptr<const SagaDefinition> def, bool held)
       : rt_(rt),
         claim_(std::move(claim)),
         saga_(std::move(snapshot.saga)),
@@ -67,6 +68,7 @@ class SagaRun {
         def_(std::move(def)),
         db_now_at_load_(snapshot.db_now),
         loaded_at_(snapshot.read_at),
+        held_(held),
         cancel_requested_(saga_.cancel_requested),
         pause_requested_(saga_.pause_requested) {
     for (auto& s : snapshot.steps) rows_[{s.step, s.branch}] = std::move(s);
@@ -105,6 +107,10 @@ class SagaRun {
             co_return;
           }
           if (past_deadline()) {
+            if (held_) {
+              co_await release_now();
+              co_return;
+            }
             co_await fail("deadline_exceeded: the saga did not finish before its deadline");
             break;
           }
@@ -210,8 +216,27 @@ class SagaRun {
     if (t.step) remember(*t.step, t.step->output || !in_tx ? t.step->output : std::optional(result.action.output));
     saga_.context.update(t.context_updates);
     if (in_tx) saga_.context.update(result.action.context_updates);
-    if (t.release && t.release_wake_in && rt_.wake_at) rt_.wake_at(sent + *t.release_wake_in);
+    if (t.release && rt_.wake_at) {
+      if (const auto wake = wake_after_release(t, sent)) rt_.wake_at(*wake);
+    }
     co_return result;
+  }
+
+  // When the saga that `t`, sent at `sent`, let go of is due again, on this
+  // process's clock, as the store sets its wake time: at its wake-up or its
+  // deadline, whichever comes first. Nullopt when it waits for neither (a
+  // signal, no deadline) or runs no more (finished, paused).
+  std::optional<std::chrono::steady_clock::time_point> wake_after_release(
+      const Transition& t, std::chrono::steady_clock::time_point sent) const {
+    if (is_terminal(saga_.state) || saga_.state == SagaState::kPaused) return std::nullopt;
+    std::optional<std::chrono::steady_clock::time_point> wake;
+    if (t.release_wake_in) wake = sent + *t.release_wake_in;
+    if (saga_.deadline_at) {
+      const auto deadline =
+          sent + std::chrono::duration_cast<std::chrono::steady_clock::duration>(*saga_.deadline_at - db_time_of(sent));
+      wake = wake ? std::min(*wake, deadline) : deadline;
+    }
+    return wake;
   }
 
   void remember(const StepWrite& w, const std::optional<nlohmann::json>& output) {
@@ -424,6 +449,7 @@ class SagaRun {
       co_return co_await suspend(waiting, "signal_wait_started", wait.signal_timeout, detail);
     }
     if (wait.signal_timeout && row->wake_at && *row->wake_at <= now) {
+      if (held_) co_return Outcome{Flow::kInterrupted, {}};
       const std::string reason =
           "signal_timeout: no '" + *wait.signal + "' signal within " + format_duration(*wait.signal_timeout);
       Transition t;
@@ -752,6 +778,11 @@ class SagaRun {
   std::map<RowKey, StepRecord> rows_;
   Clock::time_point db_now_at_load_;
   std::chrono::steady_clock::time_point loaded_at_;
+  // This run began by holding the saga until its wake time, on what it read
+  // before: a signal or a cancel may have come meanwhile. It decides no
+  // timeout (a deadline, a signal's) on that: it lets the saga go, to be
+  // claimed again at once and read afresh.
+  const bool held_;
   bool cancel_requested_;
   bool pause_requested_;
   std::int64_t signals_seen_ = 0;
@@ -804,6 +835,18 @@ asio::awaitable<std::shared_ptr<const SagaDefinition>> definition_for(Runtime& r
   co_return load->definition;
 }
 
+// When a saga claimed ahead of its wake time (EngineOptions::claim_ahead) is
+// due, on this process's clock; nullopt if it was due when claimed. A
+// millisecond late: both times come from the database rounded to the
+// millisecond, and so the database's clock, and the run's reckoning of it,
+// are past the wake time when the hold ends.
+std::optional<std::chrono::steady_clock::time_point> held_until(const SagaSnapshot& snapshot) {
+  const auto& wake_at = snapshot.saga.wake_at;
+  if (!wake_at || *wake_at <= snapshot.db_now) return std::nullopt;
+  return snapshot.read_at +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(*wake_at - snapshot.db_now) + Millis(1);
+}
+
 }  // namespace
 
 asio::awaitable<void> drive_saga(Runtime& rt, ClaimedSaga claimed) {
@@ -815,7 +858,10 @@ asio::awaitable<void> drive_saga(Runtime& rt, ClaimedSaga claimed) {
         claim.takeover);
   }
   auto def = co_await definition_for(rt, snapshot.saga.definition_hash);
-  SagaRun run(rt, std::move(claim), std::move(snapshot), std::move(def));
+  const auto hold = held_until(snapshot);
+  // Stopped meanwhile: the lease goes with the engine's others, the wake time kept.
+  if (hold && !co_await rt.sleep_until(*hold)) co_return;
+  SagaRun run(rt, std::move(claim), std::move(snapshot), std::move(def), hold.has_value());
   co_await run.run();
 }
 

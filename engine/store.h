@@ -120,13 +120,27 @@ struct ClaimedSaga {
   Priority priority = Priority::kNormal;  // its definition's, as claimed
 };
 
+// What a claim asks for: up to `limit` (> 0) runnable sagas for `owner`,
+// leased for `lease`, at most `below_high` (<= limit) of them of normal or
+// low priority. A saga is runnable when it is not leased (or its lease
+// expired) and its wake time is at most `ahead` away: one claimed before its
+// wake time is the engine's to hold until then (EngineOptions::claim_ahead).
+struct ClaimRequest {
+  std::string owner;
+  Millis lease{0};
+  int limit = 0;
+  int below_high = 0;
+  Millis ahead{0};
+};
+
 // What a claim found.
 struct ClaimResult {
   std::vector<ClaimedSaga> sagas;
   // Set when fewer sagas than asked were due: how long until the earliest
   // future wake time of a saga that may run (a timer, a retry, a jittered
-  // start; nullopt when none has one). The poller sleeps no longer than
-  // that, so a timer fires on time with any poll interval.
+  // start; nullopt when none has one) is within the claim's `ahead` of now.
+  // The poller sleeps no longer than that, so a timer fires on time with any
+  // poll interval.
   std::optional<Millis> next_wake_in;
 };
 
@@ -263,20 +277,20 @@ class Store {
   virtual std::optional<std::string> definition_source(const std::string& hash) = 0;
 
   // --- executor ---
-  // Leases up to `limit` (> 0) runnable sagas (due, and not leased or lease
-  // expired), highest priority first, at most `below_high` (<= limit) of them
-  // of normal or low priority, and then reads each of them: what a process
-  // needs to start driving them, and when to look again. If the reads fail,
-  // the leases are given back (or, if even that fails, left to expire) and
-  // the error is thrown.
-  virtual ClaimResult claim(const std::string& owner, Millis lease, int limit, int below_high) = 0;
+  // Leases the runnable sagas `request` asks for, highest priority first,
+  // then earliest wake time first, and then reads each of them: what a
+  // process needs to start driving them, and when to look again. If the
+  // reads fail, the leases are given back (or, if even that fails, left to
+  // expire) and the error is thrown.
+  virtual ClaimResult claim(const ClaimRequest& request) = 0;
   // Extends the leases named by `claims` (a process's sagas in flight; a
   // saga it let go of after an error is not renewed, so its lease expires
   // and it runs again). Returns how many were still held.
   virtual int renew_leases(const std::vector<Claim>& claims, Millis lease) = 0;
   // How many engines (distinct lease owners) hold an unexpired lease now.
   virtual int engines_holding_leases() = 0;
-  // Gives up every lease `owner` holds, making those sagas runnable now.
+  // Gives up every lease `owner` holds, making those sagas runnable now, but
+  // for those claimed ahead of a wake time still to come: runnable then.
   virtual void release_all(const std::string& owner) = 0;
   // Refreshes the database's planner statistics of the store's tables that
   // are far behind their contents (taken while a table was empty, say), so

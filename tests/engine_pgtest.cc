@@ -679,6 +679,139 @@ TEST_F(EngineTest, ATimerIsNotLateByTheTimeItsCommitTookToReturn) {
   EXPECT_LT(late, Millis(400)) << "late by " << late.count() << " ms";
 }
 
+// A saga waiting for a signal is due again at its deadline: the process that
+// let it go wakes then, not at its next poll (a minute here).
+TEST_F(EngineTest, ADeadlineFiresAtItsTimeNotAtTheNextPoll) {
+  const auto def = definition(R"(saga: t.prompt_deadline
+version: 1
+deadline: 1s
+steps:
+  - name: approval
+    wait: { signal: approved }
+)");
+  EngineHarness engine(dsn_, slow_poll_options());
+  const std::string id = start(def);
+  ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(20)), SagaState::kCompensated);
+  EXPECT_NE(client_.find_saga(id)->error.find("deadline_exceeded"), std::string::npos);
+}
+
+// A step to undo, then a wait for an approval that must come before `deadline`.
+SagaDefinition approval_by_deadline(const std::string& name, const std::string& deadline) {
+  return definition("saga: " + name + "\nversion: 1\ndeadline: " + deadline +
+                    "\nsteps:\n  - name: prepare\n    action: testing.succeed\n    compensate: testing.succeed\n"
+                    "  - name: approval\n    wait: { signal: approved }\n");
+}
+
+// An engine claiming far ahead (EngineOptions::claim_ahead): what it claims
+// before its wake time it must hold until then.
+EngineOptions claiming_ahead(Millis ahead) {
+  EngineOptions options = slow_poll_options();
+  options.claim_ahead = ahead;
+  return options;
+}
+
+// Whether `id` is leased while its wake time is still to come.
+bool held_ahead(const std::string& dsn, const std::string& id) {
+  return scalar(dsn, "SELECT count(*) FROM wsflow.sagas WHERE id = '" + id +
+                         "' AND lease_token IS NOT NULL AND wake_at > clock_timestamp()") == 1;
+}
+
+// Whether `id`, once waiting (for a signal, say), is soon leased ahead of its wake time.
+bool waiting_and_held_ahead(Store& store, const std::string& dsn, const std::string& id) {
+  return testing::eventually([&] { return store.find_saga(id)->state == SagaState::kWaiting && held_ahead(dsn, id); });
+}
+
+// Nothing a saga claimed ahead does comes before its wake time: not its
+// start (a delayed one, as a schedule's jitter makes), not the step after
+// its timer. Without the hold, the start ran at once, 1.2 s early.
+TEST_F(EngineTest, ASagaClaimedAheadOfItsWakeTimeActsOnlyOnceDue) {
+  const auto one_step = definition("saga: t.delayed\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");
+  const auto timed = timer_then_step("t.timer_ahead", Millis(1200));
+  StartOptions later;
+  later.delay = Millis(1200);
+  const std::string delayed = client_.start_saga(one_step, nlohmann::json::object(), later).saga_id;
+  const auto micros = [](const std::string& time) { return "(extract(epoch from " + time + ") * 1e6)::bigint"; };
+  const long long due_at =
+      scalar(dsn_, "SELECT " + micros("wake_at") + " FROM wsflow.sagas WHERE id = '" + delayed + "'");
+  EngineHarness engine(dsn_, claiming_ahead(Millis(2000)));
+  const std::string timer = start(timed);
+  EXPECT_TRUE(testing::eventually([&] { return held_ahead(dsn_, delayed); }));
+  ASSERT_TRUE(testing::eventually([&] { return held_ahead(dsn_, timer); }));
+  ASSERT_EQ(wait_terminal(client_, delayed, std::chrono::seconds(20)), SagaState::kCompleted);
+  ASSERT_EQ(wait_terminal(client_, timer, std::chrono::seconds(20)), SagaState::kCompleted);
+  // Event times are their commits' transaction starts, on the database's clock.
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.saga_events WHERE saga_id = '" + delayed +
+                             "' AND kind <> 'created' AND " + micros("at") + " < " + std::to_string(due_at)),
+            0);
+  EXPECT_EQ(scalar(dsn_,
+                   "SELECT count(*) FROM wsflow.saga_events e JOIN wsflow.saga_steps st "
+                   "ON st.saga_id = e.saga_id AND st.step = 'pause' WHERE e.saga_id = '" +
+                       timer + "' AND e.kind = 'timer_fired' AND e.at >= st.wake_at"),
+            1);
+  // Held, not let go and claimed again until due: one lease all along.
+  EXPECT_EQ(events_of(client_, timer, {"timer_started", "timer_fired"}),
+            (std::vector<std::string>{"timer_started:pause", "timer_fired:pause"}));
+  const Millis late = timer_lateness(client_, timer, Millis(1200));
+  EXPECT_LT(late, Millis(1000)) << "late by " << late.count() << " ms";
+}
+
+// An engine that stops while it holds a saga lets it go with its wake time
+// as it was: another starts it then, not at once. Without that, shutdown
+// made it due at once, and the next engine started it early.
+TEST_F(EngineTest, AnEngineStoppingWhileItHoldsASagaKeepsItsWakeTime) {
+  const auto def = definition("saga: t.held_stop\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");
+  StartOptions later;
+  later.delay = Millis(1500);
+  const std::string id = client_.start_saga(def, nlohmann::json::object(), later).saga_id;
+  const std::string wake_at =
+      "SELECT (extract(epoch from wake_at) * 1e6)::bigint FROM wsflow.sagas WHERE id = '" + id + "'";
+  const long long due_at = scalar(dsn_, wake_at);
+  {
+    EngineHarness engine(dsn_, claiming_ahead(Millis(3000)));
+    ASSERT_TRUE(testing::eventually([&] { return held_ahead(dsn_, id); }));
+  }
+  EXPECT_EQ(scalar(dsn_, wake_at), due_at);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.sagas WHERE id = '" + id + "' AND lease_token IS NULL"), 1);
+  EngineHarness other(dsn_, claiming_ahead(Millis(0)));
+  ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(20)), SagaState::kCompleted);
+  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.saga_events WHERE saga_id = '" + id +
+                             "' AND kind <> 'created' AND (extract(epoch from at) * 1e6)::bigint < " +
+                             std::to_string(due_at)),
+            0);
+}
+
+// A signal wait's timeout is not decided on what the engine read before it
+// held the saga: the signal that came meanwhile, before the timeout, wins.
+// Without that, the step failed with signal_timeout.
+TEST_F(EngineTest, ASignalThatCameWhileItsSagaWasHeldIsNotTimedOut) {
+  const auto def = definition(R"(saga: t.held_signal
+version: 1
+steps:
+  - name: gate
+    wait: { signal: go, timeout: 1500ms }
+  - name: after
+    action: testing.succeed
+)");
+  EngineHarness engine(dsn_, claiming_ahead(Millis(3000)));
+  const std::string id = start(def);
+  ASSERT_TRUE(waiting_and_held_ahead(client_, dsn_, id));
+  ASSERT_TRUE(client_.deliver_signal(id, "go", {{"ok", true}}));
+  ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(20)), SagaState::kCompleted);
+  EXPECT_EQ(steps_by_label(client_, id).at("gate").state, StepState::kCompleted);
+}
+
+// Likewise a deadline: a cancel that came while the saga was held, before
+// its deadline, ends it cancelled, not failed.
+TEST_F(EngineTest, ACancelThatCameWhileItsSagaWasHeldWinsOverItsDeadline) {
+  const auto def = approval_by_deadline("t.held_deadline", "1500ms");
+  EngineHarness engine(dsn_, claiming_ahead(Millis(3000)));
+  const std::string id = start(def);
+  ASSERT_TRUE(waiting_and_held_ahead(client_, dsn_, id));
+  ASSERT_TRUE(client_.request_cancel(id));
+  ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(20)), SagaState::kCancelled);
+  EXPECT_EQ(client_.find_saga(id)->error.find("deadline_exceeded"), std::string::npos) << client_.find_saga(id)->error;
+}
+
 TEST_F(EngineTest, AHighPrioritySagaRunsBeforeABacklogAndLowPriorityAfterIt) {
   const auto bulk = definition("saga: t.bulk\nversion: 1\nsteps:\n  - name: a\n    action: testing.succeed\n");
   const auto urgent =
@@ -795,13 +928,13 @@ CREATE TRIGGER record_claim_size AFTER UPDATE ON wsflow.sagas REFERENCING OLD TA
 TEST_F(EngineTest, AClaimDoesNotReadThroughTheSagasOthersHold) {
   const auto bulk = definition("saga: t.held\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");
   client_.start_sagas(bulk, std::vector<StartRequest>(1000));
-  ASSERT_EQ(client_.claim("busy", Millis(60'000), 1000, 1000).sagas.size(), 1000u);
+  ASSERT_EQ(client_.claim({"busy", Millis(60'000), 1000, 1000}).sagas.size(), 1000u);
   const std::string fresh = start(bulk);
   pqxx::connection conn(dsn_);
   pqxx::work tx(conn);
   tx.exec("PREPARE claim AS " + pg::claim_statement());
   const nlohmann::json plan = nlohmann::json::parse(
-      tx.exec("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim('probe', 60000, 10, 10)")[0][0].c_str());
+      tx.exec("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim('probe', 60000, 10, 10, 0)")[0][0].c_str());
   EXPECT_EQ(tx.exec("SELECT id::text FROM wsflow.sagas WHERE lease_owner = 'probe'")[0][0].c_str(), fresh);
   // The rows its scans read and dropped: the held thousand, before.
   const long long dropped = sum_over_plan(
@@ -821,13 +954,13 @@ TEST_F(EngineTest, AClaimReadsNoIndexEntriesOfTheBacklog) {
          "WITH f AS (UPDATE wsflow.sagas SET lease_token = NULL, lease_until = NULL RETURNING 1) "
          "SELECT count(*) FROM f");
   client_.start_sagas(bulk, std::vector<StartRequest>(2000));
-  ASSERT_EQ(client_.claim("busy", Millis(60'000), 300, 300).sagas.size(), 300u);
+  ASSERT_EQ(client_.claim({"busy", Millis(60'000), 300, 300}).sagas.size(), 300u);
   pqxx::connection conn(dsn_);
   pg::prefer_key_lookups(conn);  // the store's sessions: generic plans
   pqxx::work tx(conn);
   tx.exec("PREPARE claim AS " + pg::claim_statement());
   const nlohmann::json plan = nlohmann::json::parse(
-      tx.exec("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim('probe', 60000, 10, 10)")[0][0].c_str());
+      tx.exec("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim('probe', 60000, 10, 10, 0)")[0][0].c_str());
   // Ten sagas taken, each updated by key, and the next due time: a few dozen.
   EXPECT_LT(index_entries_read(plan[0]["Plan"]), 100) << plan.dump(2);
 }
@@ -988,16 +1121,7 @@ steps:
 }
 
 TEST_F(EngineTest, DeadlineCompensatesAWaitingSaga) {
-  const auto def = definition(R"(saga: t.deadline
-version: 1
-deadline: 700ms
-steps:
-  - name: prepare
-    action: testing.succeed
-    compensate: testing.succeed
-  - name: approval
-    wait: { signal: approved }
-)");
+  const auto def = approval_by_deadline("t.deadline", "700ms");
   const std::string id = run_to_end(def);
   ASSERT_EQ(final_state(id), SagaState::kCompensated);
   EXPECT_NE(client_.find_saga(id)->error.find("deadline_exceeded"), std::string::npos);
@@ -1348,7 +1472,7 @@ TEST_F(EngineTest, AClaimReadsEverySagaItLeased) {
   ASSERT_TRUE(client_.deliver_signal(waiting, "approved", {{"by", "ops"}}));
   ASSERT_TRUE(client_.deliver_signal(waiting, "noise", nlohmann::json::object()));
   const auto before = std::chrono::system_clock::now();
-  std::vector<ClaimedSaga> claimed = client_.claim("process-a", Millis(60'000), 10, 10).sagas;
+  std::vector<ClaimedSaga> claimed = client_.claim({"process-a", Millis(60'000), 10, 10}).sagas;
   ASSERT_EQ(claimed.size(), 2u);
   std::map<std::string, SagaSnapshot> by_id;
   for (ClaimedSaga& c : claimed) {
@@ -1383,10 +1507,10 @@ TEST_F(EngineTest, AClaimWhoseReadsFailGivesItsLeasesBack) {
   pqxx::connection blocker(dsn_);
   pqxx::work hold(blocker);
   hold.exec("LOCK TABLE wsflow.saga_steps IN ACCESS EXCLUSIVE MODE");  // the claim's read of the steps waits
-  EXPECT_THROW(store.claim("reader", Millis(60'000), 10, 10), pqxx::sql_error);
+  EXPECT_THROW(store.claim({"reader", Millis(60'000), 10, 10}), pqxx::sql_error);
   hold.abort();
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.sagas WHERE id = '" + id + "' AND lease_token IS NULL"), 1);
-  const ClaimResult again = client_.claim("other", Millis(60'000), 10, 10);
+  const ClaimResult again = client_.claim({"other", Millis(60'000), 10, 10});
   ASSERT_EQ(again.sagas.size(), 1u);
   EXPECT_EQ(again.sagas[0].claim.saga_id, id);
   EXPECT_FALSE(again.sagas[0].claim.takeover);  // given back, not taken over from an expired lease
@@ -1624,13 +1748,13 @@ TEST_F(EngineTest, ExpiredLeasesAreTakenOverFirstWithinTheClaimsLimits) {
   // Due before any of them, and still second to them.
   scalar(dsn_, "UPDATE wsflow.sagas SET wake_at = now() - interval '1 hour' WHERE id = '" + fresh + "' RETURNING 1");
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the dead process's leases run out
-  const ClaimResult first = client_.claim("heir", Millis(60'000), 10, 2);
+  const ClaimResult first = client_.claim({"heir", Millis(60'000), 10, 2});
   ASSERT_EQ(first.sagas.size(), 2u);
   for (const ClaimedSaga& c : first.sagas) {
     EXPECT_TRUE(c.claim.takeover);
     EXPECT_EQ(orphans.erase(c.claim.saga_id), 1u);
   }
-  const ClaimResult second = client_.claim("heir", Millis(60'000), 10, 10);
+  const ClaimResult second = client_.claim({"heir", Millis(60'000), 10, 10});
   std::set<std::string> rest;
   for (const ClaimedSaga& c : second.sagas) rest.insert(c.claim.saga_id + (c.claim.takeover ? " takeover" : ""));
   EXPECT_EQ(rest, (std::set<std::string>{*orphans.begin() + " takeover", fresh}));
@@ -1739,7 +1863,7 @@ TEST_F(EngineTest, EnginesOnOneDatabaseShareItsCommitBatches) {
   const auto elsewhere =
       definition("saga: t.elsewhere\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");
   start(elsewhere);
-  ASSERT_EQ(client_.claim("another-engine", Millis(60'000), 1, 1).sagas.size(), 1u);
+  ASSERT_EQ(client_.claim({"another-engine", Millis(60'000), 1, 1}).sagas.size(), 1u);
   EXPECT_EQ(client_.engines_holding_leases(), 1);
 
   const auto def = definition("saga: t.shared\nversion: 1\nsteps:\n  - { name: a, action: testing.succeed }\n");

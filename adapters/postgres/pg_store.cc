@@ -42,15 +42,16 @@ const std::string kInsertSaga =
 }  // namespace
 
 // A claim in one statement, so one round trip and its own transaction:
-// leases up to $3 due sagas for owner $1 for $2 ms, high priority first, at
-// most $4 of them below high priority. Sagas nobody holds come from an index
+// leases up to $3 sagas due within $5 ms for owner $1 for $2 ms, high
+// priority first, at most $4 of them below high priority. Sagas nobody holds come from an index
 // range scan on (priority, wake_at) per priority; that index holds no leased
 // saga, so a claim never reads through the sagas in flight (a running saga
 // stays due until its lease is released). Sagas whose lease expired (their
 // process died) come first, through the index on lease_until, and count
 // against both limits. Its one row when nothing was due carries only how
-// many milliseconds until the earliest future wake-up, counted from the
-// clock as it answers (NULL when none is due ever); every row carries it.
+// many milliseconds until the earliest wake-up beyond those it could take
+// comes within $5 ms, counted from the clock as it answers (NULL when none
+// is due ever); every row carries it.
 // The lease need not reach the disk before the sagas run (synchronous_commit
 // off): if the database loses it in a crash, the lease never existed, and
 // this process's first commit under it is refused by the fence (LeaseLost);
@@ -58,7 +59,8 @@ const std::string kInsertSaga =
 // written in order).
 std::string claim_statement() {
   const std::string runnable_states = "state IN ('pending','running','waiting','compensating')";
-  const std::string runnable = runnable_states + " AND wake_at <= now()";
+  const std::string horizon = "now() + $5::bigint * interval '1 ms'";
+  const std::string runnable = runnable_states + " AND wake_at <= " + horizon;
   // Due sagas matching `which`: at most `limit`, an SQL expression; of those
   // nobody holds, or (`expired`) of those whose lease has run out. Those are
   // found through the index on lease_until alone, the rest checked on what it
@@ -96,10 +98,10 @@ std::string claim_statement() {
       "lease_until = now() + $2::bigint * interval '1 ms' FROM due WHERE s.id = due.id "
       "RETURNING s.id::text, s.lease_token::text, due.takeover, due.priority, due.wake_at)";
   const std::string next =
-      "(SELECT ceil(extract(epoch from min(n.at) - clock_timestamp()) * 1000)::bigint AS ms "
+      "(SELECT ceil(extract(epoch from min(n.at) - clock_timestamp()) * 1000)::bigint - $5::bigint AS ms "
       "FROM (VALUES (0), (1), (2)) p(priority), LATERAL (SELECT min(wake_at) AS at FROM wsflow.sagas "
       "WHERE priority = p.priority::smallint AND " +
-      runnable_states + " AND lease_token IS NULL AND wake_at > now()) n)";
+      runnable_states + " AND lease_token IS NULL AND wake_at > " + horizon + ") n)";
   return "WITH async AS (SELECT set_config('synchronous_commit', 'off', true)), expired_high AS " + expired_high +
          ", expired_rest AS " + expired_rest + ", high AS " + high + ", normal AS " + normal + ", low AS " + low +
          ", due AS (SELECT * FROM expired_high UNION ALL SELECT * FROM expired_rest UNION ALL SELECT * FROM high "
@@ -155,7 +157,8 @@ const std::pair<const char*, std::string> kStatements[] = {
      "WHERE id = ANY($1::uuid[]) AND lease_token = ANY($2::uuid[])"},
     {"release_all",
      "UPDATE wsflow.sagas SET lease_owner = NULL, lease_token = NULL, lease_until = NULL, "
-     "wake_at = CASE WHEN wake_at IS NULL THEN NULL ELSE now() END WHERE lease_token IS NOT NULL AND lease_owner = $1"},
+     "wake_at = CASE WHEN wake_at > now() THEN wake_at WHEN wake_at IS NOT NULL THEN now() END "
+     "WHERE lease_token IS NOT NULL AND lease_owner = $1"},
     // Through the partial index on lease_until: the leased sagas alone.
     {"engines_holding_leases",
      "SELECT count(DISTINCT lease_owner) FROM wsflow.sagas WHERE lease_token IS NOT NULL AND lease_until > now()"},
@@ -419,8 +422,8 @@ std::optional<std::string> PgStore::definition_source(const std::string& hash) {
   return rows[0][0].as<std::string>();
 }
 
-ClaimResult PgStore::claim(const std::string& owner, Millis lease, int limit, int below_high) {
-  ClaimResult result = lease_due(owner, lease, limit, below_high);
+ClaimResult PgStore::claim(const ClaimRequest& request) {
+  ClaimResult result = lease_due(request);
   if (result.sagas.empty()) return result;
   try {
     read_claimed(result.sagas);
@@ -431,12 +434,13 @@ ClaimResult PgStore::claim(const std::string& owner, Millis lease, int limit, in
   return result;
 }
 
-ClaimResult PgStore::lease_due(const std::string& owner, Millis lease, int limit, int below_high) {
+ClaimResult PgStore::lease_due(const ClaimRequest& request) {
   auto conn = pool_.acquire();
   pqxx::nontransaction statement(*conn);
   ClaimResult result;
-  for (const auto& r :
-       statement.exec_prepared("claim", owner, static_cast<long long>(lease.count()), limit, std::max(below_high, 0))) {
+  for (const auto& r : statement.exec_prepared("claim", request.owner, static_cast<long long>(request.lease.count()),
+                                               request.limit, std::max(request.below_high, 0),
+                                               static_cast<long long>(std::max(request.ahead, Millis(0)).count()))) {
     if (!r[4].is_null()) result.next_wake_in = Millis(r[4].as<long long>());
     if (r[0].is_null()) continue;  // nothing was due: the row only says when something will be
     result.sagas.push_back(

@@ -17,8 +17,9 @@ namespace wsflow::pg {
 inline constexpr const char* kRunnableChannel = "wsflow_runnable";
 
 // The claim statement PgStore prepares ("claim"; $1 owner, $2 lease in ms,
-// $3 how many at most, $4 how many of them below high priority at most),
-// for tests that look at its plan.
+// $3 how many at most, $4 how many of them below high priority at most, $5
+// how many ms ahead of their wake time sagas may be taken), for tests that
+// look at its plan.
 std::string claim_statement();
 
 class PgStore final : public Store {
@@ -43,7 +44,7 @@ class PgStore final : public Store {
   std::vector<EventRecord> events(const std::string& saga_id) override;
   std::optional<std::string> definition_source(const std::string& hash) override;
 
-  ClaimResult claim(const std::string& owner, Millis lease, int limit, int below_high) override;
+  ClaimResult claim(const ClaimRequest& request) override;
   int renew_leases(const std::vector<Claim>& claims, Millis lease) override;
   int engines_holding_leases() override;
   void release_all(const std::string& owner) override;
@@ -66,7 +67,7 @@ class PgStore final : public Store {
 
  private:
   // Claim's two halves: the leases (one statement), then what they need to run.
-  ClaimResult lease_due(const std::string& owner, Millis lease, int limit, int below_high);
+  ClaimResult lease_due(const ClaimRequest& request);
   void read_claimed(std::vector<ClaimedSaga>& claimed);
   // Gives up leases nobody will drive; errors are swallowed (they expire then).
   void give_back(const std::vector<ClaimedSaga>& claimed) noexcept;

@@ -74,7 +74,8 @@ SagaState wait_terminal(Store& store, const std::string& saga_id, std::chrono::m
 
 std::vector<Claim> lease_sagas(Store& store, const std::string& owner, Millis lease, int limit) {
   std::vector<Claim> claims;
-  for (ClaimedSaga& claimed : store.claim(owner, lease, limit, limit).sagas) claims.push_back(std::move(claimed.claim));
+  for (ClaimedSaga& claimed : store.claim({owner, lease, limit, limit}).sagas)
+    claims.push_back(std::move(claimed.claim));
   return claims;
 }
 
