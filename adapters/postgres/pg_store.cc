@@ -43,10 +43,10 @@ const std::string kInsertSaga =
 
 // A claim in one statement, so one round trip and its own transaction:
 // leases up to $3 sagas due within $5 ms for owner $1 for $2 ms, high
-// priority first, at most $4 of them below high priority. Sagas nobody holds come from an index
-// range scan on (priority, wake_at) per priority; that index holds no leased
-// saga, so a claim never reads through the sagas in flight (a running saga
-// stays due until its lease is released). Sagas whose lease expired (their
+// priority first, at most $4 of them below high priority. Sagas nobody holds
+// come from an index range scan on (priority, wake_at) per priority; that
+// index holds no leased saga, so a claim never reads through the sagas in
+// flight (a running saga stays due until its lease is released). Sagas whose lease expired (their
 // process died) come first, through the index on lease_until, and count
 // against both limits. Its one row when nothing was due carries only how
 // many milliseconds until the earliest wake-up beyond those it could take
