@@ -90,7 +90,10 @@ LoadedDefinitions load_or_report(const std::string& path) {
   return loaded;
 }
 
+// A duration flag: "500ms", "10s", "5m", or a bare 0 (the options whose help
+// says what 0 means).
 Millis duration_option(const std::string& text, const char* name) {
+  if (text == "0") return Millis(0);
   if (auto d = try_parse_duration(text)) return *d;
   throw CLI::ValidationError(name, "invalid duration '" + text + "' (e.g. 500ms, 10s, 5m)");
 }

@@ -87,20 +87,6 @@ Figure absolute(std::string name, double value, std::string unit, std::optional<
   return f;
 }
 
-// The machine's own stalls meanwhile (see MachineWatch): a tail as long as
-// one of them is the machine's, not the engine's.
-std::string machine_note(const MachineStalls& m) {
-  char buffer[128];
-  std::snprintf(buffer, sizeof buffer, "machine: longest oversleep %.1f ms, fdatasync %.1f ms", m.longest_oversleep_ms,
-                m.longest_flush_ms);
-  std::string note = buffer;
-  if (m.busy_percent >= 0) {
-    std::snprintf(buffer, sizeof buffer, ", cores %.0f%% busy", m.busy_percent);
-    note += buffer;
-  }
-  return note;
-}
-
 std::string lateness_note(const Lateness& l) {
   char buffer[96];
   std::snprintf(buffer, sizeof buffer, "p50 %.1f ms, max %.1f ms, n=%lld; ", l.late.p50, l.late.max, l.late.count);

@@ -9,7 +9,8 @@
 //
 // With --post-rate, instead: POST /v1/workspaces (an operator key) at that
 // rate over kept-alive connections, each request's latency from when it was
-// due (scripts/bench runs this against a fresh serve):
+// due, and the machine's own stalls meanwhile (scripts/bench runs this
+// against a fresh serve):
 //   wsflow_http_bench --url http://127.0.0.1:8080 --key "$KEY" --post-rate 200 --seconds 10
 
 #include <CLI/CLI.hpp>
@@ -19,6 +20,7 @@
 
 #include "adapters/os/open_files.h"
 #include "bench/hostile_clients.h"
+#include "bench/machine_watch.h"
 #include "bench/paced_posts.h"
 
 int main(int argc, char** argv) {
@@ -70,12 +72,15 @@ int main(int argc, char** argv) {
                     seconds,
                     connections,
                     202};
+    MachineWatch watch;
     const PacedResult posted = paced_posts(host, port, paced);
+    const MachineStalls machine = watch.stop();
     std::printf("wsflow_http_bench: POST /v1/workspaces at %.0f/s for %d s over %d kept-alive connections\n", post_rate,
                 seconds, connections);
     std::printf("  latency ms (from when due) : p50 %.1f  p99 %.1f  max %.1f  (%ld sent, %d failed, %ld reconnects)\n",
                 posted.latencies.quantile(0.5), posted.latencies.quantile(0.99), posted.latencies.quantile(1.0),
                 posted.sent, posted.latencies.failures, posted.reconnects);
+    std::printf("  %s\n", machine_note(machine).c_str());
     return posted.latencies.failures == 0 ? 0 : 1;
   }
   wsflow::os::raise_open_file_limit(load.idle + load.trickling + load.keep_alive + 256);

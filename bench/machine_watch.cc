@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -36,6 +37,18 @@ std::optional<CpuTimes> read_cpu_times() {
 }
 
 }  // namespace
+
+std::string machine_note(const MachineStalls& m) {
+  char buffer[128];
+  std::snprintf(buffer, sizeof buffer, "machine: longest oversleep %.1f ms, fdatasync %.1f ms", m.longest_oversleep_ms,
+                m.longest_flush_ms);
+  std::string note = buffer;
+  if (m.busy_percent >= 0) {
+    std::snprintf(buffer, sizeof buffer, ", cores %.0f%% busy", m.busy_percent);
+    note += buffer;
+  }
+  return note;
+}
 
 MachineWatch::MachineWatch(const std::filesystem::path& directory)
     : file_(directory / ("wsflow-bench-watch-" + std::to_string(getpid()) + "-" +

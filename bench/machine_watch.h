@@ -12,6 +12,7 @@
 #include <atomic>
 #include <filesystem>
 #include <optional>
+#include <string>
 #include <thread>
 
 namespace wsflow::bench {
@@ -26,6 +27,10 @@ struct MachineStalls {
   double longest_flush_ms = 0;      // of an 8 KB write and fdatasync
   double busy_percent = -1;         // of all cores' time, not idle nor waiting on I/O; -1 when unknown
 };
+
+// The stalls as a figure's note ("machine: longest oversleep 1.2 ms, ..."):
+// a tail as long as one of them is the machine's, not what was measured.
+std::string machine_note(const MachineStalls& m);
 
 class MachineWatch {
  public:

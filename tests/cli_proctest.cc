@@ -206,8 +206,10 @@ TEST(StuckForReal, AnEngineKilledMidStepLeavesALeaseExpiredSagaThatAnApiOnlyServ
   Server api("", hooks.url(), "1h", "7d", {"--no-engine", "--stuck-grace", "500ms"});
   setenv("WSFLOW_TEST_FAULTS", "provision:prod:hang:60s", 1);
   TempDir dir;
+  // A bare 0 is a duration too: no claiming ahead.
   auto engine = start_serve(api.dsn(), std::filesystem::path(WSFLOW_SOURCE_DIR) / "definitions", "engine-1",
-                            dir.path() / "engine.log", {"--listen", "127.0.0.1:0", "--lease", "1s", "--poll", "100ms"});
+                            dir.path() / "engine.log",
+                            {"--listen", "127.0.0.1:0", "--lease", "1s", "--poll", "100ms", "--claim-ahead", "0"});
   unsetenv("WSFLOW_TEST_FAULTS");
   const Response created = api.post("/v1/workspaces", api.operator_key(),
                                     R"({"name":"Killed","owner":{"user_id":"k1","email":"k1@example.com"}})");

@@ -716,6 +716,20 @@ bool held_ahead(const std::string& dsn, const std::string& id) {
                          "' AND lease_token IS NOT NULL AND wake_at > clock_timestamp()") == 1;
 }
 
+// A saga's wake time, in microseconds since the epoch: as precise as the
+// database keeps it, for comparisons with its events' times.
+long long wake_at_micros(const std::string& dsn, const std::string& id) {
+  return scalar(dsn, "SELECT (extract(epoch from wake_at) * 1e6)::bigint FROM wsflow.sagas WHERE id = '" + id + "'");
+}
+
+// How many of a saga's events, other than its creation, came before `micros`
+// (event times are their commits' transaction starts, on the database's clock).
+long long events_before(const std::string& dsn, const std::string& id, long long micros) {
+  return scalar(dsn, "SELECT count(*) FROM wsflow.saga_events WHERE saga_id = '" + id +
+                         "' AND kind <> 'created' AND (extract(epoch from at) * 1e6)::bigint < " +
+                         std::to_string(micros));
+}
+
 // Whether `id`, once waiting (for a signal, say), is soon leased ahead of its wake time.
 bool waiting_and_held_ahead(Store& store, const std::string& dsn, const std::string& id) {
   return testing::eventually([&] { return store.find_saga(id)->state == SagaState::kWaiting && held_ahead(dsn, id); });
@@ -730,19 +744,14 @@ TEST_F(EngineTest, ASagaClaimedAheadOfItsWakeTimeActsOnlyOnceDue) {
   StartOptions later;
   later.delay = Millis(1200);
   const std::string delayed = client_.start_saga(one_step, nlohmann::json::object(), later).saga_id;
-  const auto micros = [](const std::string& time) { return "(extract(epoch from " + time + ") * 1e6)::bigint"; };
-  const long long due_at =
-      scalar(dsn_, "SELECT " + micros("wake_at") + " FROM wsflow.sagas WHERE id = '" + delayed + "'");
+  const long long due_at = wake_at_micros(dsn_, delayed);
   EngineHarness engine(dsn_, claiming_ahead(Millis(2000)));
   const std::string timer = start(timed);
   EXPECT_TRUE(testing::eventually([&] { return held_ahead(dsn_, delayed); }));
   ASSERT_TRUE(testing::eventually([&] { return held_ahead(dsn_, timer); }));
   ASSERT_EQ(wait_terminal(client_, delayed, std::chrono::seconds(20)), SagaState::kCompleted);
   ASSERT_EQ(wait_terminal(client_, timer, std::chrono::seconds(20)), SagaState::kCompleted);
-  // Event times are their commits' transaction starts, on the database's clock.
-  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.saga_events WHERE saga_id = '" + delayed +
-                             "' AND kind <> 'created' AND " + micros("at") + " < " + std::to_string(due_at)),
-            0);
+  EXPECT_EQ(events_before(dsn_, delayed, due_at), 0);
   EXPECT_EQ(scalar(dsn_,
                    "SELECT count(*) FROM wsflow.saga_events e JOIN wsflow.saga_steps st "
                    "ON st.saga_id = e.saga_id AND st.step = 'pause' WHERE e.saga_id = '" +
@@ -763,21 +772,16 @@ TEST_F(EngineTest, AnEngineStoppingWhileItHoldsASagaKeepsItsWakeTime) {
   StartOptions later;
   later.delay = Millis(1500);
   const std::string id = client_.start_saga(def, nlohmann::json::object(), later).saga_id;
-  const std::string wake_at =
-      "SELECT (extract(epoch from wake_at) * 1e6)::bigint FROM wsflow.sagas WHERE id = '" + id + "'";
-  const long long due_at = scalar(dsn_, wake_at);
+  const long long due_at = wake_at_micros(dsn_, id);
   {
     EngineHarness engine(dsn_, claiming_ahead(Millis(3000)));
     ASSERT_TRUE(testing::eventually([&] { return held_ahead(dsn_, id); }));
   }
-  EXPECT_EQ(scalar(dsn_, wake_at), due_at);
+  EXPECT_EQ(wake_at_micros(dsn_, id), due_at);
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.sagas WHERE id = '" + id + "' AND lease_token IS NULL"), 1);
   EngineHarness other(dsn_, claiming_ahead(Millis(0)));
   ASSERT_EQ(wait_terminal(client_, id, std::chrono::seconds(20)), SagaState::kCompleted);
-  EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.saga_events WHERE saga_id = '" + id +
-                             "' AND kind <> 'created' AND (extract(epoch from at) * 1e6)::bigint < " +
-                             std::to_string(due_at)),
-            0);
+  EXPECT_EQ(events_before(dsn_, id, due_at), 0);
 }
 
 // A signal wait's timeout is not decided on what the engine read before it
