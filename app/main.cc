@@ -90,8 +90,8 @@ LoadedDefinitions load_or_report(const std::string& path) {
   return loaded;
 }
 
-// A duration flag: "500ms", "10s", "5m", or a bare 0 (the options whose help
-// says what 0 means).
+// A duration flag: "500ms", "10s", "5m", ..., or a bare 0 for 0ms (as the
+// help of the options that give 0 a meaning writes it).
 Millis duration_option(const std::string& text, const char* name) {
   if (text == "0") return Millis(0);
   if (auto d = try_parse_duration(text)) return *d;
