@@ -53,6 +53,13 @@ constexpr AttemptMode kCompensation{true,
                                     "compensation_attempt_failed",
                                     "compensation_failed"};
 
+// The moment on this process's steady clock when the database's clock reads
+// `at`, reckoned from one reading of both: `db_now`, read at `read_at`.
+std::chrono::steady_clock::time_point steady_time_of(Clock::time_point at, Clock::time_point db_now,
+                                                     std::chrono::steady_clock::time_point read_at) {
+  return read_at + std::chrono::duration_cast<std::chrono::steady_clock::duration>(at - db_now);
+}
+
 std::string step_label(const std::string& step, const std::string& branch) {
   return branch.empty() ? step : step + "[" + branch + "]";
 }
@@ -232,8 +239,7 @@ class SagaRun {
     std::optional<std::chrono::steady_clock::time_point> wake;
     if (t.release_wake_in) wake = sent + *t.release_wake_in;
     if (saga_.deadline_at) {
-      const auto deadline =
-          sent + std::chrono::duration_cast<std::chrono::steady_clock::duration>(*saga_.deadline_at - db_time_of(sent));
+      const auto deadline = steady_time_of(*saga_.deadline_at, db_now_at_load_, loaded_at_);
       wake = wake ? std::min(*wake, deadline) : deadline;
     }
     return wake;
@@ -843,8 +849,7 @@ asio::awaitable<std::shared_ptr<const SagaDefinition>> definition_for(Runtime& r
 std::optional<std::chrono::steady_clock::time_point> held_until(const SagaSnapshot& snapshot) {
   const auto& wake_at = snapshot.saga.wake_at;
   if (!wake_at || *wake_at <= snapshot.db_now) return std::nullopt;
-  return snapshot.read_at +
-         std::chrono::duration_cast<std::chrono::steady_clock::duration>(*wake_at - snapshot.db_now) + Millis(1);
+  return steady_time_of(*wake_at, snapshot.db_now, snapshot.read_at) + Millis(1);
 }
 
 }  // namespace
