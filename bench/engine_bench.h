@@ -114,8 +114,8 @@ class WorkerProcesses {
 // Waits until none of the `expected` sagas of `definition` is pending or
 // running (with `until` "waiting": parked on a timer or signal) or, with
 // "completed", until none is unfinished. Throws std::runtime_error after
-// `limit`. The count reads only unfinished sagas (a partial index), so
-// polling costs little however many have finished.
+// `limit`. Each look reads only sagas in flight, so polling costs little
+// however many have finished.
 void wait_for_sagas(pqxx::connection& conn, const SagaDefinition& definition, long long expected,
                     const std::string& until, std::chrono::seconds limit);
 
