@@ -47,8 +47,15 @@ struct Engine::Impl {
   bool poll_requested = false;
   bool claim_in_flight = false;
   bool finished = false;
-  std::map<std::string, std::string> active;  // lease token -> saga id, for sagas being driven
-  int active_below_high = 0;                  // of them, sagas of normal or low priority
+  // A lease this engine holds, and when it last started or was renewed (on
+  // this process's clock, before the claim or renewal was sent, so never
+  // later than the database's start of it).
+  struct HeldLease {
+    std::string saga_id;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::map<std::string, HeldLease> active;  // lease token -> lease, for sagas being driven
+  int active_below_high = 0;                // of them, sagas of normal or low priority
 
   void wake_now() {
     poll_requested = true;
@@ -93,6 +100,7 @@ struct Engine::Impl {
       if (free > 0) {
         try {
           claim_in_flight = true;
+          const auto asked_at = std::chrono::steady_clock::now();
           ClaimResult found = co_await rt.on_pool([&] { return rt.store.claim(claim_request(free, free_below_high)); });
           claim_in_flight = false;
           if (rt.options.events.claim_ran) {
@@ -101,7 +109,7 @@ struct Engine::Impl {
           if (active.empty() && !found.sagas.empty()) share_timer.expires_after(kShareAfterStart);
           int found_below_high = 0;
           for (ClaimedSaga& claimed : found.sagas) {
-            active.emplace(claimed.claim.lease_token, claimed.claim.saga_id);
+            active.emplace(claimed.claim.lease_token, HeldLease{claimed.claim.saga_id, asked_at});
             if (claimed.priority != Priority::kHigh) {
               ++found_below_high;
               ++active_below_high;
@@ -225,17 +233,32 @@ struct Engine::Impl {
     }
   }
 
+  // Every lease/3, the heartbeat renews the leases that would otherwise have
+  // half their length or less left by the next one: those that started or
+  // were last renewed lease/6 ago or more. A lease so never runs below half
+  // its length (it did not below two thirds when every heartbeat renewed
+  // every lease), and a saga done within lease/6 of its claim, as nearly all
+  // are under load, is never rewritten by a heartbeat: each renewal writes a
+  // new version of the saga's row, with an entry in each of its indexes.
   asio::awaitable<void> heartbeat() {
     while (!finished) {
       heartbeat_timer.expires_after(rt.options.lease / 3);
       boost::system::error_code ec;
       co_await heartbeat_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       if (finished) continue;
-      if (!active.empty()) {
+      const auto now = std::chrono::steady_clock::now();
+      std::vector<Claim> due;
+      for (const auto& [token, lease] : active) {
+        if (now - lease.since >= rt.options.lease / 6) due.push_back({lease.saga_id, token});
+      }
+      if (!due.empty()) {
         try {
-          std::vector<Claim> held;
-          for (const auto& [token, saga_id] : active) held.push_back({saga_id, token});
-          co_await rt.on_pool([&] { return rt.store.renew_leases(held, rt.options.lease); });
+          const int renewed = co_await rt.on_pool([&] { return rt.store.renew_leases(due, rt.options.lease); });
+          for (const Claim& c : due) {
+            // A saga that finished meanwhile is gone from `active`.
+            if (const auto it = active.find(c.lease_token); it != active.end()) it->second.since = now;
+          }
+          if (rt.options.events.leases_renewed) rt.options.events.leases_renewed(renewed);
         } catch (const std::exception& e) {
           report_error(std::string("renewing leases failed: ") + e.what());
         }

@@ -41,6 +41,9 @@ struct EngineEvents {
   std::function<void(const std::string& definition)> definition_loaded;
   // A claim ran (whether or not it found sagas); not called when it failed.
   std::function<void(const ClaimReport& claim)> claim_ran;
+  // A heartbeat renewed `renewed` leases (those it did not renew had more
+  // than half their length left until the next heartbeat).
+  std::function<void(int renewed)> leases_renewed;
   // Something failed that should not have: driving a saga hit an unexpected
   // error (the saga is retried after EngineOptions::error_backoff), or a
   // claim, lease renewal or wake-time lookup failed. A deadlock would show

@@ -1740,6 +1740,43 @@ TEST_F(EngineTest, ExpiredLeaseOfADeadProcessIsTakenOver) {
   EXPECT_EQ(scalar(dsn_, "SELECT count(*) FROM wsflow.test_effects"), 1);
 }
 
+// The heartbeat (every lease/3) renews a lease once it has run lease/6: a
+// step longer than the whole lease keeps its saga's lease, with a second
+// engine waiting to take over one that expired, while sagas that finish
+// within lease/6 of their claim are never rewritten by a heartbeat.
+TEST_F(EngineTest, AHeartbeatRenewsLongHeldLeasesAndLeavesQuickSagasAlone) {
+  const auto slow = definition(
+      "saga: t.outlasts_lease\nversion: 1\nsteps:\n  - { name: nap, action: testing.sleep, input: { ms: 4500 } }\n");
+  const auto quick = definition(
+      "saga: t.quick_lease\nversion: 1\nsteps:\n  - { name: a, action: testing.sleep, input: { ms: 60 } }\n");
+  EngineOptions options = testing::fast_options();  // a 3 s lease: a heartbeat a second, renewing after 500 ms
+  std::mutex mutex;
+  std::vector<int> renewals;
+  options.events.leases_renewed = [&](int renewed) {
+    std::lock_guard<std::mutex> lock(mutex);
+    renewals.push_back(renewed);
+  };
+  EngineHarness engine(dsn_, options);
+  const std::string id = start(slow);
+  EngineHarness other(dsn_, options);  // takes the saga over if its lease ever runs out
+  // Quick sagas in flight at every heartbeat while the slow step runs.
+  std::vector<std::string> quick_ids;
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(4000);
+       std::chrono::steady_clock::now() < until;) {
+    quick_ids.push_back(start(quick));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(wait_terminal(client_, id), SagaState::kCompleted);
+  EXPECT_EQ(steps_by_label(client_, id).at("nap").attempts, 1);  // never taken over
+  for (const std::string& q : quick_ids) EXPECT_EQ(wait_terminal(client_, q), SagaState::kCompleted);
+  std::lock_guard<std::mutex> lock(mutex);
+  std::string seen;
+  for (const int r : renewals) seen += " " + std::to_string(r);
+  EXPECT_GE(renewals.size(), 3u) << seen;  // the slow saga's, each heartbeat of its 4.5 s but (maybe) the first
+  // Only the slow saga's lease, whichever engine's heartbeat it was.
+  for (const int r : renewals) EXPECT_EQ(r, 1) << seen;
+}
+
 // A dead process's sagas are taken over before sagas nobody held, and count
 // against the claim's limits like any other (the slots below high priority
 // included).

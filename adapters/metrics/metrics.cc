@@ -61,6 +61,11 @@ struct Metrics::Families {
                       .Name("wsflow_lease_takeovers_total")
                       .Help("Sagas claimed after their previous engine's lease expired unreleased.")
                       .Register(r)),
+        lease_renewals(prometheus::BuildCounter()
+                           .Name("wsflow_lease_renewals_total")
+                           .Help("Leases renewed by heartbeats (a lease is renewed only once it has run a sixth "
+                                 "of its length: quick sagas finish before).")
+                           .Register(r)),
         engine_errors(prometheus::BuildCounter()
                           .Name("wsflow_engine_errors_total")
                           .Help("Unexpected engine errors: a saga's drive failing (it is retried), a failed claim, "
@@ -77,12 +82,14 @@ struct Metrics::Families {
   prometheus::Family<prometheus::Histogram>& claim_sizes;
   prometheus::Family<prometheus::Counter>& definition_loads;
   prometheus::Family<prometheus::Counter>& takeovers;
+  prometheus::Family<prometheus::Counter>& lease_renewals;
   prometheus::Family<prometheus::Counter>& engine_errors;
 };
 
 Metrics::Metrics()
     : registry_(std::make_shared<prometheus::Registry>()), families_(std::make_unique<Families>(*registry_)) {
   families_->takeovers.Add({});
+  families_->lease_renewals.Add({});
   families_->engine_errors.Add({});
 }
 
@@ -121,6 +128,7 @@ EngineEvents Metrics::engine_events() {
   events.definition_loaded = [f](const std::string& definition) {
     f->definition_loads.Add({{"definition", definition}}).Increment();
   };
+  events.leases_renewed = [f](int renewed) { f->lease_renewals.Add({}).Increment(renewed); };
   events.engine_error = [f](const std::string&) { f->engine_errors.Add({}).Increment(); };
   return events;
 }
