@@ -19,6 +19,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -110,15 +111,25 @@ std::size_t median_index(const std::vector<double>& ratios) {
 
 // Every round's ratio, in the order they ran: "median of rounds: 2.31x 2.05x
 // 2.48x"; empty for a single round.
+// Every round's ratio, and their mean with its standard error: a ratio near
+// its target is told from one that only looks so in a lucky round.
 std::string rounds_note(const std::vector<double>& ratios) {
   if (ratios.size() < 2) return "";
   std::string note = "median of rounds:";
+  double sum = 0;
   for (double r : ratios) {
     char buffer[32];
     std::snprintf(buffer, sizeof buffer, " %.2fx", r);
     note += buffer;
+    sum += r;
   }
-  return note;
+  const double n = static_cast<double>(ratios.size());
+  const double mean = sum / n;
+  double squares = 0;
+  for (double r : ratios) squares += (r - mean) * (r - mean);
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "; mean %.3fx, standard error %.3f", mean, std::sqrt(squares / (n - 1) / n));
+  return note + buffer;
 }
 
 // This program again, as an engine worker on the database appended to it.
