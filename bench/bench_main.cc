@@ -109,10 +109,10 @@ std::size_t median_index(const std::vector<double>& ratios) {
   return order[(order.size() - 1) / 2];
 }
 
-// Every round's ratio, in the order they ran: "median of rounds: 2.31x 2.05x
-// 2.48x"; empty for a single round.
-// Every round's ratio, and their mean with its standard error: a ratio near
-// its target is told from one that only looks so in a lucky round.
+// Every round's ratio, in the order they ran, and their mean with its
+// standard error, so that a ratio near its target can be told from one that
+// only looks so in a lucky round: "median of rounds: 2.31x 2.05x 2.48x; mean
+// 2.280x, standard error 0.124"; empty for a single round.
 std::string rounds_note(const std::vector<double>& ratios) {
   if (ratios.size() < 2) return "";
   std::string note = "median of rounds:";

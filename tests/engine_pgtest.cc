@@ -1773,8 +1773,9 @@ TEST_F(EngineTest, AHeartbeatRenewsLongHeldLeasesAndLeavesQuickSagasAlone) {
   std::string seen;
   for (const int r : renewals) seen += " " + std::to_string(r);
   EXPECT_GE(renewals.size(), 3u) << seen;  // the slow saga's, each heartbeat of its 4.5 s but (maybe) the first
-  // Only the slow saga's lease, whichever engine's heartbeat it was.
-  for (const int r : renewals) EXPECT_EQ(r, 1) << seen;
+  // At most the slow saga's lease, whichever engine's heartbeat it was (none
+  // when a heartbeat met it just as it finished).
+  for (const int r : renewals) EXPECT_LE(r, 1) << seen;
 }
 
 // A dead process's sagas are taken over before sagas nobody held, and count
