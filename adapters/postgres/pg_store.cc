@@ -46,12 +46,12 @@ const std::string kInsertSaga =
 // priority first, at most $4 of them below high priority. Sagas nobody holds
 // come from an index range scan on (priority, wake_at) per priority; that
 // index holds no leased saga, so a claim never reads through the sagas in
-// flight (a running saga stays due until its lease is released). Sagas whose lease expired (their
-// process died) come first, through the index on lease_until, and count
-// against both limits. Its one row when nothing was due carries only how
-// many milliseconds until the earliest wake-up beyond those it could take
-// comes within $5 ms, counted from the clock as it answers (NULL when none
-// is due ever); every row carries it.
+// flight (a running saga stays due until its lease is released). Sagas whose
+// lease expired (their process died) come first, through the index on
+// lease_until, and count against both limits. Its one row when nothing was
+// due carries only how many milliseconds until the earliest wake-up beyond
+// those it could take comes within $5 ms, counted from the clock as it
+// answers (NULL when none is due ever); every row carries it.
 // The lease need not reach the disk before the sagas run (synchronous_commit
 // off): if the database loses it in a crash, the lease never existed, and
 // this process's first commit under it is refused by the fence (LeaseLost);
