@@ -53,13 +53,34 @@ nlohmann::json parse_json_object(const std::string& body) {
 
 nlohmann::json parse_object(const std::string& body, const std::vector<const char*>& allowed_fields) {
   nlohmann::json object = parse_json_object(body);
+  reject_unknown_fields(object, allowed_fields);
+  return object;
+}
+
+namespace {
+
+constexpr std::size_t kMaxEchoedName = 120;
+
+// `name` cut to kMaxEchoedName bytes without splitting a UTF-8 sequence.
+std::string bounded_echo(std::string name) {
+  if (name.size() <= kMaxEchoedName) return name;
+  std::size_t cut = kMaxEchoedName;
+  while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;
+  name.resize(cut);
+  return name + "...";
+}
+
+}  // namespace
+
+void reject_unknown_fields(const nlohmann::json& object, const std::vector<const char*>& allowed_fields,
+                           const std::string& prefix) {
   for (const auto& item : object.items()) {
     const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture one
     if (std::none_of(allowed_fields.begin(), allowed_fields.end(), [&](const char* f) { return key == f; })) {
-      throw ApiError(400, "unknown_field", "unknown field '" + key + "'", key);
+      const std::string name = bounded_echo(prefix + key);
+      throw ApiError(400, "unknown_field", "unknown field '" + name + "'", name);
     }
   }
-  return object;
 }
 
 std::optional<std::string> string_field(const nlohmann::json& object, const std::string& field, std::size_t max_length,

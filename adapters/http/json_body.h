@@ -20,8 +20,16 @@ bool valid_utf8(const std::string& text);
 // A JSON object, any fields; an empty body counts as {}.
 nlohmann::json parse_json_object(const std::string& body);
 
-// An empty body counts as {}.
+// An empty body counts as {}; any field not in `allowed_fields` is rejected
+// as reject_unknown_fields does.
 nlohmann::json parse_object(const std::string& body, const std::vector<const char*>& allowed_fields);
+
+// Throws ApiError 400 "unknown_field" for the first key of `object` not in
+// `allowed_fields`, naming it as `prefix` + key (e.g. "owner.nickname"). The
+// name is the client's own text, so it is echoed at most 120 bytes long (cut
+// on a UTF-8 boundary, then "..."): a huge key cannot swell the answer.
+void reject_unknown_fields(const nlohmann::json& object, const std::vector<const char*>& allowed_fields,
+                           const std::string& prefix = "");
 
 // The boolean at `field`; nullopt when absent.
 std::optional<bool> bool_field(const nlohmann::json& object, const std::string& field);

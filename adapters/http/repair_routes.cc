@@ -82,11 +82,7 @@ pg::SkipRequest skip_request(const nlohmann::json& body) {
 // what would be touched; a real run is pg::run_bulk.
 pg::Canary canary_of(const nlohmann::json& object) {
   if (!object.is_object()) throw ApiError(400, "invalid_field", "'canary' must be an object", "canary");
-  for (const auto& [key, value] : object.items()) {
-    if (key != "size" && key != "max_failure_rate" && key != "wait") {
-      throw ApiError(400, "unknown_field", "unknown field 'canary." + key + "'", "canary." + key);
-    }
-  }
+  reject_unknown_fields(object, {"size", "max_failure_rate", "wait"}, "canary.");
   pg::Canary canary;
   if (!object.contains("size") || !object["size"].is_number_integer() || object["size"].get<long long>() < 1 ||
       object["size"].get<long long>() > 1000) {

@@ -96,11 +96,7 @@ Reply start_batch(RequestContext& ctx, const nlohmann::json& body, const SagaDef
     const std::string prefix = name + ".";
     const nlohmann::json& item = items[i];
     if (!item.is_object()) throw ApiError(400, "invalid_field", "'" + name + "' must be an object", name);
-    for (const auto& [field, value] : item.items()) {
-      if (field != "input" && field != "workspace_id" && field != "idempotency_key") {
-        throw ApiError(400, "unknown_field", "unknown field '" + prefix + field + "'", prefix + field);
-      }
-    }
+    reject_unknown_fields(item, {"input", "workspace_id", "idempotency_key"}, prefix);
     requests.push_back(start_request(item, prefix, ctx.principal.key_id,
                                      string_field(item, "idempotency_key", 200, false, prefix).value_or("")));
   }

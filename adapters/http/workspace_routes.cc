@@ -43,10 +43,7 @@ Reply create_workspace(RequestContext& ctx) {
   if (!body.contains("owner")) throw ApiError(400, "missing_field", "'owner' is required", "owner");
   if (!body["owner"].is_object()) throw ApiError(400, "invalid_field", "'owner' must be an object", "owner");
   const nlohmann::json& owner = body["owner"];
-  for (const auto& [key, value] : owner.items()) {
-    if (key != "user_id" && key != "email")
-      throw ApiError(400, "unknown_field", "unknown field 'owner." + key + "'", "owner." + key);
-  }
+  reject_unknown_fields(owner, {"user_id", "email"}, "owner.");
   const std::string user_id = *string_field(owner, "user_id", 200, true, "owner.");
   const std::string email = email_field(owner, "email", "owner.");
   sagas::LifecycleRequest request{"create",
