@@ -13,31 +13,44 @@ std::string join(const std::vector<std::string>& items) {
   return out.empty() ? "none" : out;
 }
 
+// A workspace's status and lifecycle lock, read under its row lock.
+struct LockedWorkspace {
+  std::string status;
+  std::string active_saga;  // empty when no exclusive saga runs
+};
+
+std::optional<LockedWorkspace> lock_workspace(pqxx::work& tx, const std::string& workspace_id) {
+  auto row = pg::exec_cached(tx,
+                             "SELECT status, coalesce(active_saga_id::text, '') FROM wsflow.workspaces "
+                             "WHERE id = $1::uuid FOR UPDATE",
+                             workspace_id);
+  if (row.empty()) return std::nullopt;
+  return LockedWorkspace{row[0][0].as<std::string>(), row[0][1].as<std::string>()};
+}
+
+LifecycleError invalid_transition(const Machine& machine, const std::string& event, const std::string& status) {
+  return LifecycleError(409, "invalid_transition",
+                        "'" + event + "' is not allowed while the workspace is '" + status +
+                            "' (allowed: " + join(machine.allowed_events(status)) + ")");
+}
+
 }  // namespace
 
 LifecycleStarted fire_event(pqxx::work& tx, const Machine& machine,
                             const std::map<std::string, SagaDefinition>& definitions, const LifecycleRequest& request) {
-  std::string status = kNoState;
-  auto row = pg::exec_cached(tx,
-                             "SELECT status, coalesce(active_saga_id::text, '') FROM wsflow.workspaces "
-                             "WHERE id = $1::uuid FOR UPDATE",
-                             request.workspace_id);
-  std::string active_saga;
-  if (!row.empty()) {
-    status = row[0][0].as<std::string>();
-    active_saga = row[0][1].as<std::string>();
-  } else if (request.event != "create") {
-    throw LifecycleError(404, "workspace_not_found", "no workspace " + request.workspace_id);
-  }
+  // A create names a new id (the API draws it at random), so there is no row
+  // to lock: the workspace's INSERT below, one round trip with its lock
+  // taken, finds the rare id already in use. Saves two of a create's round
+  // trips, the lookup and the lock's UPDATE.
+  const bool creating = request.event == "create";
+  const std::optional<LockedWorkspace> current = creating ? std::nullopt : lock_workspace(tx, request.workspace_id);
+  if (!creating && !current) throw LifecycleError(404, "workspace_not_found", "no workspace " + request.workspace_id);
+  const std::string status = current ? current->status : kNoState;
   const MachineTransition* transition = machine.find(request.event, status);
-  if (!transition) {
-    throw LifecycleError(409, "invalid_transition",
-                         "'" + request.event + "' is not allowed while the workspace is '" + status +
-                             "' (allowed: " + join(machine.allowed_events(status)) + ")");
-  }
-  if (transition->exclusive() && !active_saga.empty()) {
+  if (!transition) throw invalid_transition(machine, request.event, status);
+  if (transition->exclusive() && current && !current->active_saga.empty()) {
     throw LifecycleError(409, "operation_in_progress",
-                         "another lifecycle operation (saga " + active_saga + ") is still running");
+                         "another lifecycle operation (saga " + current->active_saga + ") is still running");
   }
   auto def = definitions.find(transition->saga);
   if (def == definitions.end()) throw std::logic_error("machine names unknown saga " + transition->saga);
@@ -45,21 +58,26 @@ LifecycleStarted fire_event(pqxx::work& tx, const Machine& machine,
   nlohmann::json input = request.input;
   input["workspace_id"] = request.workspace_id;
   input["lifecycle"] = {{"event", request.event}, {"from", status}, {"actor", request.actor}};
-  if (request.event == "create") {
-    pg::exec_cached(tx,
-                    "INSERT INTO wsflow.workspaces (id, name, plan, status, description, region, tenancy_model) "
-                    "VALUES ($1::uuid, $2, $3, $4, $5, $6, $7)",
-                    request.workspace_id, input.value("name", ""), input.value("plan", "free"), transition->via,
-                    input.value("description", ""), input.value("region", "local"),
-                    input.value("tenancy_model", "schema"));
-  }
   const StartResult started = pg::insert_saga(tx, def->second, input, {request.idempotency_key, request.workspace_id});
   const std::string new_status = transition->via.empty() ? status : transition->via;
-  if (transition->exclusive()) {
+  const std::string lock = transition->exclusive() ? started.saga_id : "";
+  if (creating) {
+    const auto inserted = pg::exec_cached(
+        tx,
+        "INSERT INTO wsflow.workspaces (id, name, plan, status, description, region, tenancy_model, "
+        "active_saga_id) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, NULLIF($8, '')::uuid) "
+        "ON CONFLICT (id) DO NOTHING RETURNING 1",
+        request.workspace_id, input.value("name", ""), input.value("plan", "free"), new_status,
+        input.value("description", ""), input.value("region", "local"), input.value("tenancy_model", "schema"), lock);
+    if (inserted.empty()) {  // the caller's transaction, saga and all, is rolled back
+      const std::optional<LockedWorkspace> existing = lock_workspace(tx, request.workspace_id);
+      throw invalid_transition(machine, request.event, existing ? existing->status : "being deleted");
+    }
+  } else if (!lock.empty()) {
     pg::exec_cached(tx,
                     "UPDATE wsflow.workspaces SET status = $2, active_saga_id = $3::uuid, updated_at = now() "
                     "WHERE id = $1::uuid",
-                    request.workspace_id, new_status, started.saga_id);
+                    request.workspace_id, new_status, lock);
   }
   audit(tx, request.workspace_id, request.actor, "workspace." + request.event + "_requested",
         {{"saga_id", started.saga_id}, {"from", status}});

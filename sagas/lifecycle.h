@@ -42,6 +42,9 @@ struct LifecycleStarted {
 };
 
 // Throws LifecycleError; create inserts the workspace row (status `via`).
+// A create of an id already in use is 409 invalid_transition, thrown after
+// the saga's row was written: the caller must roll `tx` back on any throw
+// (as it must anyway, since the row locks it took are the lifecycle lock).
 LifecycleStarted fire_event(pqxx::work& tx, const Machine& machine,
                             const std::map<std::string, SagaDefinition>& definitions, const LifecycleRequest& request);
 

@@ -89,6 +89,24 @@ TEST_F(Lifecycle, CreateTakesTheLockAndCompletionActivates) {
   EXPECT_EQ(status(ws_), "active/-");
 }
 
+TEST_F(Lifecycle, ACreateOfAnIdInUseIsRefusedAndStartsNothing) {
+  const auto created = fire("create", ws_, create_input_);
+  try {
+    fire("create", ws_, create_input_);
+    FAIL() << "a second create of the same id must be refused";
+  } catch (const sagas::LifecycleError& e) {
+    EXPECT_EQ(e.status, 409);
+    EXPECT_EQ(e.code, "invalid_transition");
+    EXPECT_NE(std::string(e.what()).find("'create' is not allowed while the workspace is 'provisioning'"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(status(ws_), "provisioning/" + created.saga_id);
+  pqxx::connection conn(dsn_);
+  pqxx::read_transaction tx(conn);
+  EXPECT_EQ(tx.exec_params1("SELECT count(*) FROM wsflow.sagas WHERE workspace_id = $1::uuid", ws_)[0].as<int>(), 1);
+}
+
 TEST_F(Lifecycle, OnlyOneExclusiveSagaAtATimeButExportRunsBeside) {
   finish("workspace.create", fire("create", ws_, create_input_).saga_id, ws_, SagaState::kCompleted, "none");
   const auto offboard = fire("offboard", ws_);
