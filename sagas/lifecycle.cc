@@ -39,9 +39,9 @@ LifecycleError invalid_transition(const Machine& machine, const std::string& eve
 LifecycleStarted fire_event(pqxx::work& tx, const Machine& machine,
                             const std::map<std::string, SagaDefinition>& definitions, const LifecycleRequest& request) {
   // A create names a new id (the API draws it at random), so there is no row
-  // to lock: the workspace's INSERT below, one round trip with its lock
-  // taken, finds the rare id already in use. Saves two of a create's round
-  // trips, the lookup and the lock's UPDATE.
+  // to look up and lock first: the workspace's INSERT below writes its status
+  // and lifecycle lock in one round trip, and finds the rare id already in
+  // use. That saves two of a create's round trips.
   const bool creating = request.event == "create";
   const std::optional<LockedWorkspace> current = creating ? std::nullopt : lock_workspace(tx, request.workspace_id);
   if (!creating && !current) throw LifecycleError(404, "workspace_not_found", "no workspace " + request.workspace_id);
@@ -71,7 +71,7 @@ LifecycleStarted fire_event(pqxx::work& tx, const Machine& machine,
         input.value("description", ""), input.value("region", "local"), input.value("tenancy_model", "schema"), lock);
     if (inserted.empty()) {  // the caller's transaction, saga and all, is rolled back
       const std::optional<LockedWorkspace> existing = lock_workspace(tx, request.workspace_id);
-      throw invalid_transition(machine, request.event, existing ? existing->status : "being deleted");
+      throw invalid_transition(machine, request.event, existing ? existing->status : "deleted");
     }
   } else if (!lock.empty()) {
     pg::exec_cached(tx,
