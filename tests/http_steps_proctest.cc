@@ -265,6 +265,31 @@ TEST_F(HttpSteps, RetriesHonourRetryAfterThenFailForGoodAndCompensateInReverseWi
   EXPECT_TRUE(saw_retry_after);
 }
 
+// A service may answer bytes that are not UTF-8, or a long body whose kept
+// first 64 KiB would end inside a character. The attempt's event is JSON,
+// whose strings must be UTF-8: the outcome still commits, once.
+TEST_F(HttpSteps, AnAnswerThatIsNotUtf8IsKeptReadablyAndItsStepCommitsOnce) {
+  start_serve();
+  // 0xFF starts no character; the 2-byte é straddles the 64 KiB cut.
+  const std::string body = "\xff" + std::string(64 * 1024 - 2, 'a') + "\xC3\xA9 and more";
+  service_.fail_next("POST", "/charges", 5, {201, body, {}, {}, false});
+  const std::string saga = start("ws-bytes");
+  ASSERT_TRUE(ends(saga, "completed"));
+  EXPECT_EQ(requests_of("ws-bytes", "POST", "/charges").size(), 1u);
+  bool seen = false;
+  for (const json& e : events(saga)) {
+    if (e["kind"] != "step_completed" || e["step"] != "charge") continue;
+    seen = true;
+    // U+FFFD for the 0xFF, then every byte before the cut é, and not its first half.
+    const std::string kept = e["detail"]["response"]["body"];
+    EXPECT_EQ(kept.substr(0, 3), "\xEF\xBF\xBD");
+    EXPECT_EQ(kept.size(), 3 + (64 * 1024 - 2));
+    EXPECT_EQ(kept.find_first_not_of('a', 3), std::string::npos);
+    EXPECT_EQ(e["detail"]["response"]["truncated"], true);
+  }
+  EXPECT_TRUE(seen);
+}
+
 TEST_F(HttpSteps, AClientErrorFailsAtOnceAndHangsAndDroppedConnectionsAreRetried) {
   start_serve();
   service_.fail_next("POST", "/charges", 1, FakeReply::json(400, {{"error", "card declined"}}));

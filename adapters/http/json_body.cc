@@ -4,37 +4,6 @@
 
 namespace wsflow::http {
 
-bool valid_utf8(const std::string& text) {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    int extra = 0;
-    unsigned int code = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      extra = 1, code = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      extra = 2, code = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      extra = 3, code = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + static_cast<std::size_t>(extra) >= text.size()) return false;  // cut short
-    for (int k = 1; k <= extra; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + static_cast<std::size_t>(k)]);
-      if ((next & 0xC0) != 0x80) return false;
-      code = (code << 6) | (next & 0x3F);
-    }
-    const unsigned int minimum[] = {0, 0x80, 0x800, 0x10000};
-    if (code < minimum[extra] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
-    i += static_cast<std::size_t>(extra) + 1;
-  }
-  return true;
-}
-
 nlohmann::json parse_json_object(const std::string& body) {
   if (body.empty()) return nlohmann::json::object();
   nlohmann::json object;
@@ -61,13 +30,11 @@ namespace {
 
 constexpr std::size_t kMaxEchoedName = 120;
 
-// `name` cut to kMaxEchoedName bytes without splitting a UTF-8 sequence.
-std::string bounded_echo(std::string name) {
+// `name` (valid UTF-8, as every parsed key is) cut to kMaxEchoedName bytes
+// on a character boundary.
+std::string bounded_echo(const std::string& name) {
   if (name.size() <= kMaxEchoedName) return name;
-  std::size_t cut = kMaxEchoedName;
-  while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;
-  name.resize(cut);
-  return name + "...";
+  return utf8_prefix(name, kMaxEchoedName) + "...";
 }
 
 }  // namespace

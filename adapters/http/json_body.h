@@ -11,11 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/http/api_error.h"
+#include "engine/utf8.h"
 
 namespace wsflow::http {
-
-// Whether `text` is well-formed UTF-8 (no overlongs, surrogates or bytes past U+10FFFF).
-bool valid_utf8(const std::string& text);
 
 // A JSON object, any fields; an empty body counts as {}.
 nlohmann::json parse_json_object(const std::string& body);

@@ -7,6 +7,7 @@
 #include "adapters/outbound/redactor.h"
 #include "adapters/outbound/signing.h"
 #include "engine/template.h"
+#include "engine/utf8.h"
 
 namespace wsflow {
 namespace {
@@ -107,7 +108,7 @@ ActionResult outcome(const nlohmann::json& spec, const std::string& request_line
   if (result.response) {
     const OutboundResponse& response = *result.response;
     detail["response"] = {{"status", response.status},
-                          {"body", redact(response.body.substr(0, kKeptResponseBytes))},
+                          {"body", redact(utf8_prefix(response.body, kKeptResponseBytes))},
                           {"truncated", response.body.size() > kKeptResponseBytes}};
   }
   ActionResult answer;

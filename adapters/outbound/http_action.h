@@ -35,7 +35,8 @@ namespace wsflow {
 // The secret whose value, when configured, signs every HTTP step's request.
 inline constexpr const char* kSigningSecret = "signing_key";
 
-// The first bytes of a response body an attempt's event keeps.
+// The first bytes of a response body an attempt's event keeps (as UTF-8:
+// see utf8_prefix).
 inline constexpr std::size_t kKeptResponseBytes = 64 * 1024;
 
 // The action. `client` must outlive it; `values` are copied.
